@@ -1,0 +1,27 @@
+# `make demo` and `make test` do all set-up on a fresh clone: a .venv with the CPU build of torch
+# (pinned, so pip takes the local wheel instead of a multi-GB CUDA build) and vaekit in editable mode.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/vaekit train --data digits --out runs/demo --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+clean:
+	rm -rf $(VENV) runs

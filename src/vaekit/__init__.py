@@ -1,0 +1,35 @@
+"""vaekit: variational autoencoders from your data to samples, latent codes and scores.
+
+``vaekit.train(...)`` trains a run, ``vaekit.load(run_dir)`` loads one; both return a
+:class:`~vaekit.api.TrainedVAE` with ``encode``, ``decode``, ``sample`` and ``reconstruct``.
+Heavy modules (torch) are imported on first use, so ``import vaekit`` and ``vaekit --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["train", "load", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
+
+_LAZY = {
+    "train": ("vaekit.api", "train"),
+    "load": ("vaekit.api", "load"),
+    "TrainedVAE": ("vaekit.api", "TrainedVAE"),
+    "TrainConfig": ("vaekit.config", "TrainConfig"),
+    "load_source": ("vaekit.data", "load_source"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import TrainedVAE, load, train
+    from .config import TrainConfig
+    from .data import load_source
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")

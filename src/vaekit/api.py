@@ -1,0 +1,312 @@
+"""The Python face of vaekit: ``train(...)`` a run, ``load(run_dir)`` it back, use it.
+
+The CLI is a thin layer over these functions; anything the CLI does can be done from here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from .config import TrainConfig, load_config_file, make_config
+from .data import Dataset, Standardizer, load_source, split_dataset
+from .errors import RunError, UsageError
+from .figures import save_image_grid, save_pairs
+from .model import VAE, architecture_error, build_model
+from .runs import (CONFIG, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, load_tensors, read_json, read_run_info,
+                   write_json)
+from .training import Trainer, evaluate_elbo, resolve_device
+
+__all__ = ["TrainedVAE", "train", "load"]
+
+
+class TrainedVAE:
+    """A trained model with what it needs to take raw data in and give data-space values out.
+
+    Inputs are raw (as :func:`vaekit.data.load_source` returns them); tables are standardized with the
+    scaler fitted on the training split, and outputs are mapped back to the original units.
+    """
+
+    def __init__(self, model: VAE, config: TrainConfig, info: dict, run_dir: Path | None = None,
+                 scaler: Standardizer | None = None, result: Any = None):
+        self.model = model.eval()
+        self.config = config
+        self.info = info
+        self.run_dir = run_dir
+        self.scaler = scaler
+        self.result = result  # TrainResult when just trained
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.model.shape
+
+    def to(self, device: str | torch.device) -> "TrainedVAE":
+        self.model.to(device)
+        return self
+
+    # -- data in and out -------------------------------------------------------------------------
+    def _input(self, x: Any) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
+        if tuple(x.shape[1:]) != self.shape:
+            raise UsageError(f"data has examples of shape {list(x.shape[1:])} but the model was trained on "
+                             f"{list(self.shape)}; pass data like the training data (same --image-size)")
+        if self.scaler is not None:
+            x = self.scaler.transform(x)
+        return x.to(self.device)
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().cpu()
+        return self.scaler.inverse_transform(x) if self.scaler is not None else x
+
+    @torch.no_grad()
+    def _batched(self, fn, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        return torch.cat([fn(x[i: i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
+
+    # -- uses ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: Any, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent codes ``[N, latent_dim]``: posterior means, or one draw from q(z|x) with ``sample``."""
+        xt = self._input(x)
+
+        def enc(b: torch.Tensor) -> torch.Tensor:
+            mu, logvar = self.model.posterior_params(b)
+            if not sample:
+                return mu
+            eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+            return mu + eps * (0.5 * logvar).exp()
+
+        return self._batched(enc, xt)
+
+    @torch.no_grad()
+    def decode(self, z: Any) -> torch.Tensor:
+        """Mean of p(x|z) for latent codes ``z`` ``[N, latent_dim]``, in data units."""
+        zt = torch.as_tensor(np.asarray(z) if not torch.is_tensor(z) else z, dtype=torch.float32)
+        if zt.dim() != 2 or zt.shape[1] != self.latent_dim:
+            raise UsageError(f"latent codes must have shape [N, {self.latent_dim}], got {list(zt.shape)}")
+        return self._output(self._batched(lambda b: self.model.decode(b).mean, zt.to(self.device)))
+
+    @torch.no_grad()
+    def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
+        """``n`` new examples: means of p(x|z) with z ~ N(0, temperature² I), in data units."""
+        if n < 1:
+            raise UsageError(f"-n must be at least 1, got {n}")
+        if temperature <= 0:
+            raise UsageError(f"--temperature must be positive, got {temperature}")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self._output(self.model.sample(n, temperature, generator=gen))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Any) -> torch.Tensor:
+        """Mean of p(x|z) at the posterior mean of each input, in data units."""
+        return self._output(self._batched(self.model.reconstruct, self._input(x)))
+
+    @torch.no_grad()
+    def elbo(self, x: Any) -> dict[str, float]:
+        """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example; standardized units for tables)."""
+        return evaluate_elbo(self.model, self._input(x))
+
+    def load_data(self, source: str, **kwargs: Any) -> Dataset:
+        """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
+        cfg = self.config
+        kwargs.setdefault("image_size", cfg.image_size)
+        if self.info["data"]["kind"] == "table":
+            kwargs.setdefault("label_column", cfg.label_column)
+        return load_source(source, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
+    in_unit = bool(((ds.x >= 0) & (ds.x <= 1)).all())
+    lik = cfg.likelihood
+    if lik == "auto":
+        lik = "bernoulli" if ds.kind != "table" and in_unit else "gaussian"
+    elif lik == "bernoulli" and (ds.kind == "table" or not in_unit):
+        why = "tables are standardized" if ds.kind == "table" else "the data has values outside [0, 1]"
+        raise UsageError(f"--likelihood bernoulli needs data in [0, 1] but {why}; use --likelihood gaussian")
+    return cfg.model_copy(update={"likelihood": lik})
+
+
+def _data_info(ds: Dataset, splits) -> dict:
+    return {"source": ds.name, "kind": ds.kind, "shape": list(ds.shape), "fingerprint": ds.fingerprint(),
+            "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
+            "classes": ds.classes, "columns": ds.columns}
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Make sure training may write into ``out`` without destroying anything it should not."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file; choose a folder path for the run")
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise UsageError(f"run directory {out} already exists; pass --overwrite to replace it, "
+                         "--resume to continue it, or choose another --out")
+    try:
+        read_run_info(out)
+    except RunError:
+        raise UsageError(f"--overwrite refused: {out} is not empty and is not a vaekit run; "
+                         "choose another --out") from None
+    shutil.rmtree(out)
+
+
+def train(data: str | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
+          resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
+          on_epoch_end=None, **settings: Any) -> TrainedVAE:
+    """Train a VAE and return it; with ``out``, everything is saved in that run directory.
+
+    ``config`` is a YAML path, a dict or a :class:`TrainConfig`; keyword ``settings`` (the CLI's flags,
+    e.g. ``latent_dim=8``) override it. ``resume=True`` continues an interrupted run in ``out`` with
+    its saved settings.
+    """
+    out_path = Path(out) if out is not None else None
+    if resume:
+        if out_path is None:
+            raise UsageError("--resume needs --out RUN, the run directory to continue")
+        info = read_run_info(out_path)
+        state_file = out_path / STATE_JSON
+        if not state_file.is_file() or not (out_path / STATE_TENSORS).is_file():
+            raise RunError(f"{out_path} has no trainer state to resume from; start it again with --overwrite")
+        if read_json(state_file).get("finished"):
+            raise RunError(f"{out_path} has already finished training; nothing to resume "
+                           "(use --overwrite to train it again, or another --out)")
+        cfg = _saved_config(info, out_path)
+        given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
+        if given is not None:
+            diff = [k for k in given.model_fields_set if getattr(given, k) != getattr(cfg, k)]
+            if diff:
+                raise UsageError(f"--resume continues {out_path} with its saved settings; drop "
+                                 + ", ".join("--" + k.replace("_", "-") for k in sorted(diff)))
+    else:
+        if isinstance(config, TrainConfig):
+            base = config.model_dump()
+        elif isinstance(config, dict):
+            base = dict(config)
+        elif config is not None:
+            base = load_config_file(config)
+        else:
+            base = {}
+        cfg = make_config(base, **({"data": data} if data else {}), **settings)
+
+    ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir)
+    splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    scaler = Standardizer.fit(splits[0].x) if ds.kind == "table" else None
+    if scaler is not None:
+        for s in splits:
+            s.x = scaler.transform(s.x)
+    if not resume:
+        cfg = _resolve_likelihood(cfg, ds)
+    err = architecture_error(cfg, ds.shape)
+    if err:
+        raise UsageError(err)
+    device = resolve_device(cfg.device)
+
+    if resume:
+        if info["data"]["fingerprint"] != ds.fingerprint():
+            raise RunError(f"the data {cfg.data} changed since {out_path} started; --resume needs the same data")
+    else:
+        info = {"format": "vaekit-run", "run_format": 1, "vaekit_version": _version(),
+                "torch_version": torch.__version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "config": cfg.model_dump(), "data": _data_info(ds, splits),
+                "scaler": scaler.to_dict() if scaler is not None else None}
+        if out_path is not None:
+            _prepare_out(out_path, overwrite)
+            out_path.mkdir(parents=True, exist_ok=True)
+            write_json(out_path / CONFIG, info)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, ds.shape)
+    trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
+    if resume:
+        trainer.load_checkpoint()
+    result = trainer.fit(splits[0].x, splits[1].x)
+    trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result)
+    if out_path is not None:
+        _finish_run(trained, trainer, splits, ds)
+    return trained
+
+
+def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset) -> None:
+    """Best weights, results.json and figures into the run directory; mark the run finished."""
+    from .runs import save_tensors
+
+    run = trained.run_dir
+    model = trained.model.eval()
+    save_tensors(run / WEIGHTS, model.state_dict())
+    r = trained.result
+    results: dict[str, Any] = {"units": "nats per example", "estimator": "ELBO (1 posterior sample), beta = 1",
+                               "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+                               "stopped_early": r.stopped_early}
+    if ds.kind == "table":
+        results["note"] = "losses are on standardized columns"
+    torch.manual_seed(trained.config.seed + 1)
+    for name, split in zip(("train", "validation", "test"), splits):
+        results[name] = evaluate_elbo(model, split.x) if len(split) else None
+    write_json(run / RESULTS, results)
+    if ds.kind == "image":
+        save_image_grid(trained.sample(64, seed=trained.config.seed), run / "samples.png")
+        test = splits[2].x[:32]
+        save_pairs(test, model.reconstruct(test.to(trained.device)).cpu(), run / "reconstructions.png")
+    trainer.save_checkpoint(finished=True)
+
+
+def _saved_config(info: dict, run: Path) -> TrainConfig:
+    try:
+        return TrainConfig(**info["config"])
+    except (ValidationError, TypeError):
+        raise RunError(f"{run / CONFIG} holds settings this vaekit cannot read; retrain the run") from None
+
+
+def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
+    """Load a trained (or interrupted: best weights so far) run directory."""
+    run = Path(run_dir)
+    info = read_run_info(run)
+    cfg = _saved_config(info, run)
+    try:
+        shape = tuple(int(s) for s in info["data"]["shape"])
+        model = build_model(cfg, shape)
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
+            from None
+    wfile = run / WEIGHTS
+    if not wfile.is_file():
+        raise RunError(f"{run} has no {WEIGHTS} (training stopped before its first epoch); "
+                       f"continue it with `vaekit train --out {run} --resume`")
+    weights = load_tensors(wfile)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise RunError(f"{wfile} does not match {CONFIG}: missing {missing[:3]}, unexpected {extra[:3]}; "
+                       "the weights belong to another model")
+    for k, v in expected.items():
+        if tuple(weights[k].shape) != tuple(v.shape):
+            raise RunError(f"{wfile} does not match {CONFIG}: {k} has shape {list(weights[k].shape)}, "
+                           f"config needs {list(v.shape)}; the weights belong to another model")
+    model.load_state_dict(weights)
+    scaler = Standardizer.from_dict(info["scaler"]) if info.get("scaler") else None
+    trained = TrainedVAE(model, cfg, info, run, scaler)
+    return trained.to(device)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

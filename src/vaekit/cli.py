@@ -1,0 +1,255 @@
+"""The ``vaekit`` command line: a thin face over :mod:`vaekit.api` (no maths here).
+
+Flag names and the run-directory layout are stable: users' scripts rely on them. Bad input ends in one
+line on stderr naming the problem and the fix, and exit code 2. torch is imported only inside the
+commands that need it, so ``vaekit --help`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from .errors import UsageError, VaekitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Variational autoencoders: train on your data, then sample, reconstruct and encode.")
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Turn vaekit's errors into one line on stderr and their exit code (2 for bad input)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VaekitError as err:
+            _fail(str(err), err.exit_code)
+
+    return wrapper
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} takes comma-separated integers like 400,200, got {text!r}") from None
+
+
+def _check_out_file(out: Path, overwrite: bool, suffixes: tuple[str, ...]) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(f"--out {out} has an unsupported suffix; use one of {', '.join(suffixes)}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+
+
+def _write_array(values, out: Path, kind: str, columns: list[str] | None = None) -> None:
+    """Write a tensor as PNG grid (images), .npy or .csv, atomically."""
+    import io
+
+    import numpy as np
+
+    from .figures import save_image_grid
+    from .runs import atomic_write_bytes, atomic_write_text
+
+    arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        if kind != "image":
+            raise UsageError(f"PNG output needs image data, this is {kind} data; use .npy or .csv")
+        save_image_grid(arr, out)
+    elif suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        atomic_write_bytes(out, buf.getvalue())
+    else:
+        flat = arr.reshape(len(arr), -1)
+        header = columns if columns and len(columns) == flat.shape[1] else [f"x{i}" for i in range(flat.shape[1])]
+        lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row) for row in flat]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+@app.command()
+@_user_errors
+def train(
+    data: Optional[str] = typer.Option(None, "--data", help="digits, fashion-mnist, mnist, a folder of images, .npy/.npz, .csv/.parquet [default: digits]"),
+    out: Path = typer.Option(..., "--out", help="run directory to write"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it"),
+    model: Optional[str] = typer.Option(None, "--model", help="mlp or conv"),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="latent size"),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="hidden layer sizes, e.g. 400,200"),
+    channels: Optional[str] = typer.Option(None, "--channels", help="conv channels, e.g. 32,64"),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="bernoulli, gaussian or auto"),
+    gaussian_std: Optional[float] = typer.Option(None, "--gaussian-std", help="fixed std of the Gaussian likelihood (learned per feature when unset)"),
+    beta: Optional[float] = typer.Option(None, "--beta", help="weight of the KL term"),
+    kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", help="epochs over which beta ramps up from 0"),
+    dropout: Optional[float] = typer.Option(None, "--dropout"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamw"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    patience: Optional[int] = typer.Option(None, "--patience", help="early stopping: epochs without validation improvement"),
+    no_early_stopping: bool = typer.Option(False, "--no-early-stopping", help="train for all --epochs"),
+    min_delta: Optional[float] = typer.Option(None, "--min-delta"),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="none, exponential, step, plateau or cosine"),
+    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma", help="decay factor of the exponential/step/plateau schedules"),
+    lr_step: Optional[int] = typer.Option(None, "--lr-step", help="epochs between step decays"),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm to this value"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to N×N"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels"),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),
+    test_fraction: Optional[float] = typer.Option(None, "--test-fraction"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache [default: ~/.cache/vaekit]"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train a VAE and write a run directory (config, weights, metrics, samples, results)."""
+    if no_early_stopping and patience is not None:
+        raise UsageError("--patience and --no-early-stopping contradict each other; give one")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; give one")
+    settings = dict(model=model, latent_dim=latent_dim, hidden=_int_list(hidden, "--hidden"),
+                    channels=_int_list(channels, "--channels"), likelihood=likelihood, gaussian_std=gaussian_std,
+                    beta=beta, kl_warmup=kl_warmup, dropout=dropout, optimizer=optimizer, lr=lr,
+                    weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
+                    min_delta=min_delta, lr_schedule=lr_schedule, lr_gamma=lr_gamma, lr_step=lr_step,
+                    grad_clip=grad_clip, image_size=image_size, label_column=label_column,
+                    val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, device=device)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if resume and config is not None:
+        raise UsageError("--resume continues with the run's saved settings; drop --config")
+    from .config import load_config_file, make_config
+
+    if not resume:
+        base = load_config_file(config) if config is not None else {}
+        cfg = make_config(base, **({"data": data} if data else {}), **settings)
+        if no_early_stopping:
+            cfg = cfg.model_copy(update={"patience": None})
+        kwargs: dict[str, Any] = {"config": cfg}
+    else:
+        kwargs = {**settings, **({"data": data} if data else {})}
+    from . import api
+
+    try:
+        trained = api.train(out=out, resume=resume, overwrite=overwrite, progress=not quiet,
+                            cache_dir=str(cache_dir) if cache_dir else None, **kwargs)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; continue with: vaekit train --out {out} --resume", err=True)
+        raise typer.Exit(130)
+    r = trained.result
+    res = _read_results(out)
+    test = res.get("test") or {}
+    msg = (f"trained {r.epochs_run} epochs (best epoch {r.best_epoch}"
+           f"{', stopped early' if r.stopped_early else ''}); "
+           f"best validation -ELBO {r.best_val_loss:.2f} nats")
+    if test:
+        msg += f"; test -ELBO {test['elbo']:.2f} nats (recon {test['recon']:.2f} + KL {test['kl']:.2f})"
+    typer.echo(msg)
+    typer.echo(f"run directory: {out}")
+
+
+def _read_results(run: Path) -> dict:
+    from .runs import RESULTS, read_json
+
+    p = run / RESULTS
+    return read_json(p) if p.is_file() else {}
+
+
+@app.command()
+@_user_errors
+def sample(
+    run: Path = typer.Argument(..., help="run directory"),
+    n: int = typer.Option(64, "-n", "--n", help="number of samples"),
+    out: Path = typer.Option(..., "--out", help="FILE.png, FILE.npy or FILE.csv"),
+    temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior draws"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Draw new examples from a trained model (means of p(x|z), z from the prior)."""
+    _check_out_file(out, overwrite, (".png", ".npy", ".csv"))
+    from .api import load
+
+    trained = load(run)
+    x = trained.sample(n, temperature=temperature, seed=seed)
+    _write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"))
+    typer.echo(f"wrote {n} samples to {out}")
+
+
+@app.command()
+@_user_errors
+def reconstruct(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: str = typer.Option(..., "--data", help="data to reconstruct (same kind as the training data)"),
+    out: Path = typer.Option(..., "--out", help="FILE.png (inputs above reconstructions), FILE.npy or FILE.csv"),
+    n: Optional[int] = typer.Option(None, "-n", "--n", help="only the first N examples [PNG default: 32]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Reconstruct data through a trained model (mean of p(x|z) at the posterior mean)."""
+    _check_out_file(out, overwrite, (".png", ".npy", ".csv"))
+    from .api import load
+
+    trained = load(run)
+    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    x = ds.x[: n or (32 if out.suffix.lower() == ".png" else len(ds.x))]
+    rec = trained.reconstruct(x)
+    if out.suffix.lower() == ".png":
+        if ds.kind != "image":
+            raise UsageError(f"PNG output needs image data, this is {ds.kind} data; use .npy or .csv")
+        from .figures import save_pairs
+
+        save_pairs(x, rec, out)
+    else:
+        _write_array(rec, out, ds.kind, ds.columns)
+    typer.echo(f"wrote {len(rec)} reconstructions to {out}")
+
+
+@app.command()
+@_user_errors
+def encode(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: str = typer.Option(..., "--data", help="data to encode"),
+    out: Path = typer.Option(..., "--out", help="FILE.npy or FILE.csv"),
+    draw: bool = typer.Option(False, "--sample", help="one draw from q(z|x) instead of its mean"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seed of --sample draws"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Latent codes of data: posterior means (or draws with --sample), one row per example."""
+    _check_out_file(out, overwrite, (".npy", ".csv"))
+    import torch
+
+    from .api import load
+
+    trained = load(run)
+    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    z = trained.encode(ds.x, sample=draw, generator=gen)
+    _write_array(z, out, "latent", [f"z{i}" for i in range(z.shape[1])])
+    typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="vaekit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

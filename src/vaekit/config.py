@@ -1,0 +1,142 @@
+"""Typed, validated training settings: the one place where user settings are checked.
+
+A :class:`TrainConfig` is flat (one level, plain values) so that a YAML file, command-line flags and
+Python keyword arguments all map onto it the same way. It is saved in every run directory.
+Validation errors become one-line :class:`~vaekit.errors.UsageError` messages that name the setting,
+the value given and the allowed range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UsageError
+
+ModelName = Literal["mlp", "conv"]
+LikelihoodName = Literal["auto", "bernoulli", "gaussian"]
+ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
+OptimizerName = Literal["adam", "adamw"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+class TrainConfig(BaseModel):
+    """Every setting of a training run, with its default and its allowed range."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # data
+    data: str = "digits"
+    image_size: int | None = Field(default=None, ge=4, le=1024)
+    label_column: str | None = None
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+
+    # model
+    model: ModelName = "mlp"
+    latent_dim: int = Field(default=16, ge=1, le=4096)
+    hidden: list[int] = Field(default_factory=lambda: [512, 256])
+    channels: list[int] | None = None
+    likelihood: LikelihoodName = "auto"
+    gaussian_std: float | None = Field(default=None, gt=0.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    # objective
+    beta: float = Field(default=1.0, ge=0.0, le=1000.0)
+    kl_warmup: int = Field(default=0, ge=0, le=100_000)
+
+    # optimisation
+    optimizer: OptimizerName = "adam"
+    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    batch_size: int = Field(default=128, ge=1, le=1_000_000)
+    epochs: int = Field(default=100, ge=1, le=100_000)
+    patience: int | None = Field(default=10, ge=1, le=100_000)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    lr_schedule: ScheduleName = "none"
+    lr_gamma: float = Field(default=0.5, gt=0.0, le=1.0)
+    lr_step: int = Field(default=10, ge=1)
+    grad_clip: float | None = Field(default=None, gt=0.0)
+
+    # run
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    device: DeviceName = "auto"
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden_sizes(cls, v: list[int]) -> list[int]:
+        if any(h < 1 or h > 65536 for h in v):
+            raise ValueError("each hidden size must be between 1 and 65536")
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(c < 1 or c > 4096 for c in v)):
+            raise ValueError("give 1 or more channel counts, each between 1 and 4096")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.gaussian_std is not None and self.likelihood == "bernoulli":
+            raise ValueError("gaussian_std applies only to --likelihood gaussian")
+        return self
+
+
+# The command-line flag that sets each field, for error messages.
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line naming each bad setting, its value and what is allowed."""
+    parts = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
+        name = loc[0] if loc else "config"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            known = ", ".join(sorted(TrainConfig.model_fields))
+            parts.append(f"unknown setting '{name}' (known settings: {known})")
+            continue
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        value = e.get("input")
+        shown = f"={value!r}" if not isinstance(value, dict) else ""
+        parts.append(f"invalid {flag_name(name)}{shown}: {msg[0].lower() + msg[1:]}")
+    return "; ".join(parts)
+
+
+def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Build a validated config from a base dict (e.g. a YAML file) and overrides (flags win).
+
+    Overrides whose value is None are ignored, so unset command-line flags keep the file's value.
+    """
+    values: dict[str, Any] = dict(base or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        raise UsageError(format_validation_error(err)) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) config file into a dict of settings; clear errors for bad files."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file not found: {p} (pass an existing YAML file to --config)")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"config file {p} is not valid YAML ({first}); fix its syntax") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UsageError(f"config file {p} must hold a mapping of setting: value, not a {type(loaded).__name__}")
+    # Accept both flag spelling (latent-dim) and field spelling (latent_dim).
+    return {str(k).replace("-", "_"): v for k, v in loaded.items()}

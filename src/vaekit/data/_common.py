@@ -1,0 +1,47 @@
+"""Helpers shared by the data sources: one-line messages, label encoding, image resizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError
+
+
+def one_line(text: object) -> str:
+    """Collapse whitespace (newlines included) so a message fits on one line."""
+    return " ".join(str(text).split())
+
+
+def encode_labels(values: np.ndarray, what: str, *, keep_int: bool) -> tuple[torch.Tensor, list[str]]:
+    """Class indices (int64) and class names for a 1-D array of labels.
+
+    With ``keep_int``, non-negative integer labels are used as indices as they are (classes
+    ``"0".."max"``); every other label set is mapped to the position of its value among the
+    sorted unique values, and the class names are ``str(value)``.
+    """
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise DataError(f"{what} must be a 1-D array of labels; got shape {list(values.shape)}")
+    if values.dtype.kind not in "biufUS":
+        raise DataError(f"{what} has unsupported label type {values.dtype}; use integers or strings")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise DataError(f"{what} has {bad} NaN or infinite label(s); fill or drop those rows")
+    if keep_int and values.dtype.kind in "iu" and (values.size == 0 or values.min() >= 0):
+        top = int(values.max()) + 1 if values.size else 0
+        return torch.from_numpy(values.astype(np.int64)), [str(i) for i in range(top)]
+    uniques, index = np.unique(values, return_inverse=True)
+    classes = [v.decode() if isinstance(v, bytes) else str(v) for v in uniques.tolist()]
+    return torch.from_numpy(index.reshape(-1).astype(np.int64)), classes
+
+
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of ``[N, C, H, W]`` images in [0, 1] to ``size`` x ``size``."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    out = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)

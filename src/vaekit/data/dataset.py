@@ -1,0 +1,210 @@
+"""The in-memory dataset, its train/validation/test splits, and per-column standardization.
+
+Data lives in memory as tensors: a :class:`Dataset` holds everything a source gave us, a
+:class:`Split` is one slice of it, and batches are index slices of a split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+KINDS = ("image", "table", "array")
+
+
+@dataclass
+class Dataset:
+    """Everything loaded from one source.
+
+    ``x`` is float32 ``[N, *shape]``: images are ``[N, C, H, W]`` in ``[0, 1]``, tables ``[N, D]``
+    with raw (unstandardized) values. ``y`` holds int64 class indices into ``classes``, or is None.
+    ``test_x``/``test_y`` hold the official test split of datasets that have one.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    kind: str = "array"
+    name: str = ""
+    classes: list[str] | None = None
+    columns: list[str] | None = None
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DataError(f"unknown dataset kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.x.ndim < 2:
+            raise DataError(f"x must have shape [N, ...] with at least 2 dimensions; got {tuple(self.x.shape)}")
+        _check_labels(self.x, self.y, "y")
+        if self.test_x is not None:
+            if tuple(self.test_x.shape[1:]) != tuple(self.x.shape[1:]):
+                raise DataError(
+                    f"test_x examples have shape {tuple(self.test_x.shape[1:])} but x examples have "
+                    f"{tuple(self.x.shape[1:])}; give both the same per-example shape"
+                )
+            _check_labels(self.test_x, self.test_y, "test_y")
+        elif self.test_y is not None:
+            raise DataError("test_y is given without test_x; give both or neither")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Per-example shape, ``x.shape[1:]``."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest over the shapes, dtypes and bytes of x, y, test_x and test_y."""
+        h = hashlib.sha256()
+        for field in ("x", "y", "test_x", "test_y"):
+            t = getattr(self, field)
+            if t is None:
+                h.update(f"{field}:none;".encode())
+                continue
+            arr = np.ascontiguousarray(t.detach().cpu().numpy())
+            h.update(f"{field}:{arr.dtype.str}:{list(arr.shape)};".encode())
+            h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
+
+
+def _check_labels(x: torch.Tensor, y: torch.Tensor | None, what: str) -> None:
+    if y is None:
+        return
+    if y.ndim != 1:
+        raise DataError(f"{what} must be 1-D class indices; got shape {tuple(y.shape)}")
+    if y.shape[0] != x.shape[0]:
+        raise DataError(
+            f"{what} has {y.shape[0]} labels but its data has {x.shape[0]} examples; give one label per example"
+        )
+
+
+@dataclass
+class Split:
+    """One split (train, validation or test) of a dataset: examples and optional labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor) -> Split:
+    return Split(x=x[idx], y=None if y is None else y[idx])
+
+
+def split_dataset(
+    ds: Dataset, *, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> tuple[Split, Split, Split]:
+    """Split ``ds`` into (train, validation, test) with a seeded random permutation.
+
+    If ``ds.test_x`` is set, the test split is that official test set and the validation split is
+    ``val_fraction`` of ``ds.x``; otherwise all three are carved from ``ds.x``. Each split gets at
+    least one example; fewer than 3 examples is an error.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
+    official = ds.test_x is not None
+    if not official:
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be between 0 and 1 (exclusive); got {test_fraction}")
+        if val_fraction + test_fraction >= 1.0:
+            raise DataError(
+                f"val_fraction + test_fraction must be below 1 to leave training data; "
+                f"got {val_fraction} + {test_fraction}"
+            )
+    n = len(ds.x)
+    if n < 3:
+        raise DataError(f"dataset {ds.name or '(unnamed)'} has {n} example(s); at least 3 are needed to split it")
+
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=gen)
+    n_val = max(1, round(val_fraction * n))
+    if official:
+        n_val = min(n_val, n - 1)
+        val = _take(ds.x, ds.y, perm[:n_val])
+        train = _take(ds.x, ds.y, perm[n_val:])
+        assert ds.test_x is not None
+        test = Split(x=ds.test_x, y=ds.test_y)
+        return train, val, test
+
+    n_test = max(1, round(test_fraction * n))
+    while n - n_val - n_test < 1:  # keep at least one training example
+        if n_val >= n_test and n_val > 1:
+            n_val -= 1
+        else:
+            n_test -= 1
+    val = _take(ds.x, ds.y, perm[:n_val])
+    test = _take(ds.x, ds.y, perm[n_val : n_val + n_test])
+    train = _take(ds.x, ds.y, perm[n_val + n_test :])
+    return train, val, test
+
+
+def _as_float_tensor(x: Any) -> torch.Tensor:
+    try:
+        return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"cannot convert the data to a float tensor: {exc}".splitlines()[0]) from None
+
+
+@dataclass
+class Standardizer:
+    """Per-column ``(x - mean) / std``; fit it on the training split only."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> Standardizer:
+        """Column means and standard deviations of ``x`` ``[N, D]``; constant columns get std 1."""
+        x64 = _as_float_tensor(x).to(torch.float64)
+        if x64.ndim != 2 or x64.shape[0] == 0:
+            raise DataError(f"Standardizer.fit needs a non-empty [N, D] table; got shape {tuple(x64.shape)}")
+        mean = x64.mean(dim=0)
+        std = x64.std(dim=0, unbiased=False)
+        constant = (x64.amax(dim=0) == x64.amin(dim=0)) | ~torch.isfinite(std) | (std <= 0)
+        std = torch.where(constant, torch.ones_like(std), std)
+        return cls(mean=mean.to(torch.float32), std=std.to(torch.float32))
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 1 or x.shape[-1] != self.mean.shape[0]:
+            raise DataError(
+                f"data has {x.shape[-1] if x.ndim else 0} columns but the standardizer was fitted on "
+                f"{self.mean.shape[0]}; use data with the same columns"
+            )
+        return x
+
+    def transform(self, x: Any) -> torch.Tensor:
+        """Standardize ``x`` column-wise."""
+        x = self._check(_as_float_tensor(x))
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def inverse_transform(self, x: Any) -> torch.Tensor:
+        """Map standardized values back to the original scale."""
+        x = self._check(_as_float_tensor(x))
+        return x * self.std.to(x.device) + self.mean.to(x.device)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form: ``{"mean": [...], "std": [...]}``."""
+        return {"mean": [float(v) for v in self.mean.tolist()], "std": [float(v) for v in self.std.tolist()]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Standardizer:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            mean = torch.tensor([float(v) for v in d["mean"]], dtype=torch.float32)
+            std = torch.tensor([float(v) for v in d["std"]], dtype=torch.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"invalid standardizer record (need lists 'mean' and 'std'): {exc}") from None
+        if mean.shape != std.shape:
+            raise DataError(f"invalid standardizer record: {len(mean)} means but {len(std)} stds")
+        if not bool(torch.all(std > 0)):
+            raise DataError("invalid standardizer record: every std must be positive")
+        return cls(mean=mean, std=std)

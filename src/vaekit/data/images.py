@@ -1,0 +1,115 @@
+"""A folder of images -> an image :class:`Dataset`.
+
+Either every image sits directly in the folder (no labels), or every image sits in a subfolder
+whose name is its class label. Grayscale images give 1 channel; if any image is in colour, all are
+converted to RGB. Alpha is dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+from ._common import one_line
+from .dataset import Dataset
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+_GRAY_8BIT = {"1", "L", "LA", "La", "F"}
+_GRAY_16BIT = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        (p for p in found if _is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+
+
+def list_image_files(root: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
+    """Image files under ``root`` (sorted), their class indices and class names (or None, None)."""
+    top = _images_in(root, recursive=False)
+    subdirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    per_class = [(d.name, _images_in(d, recursive=True)) for d in subdirs]
+    per_class = [(name, files) for name, files in per_class if files]
+    if not per_class:
+        if not top:
+            raise DataError(f"no images in {root} (looked for {', '.join(IMAGE_SUFFIXES)}); point at a folder of images")
+        return top, None, None
+    if top:
+        raise DataError(
+            f"{root} has images both at its top ({top[0].name}) and in class subfolders ({per_class[0][0]}/); "
+            "put every image in a class subfolder, or all of them at the top for unlabelled data"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    for index, (_, class_files) in enumerate(per_class):
+        files.extend(class_files)
+        labels.extend([index] * len(class_files))
+    return files, labels, [name for name, _ in per_class]
+
+
+def _read_image(path: Path, image_size: int | None) -> np.ndarray:
+    """One image as float32 ``[H, W, C]`` in [0, 1], C = 1 (grayscale) or 3 (colour)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                return _to_array(im, image_size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(one_line(f"cannot read image {path}: {exc}; remove or replace the file")) from None
+
+
+def _to_array(im: Image.Image, image_size: int | None) -> np.ndarray:
+    size = (image_size, image_size) if image_size else None
+    mode = im.mode
+    if mode in _GRAY_16BIT:
+        arr = np.asarray(im, dtype=np.float32) / 65535.0
+        if size:
+            arr = np.asarray(Image.fromarray(arr, mode="F").resize(size, Image.BILINEAR))
+        return np.clip(arr, 0.0, 1.0)[:, :, None]
+    if mode in _GRAY_8BIT:
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        rgb = im.convert("RGB")
+        a = np.asarray(rgb)
+        im = rgb.convert("L") if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() else rgb
+    else:
+        im = im.convert("RGB")
+    if size:
+        im = im.resize(size, Image.BILINEAR)
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def load_image_folder(root: Path, *, image_size: int | None = None, name: str | None = None) -> Dataset:
+    """Load every image under ``root`` (see the module docstring for the layout rules)."""
+    files, labels, classes = list_image_files(root)
+    arrays = [_read_image(p, image_size) for p in files]
+    if image_size is None:
+        first = arrays[0].shape[:2]
+        for p, a in zip(files, arrays):
+            if a.shape[:2] != first:
+                h0, w0 = first
+                h1, w1 = a.shape[:2]
+                raise DataError(
+                    f"images have different sizes: {files[0]} is {w0}x{h0} and {p} is {w1}x{h1}; "
+                    "pass --image-size N (image_size=N) to resize them all to N x N"
+                )
+    channels = 3 if any(a.shape[2] == 3 for a in arrays) else 1
+    if channels == 3:
+        arrays = [np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a for a in arrays]
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor(labels, dtype=torch.int64) if labels is not None else None
+    return Dataset(x=x, y=y, kind="image", name=name or str(root), classes=classes)

@@ -1,0 +1,175 @@
+"""``load_source``: one entry point from a source string to a :class:`Dataset`.
+
+A source is a built-in dataset name, a folder of images, a ``.npy``/``.npz`` array file, or a
+``.csv``/``.parquet`` table. Every bad input becomes a one-line :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ._common import encode_labels, one_line, resize_images
+from .builtin import BUILTIN_NAMES, load_builtin
+from .dataset import Dataset
+from .images import load_image_folder
+from .tables import TABLE_SUFFIXES, is_table_path, load_table
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+EXPECTED = f"expected a folder of images, .npy/.npz, .csv/.parquet, or one of: {', '.join(BUILTIN_NAMES)}"
+
+
+def load_source(
+    source: str,
+    *,
+    image_size: int | None = None,
+    label_column: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load ``source`` (a built-in name or a path) into memory as a :class:`Dataset`."""
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
+        raise DataError(f"data source must be a non-empty name or path; got {source!r} ({EXPECTED})")
+    text = os.fspath(source)
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise DataError(f"image_size must be a positive integer; got {image_size!r}")
+
+    key = text.strip().lower()
+    if isinstance(source, str) and key in BUILTIN_NAMES:
+        if label_column is not None:
+            raise DataError(f"label_column applies to tables (.csv/.parquet) only; {key} has its own labels")
+        ds = load_builtin(key, cache_dir=cache_dir, download=download)
+        if image_size is not None:
+            ds.x = resize_images(ds.x, image_size)
+            if ds.test_x is not None:
+                ds.test_x = resize_images(ds.test_x, image_size)
+        return ds
+
+    path = Path(text).expanduser()
+    if not path.exists():
+        looks_like_path = any(s in text for s in ("/", "\\", os.sep)) or text.startswith((".", "~")) or bool(path.suffix)
+        if looks_like_path:
+            raise DataError(f"no such file or folder: {text} ({EXPECTED})")
+        raise DataError(f"unknown dataset {text!r}: not a built-in dataset nor an existing path ({EXPECTED})")
+
+    if label_column is not None and not (path.is_file() and is_table_path(path)):
+        raise DataError(f"label_column applies to tables (.csv/.parquet) only, not to {text}; drop it")
+    if path.is_dir():
+        return load_image_folder(path, image_size=image_size, name=text)
+    if is_table_path(path):
+        if image_size is not None:
+            raise DataError(f"image_size applies to images only, not to the table {text}; drop it")
+        return load_table(path, label_column=label_column, name=text)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return load_array_file(path, image_size=image_size, name=text)
+    accepted = ", ".join(ARRAY_SUFFIXES + TABLE_SUFFIXES)
+    raise DataError(f"unsupported file type {path.suffix or '(no suffix)'!r} for {text}; accepted: {accepted}, or a folder of images")
+
+
+def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    pickled = f"{path} holds Python objects (an object array), which vaekit never unpickles; save a numeric array"
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise DataError(one_line(f"cannot read {path}: {exc}")) from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise DataError(f"cannot read {path}: not a NumPy .npy/.npz file; save it with np.save or np.savez")
+    try:
+        obj = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(pickled) from None
+        raise DataError(one_line(f"cannot read {path} as a NumPy file: {exc}")) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(one_line(f"cannot read {path} as a NumPy file: {exc}")) from None
+    if isinstance(obj, np.ndarray):
+        return obj, None
+    try:
+        with obj as npz:
+            found = list(npz.files)
+            if "x" not in found:
+                raise DataError(
+                    f"{path} has no array named 'x' (found: {', '.join(found) or 'none'}); "
+                    "save it with np.savez(path, x=..., y=...)"
+                )
+            return npz["x"], (npz["y"] if "y" in found else None)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(pickled) from None
+        raise DataError(one_line(f"cannot read {path}: {exc}")) from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(one_line(f"cannot read {path}: {exc}")) from None
+
+
+def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
+    if x.ndim == 3:
+        return x[:, None, :, :]
+    nchw = x.shape[1] in (1, 3)
+    nhwc = x.shape[3] in (1, 3)
+    if nchw:
+        return x
+    if nhwc:
+        return np.transpose(x, (0, 3, 1, 2))
+    raise DataError(
+        f"4-D x in {path} must be [N, C, H, W] or [N, H, W, C] with C = 1 or 3; got shape {list(x.shape)}"
+    )
+
+
+def load_array_file(path: Path, *, image_size: int | None = None, name: str | None = None) -> Dataset:
+    """Load ``.npy`` (x only) or ``.npz`` (``x`` and optional ``y``).
+
+    2-D ``[N, D]`` gives kind "array" (values kept); 3-D ``[N, H, W]`` and 4-D NCHW/NHWC with
+    1 or 3 channels give images in [0, 1] (uint8 is divided by 255).
+    """
+    x, y_raw = _load_npy(path)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"x in {path} has dtype {x.dtype}; save a numeric (int, float or bool) array")
+    if x.ndim not in (2, 3, 4):
+        raise DataError(
+            f"x in {path} has shape {list(x.shape)}; expected [N, D], [N, H, W], [N, C, H, W] or [N, H, W, C]"
+        )
+    if x.shape[0] == 0 or x.size == 0:
+        raise DataError(f"x in {path} is empty (shape {list(x.shape)}); give at least one example")
+    if x.dtype.kind == "f":
+        bad = int((~np.isfinite(x)).sum())
+        if bad:
+            raise DataError(f"x in {path} has {bad} NaN or infinite value(s); fill or drop them")
+
+    y = classes = None
+    if y_raw is not None:
+        y_flat = y_raw[:, 0] if y_raw.ndim == 2 and y_raw.shape[1] == 1 else y_raw
+        if y_flat.ndim != 1 or len(y_flat) != len(x):
+            raise DataError(
+                f"y in {path} has shape {list(y_raw.shape)} but x has {len(x)} examples; give one label per example"
+            )
+        y, classes = encode_labels(y_flat, f"y in {path}", keep_int=True)
+
+    if x.ndim == 2:
+        if image_size is not None:
+            raise DataError(f"image_size applies to images only; x in {path} is a 2-D [N, D] array")
+        xt = torch.from_numpy(x.astype(np.float32))
+        if not bool(torch.isfinite(xt).all()):
+            raise DataError(f"x in {path} has values too large for float32; rescale them")
+        return Dataset(x=xt, y=y, kind="array", name=name or str(path), classes=classes)
+
+    x = _to_nchw(x, path)
+    if x.dtype == np.uint8:
+        img = x.astype(np.float32) / 255.0
+    else:
+        img = x.astype(np.float32)
+        lo, hi = float(img.min()), float(img.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DataError(
+                f"image array x in {path} has values in [{lo:g}, {hi:g}]; scale it to [0, 1] (or save uint8 "
+                "pixels 0-255), or pass a 2-D [N, D] array to model raw values"
+            )
+    xt = torch.from_numpy(np.ascontiguousarray(img))
+    if image_size is not None:
+        xt = resize_images(xt, image_size)
+    return Dataset(x=xt, y=y, kind="image", name=name or str(path), classes=classes)

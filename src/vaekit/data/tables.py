@@ -1,0 +1,117 @@
+"""CSV and Parquet tables -> a table :class:`Dataset` with raw float32 features.
+
+Every feature column must be numeric (int, float, bool) and complete (no missing, NaN or infinite
+values). An optional label column becomes class indices over its sorted unique values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ..errors import DataError
+from ._common import encode_labels, one_line
+from .dataset import Dataset
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def is_table_path(path: Path) -> bool:
+    """Whether ``path`` has a table suffix."""
+    return path.name.lower().endswith(TABLE_SUFFIXES)
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read a CSV or Parquet file with pyarrow, turning its errors into DataError."""
+    is_csv = path.name.lower().endswith((".csv", ".csv.gz"))
+    try:
+        if is_csv:
+            import pyarrow.csv as pacsv
+
+            # strings_can_be_null: an empty or "NA" cell in a text (label) column is missing too
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+        kind = "CSV" if is_csv else "Parquet"
+        raise DataError(one_line(f"cannot read {path} as {kind}: {exc}; check the file")) from None
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _bad_rows_text(bad: np.ndarray) -> str:
+    rows = (np.flatnonzero(bad) + 1).tolist()
+    shown = ", ".join(str(r) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+    return f"{len(rows)} row{'s' if len(rows) > 1 else ''}: data row{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def load_table(path: Path, *, label_column: str | None = None, name: str | None = None) -> Dataset:
+    """Load a CSV/Parquet table; ``label_column`` (if given) becomes ``y`` and ``classes``."""
+    table = read_table(path)
+    names = list(table.column_names)
+    if label_column is not None:
+        hits = [i for i, n in enumerate(names) if n == label_column]
+        if not hits:
+            raise DataError(
+                f"label column {label_column!r} is not in {path}; available columns: {', '.join(names) or '(none)'}"
+            )
+        if len(hits) > 1:
+            raise DataError(f"{path} has {len(hits)} columns named {label_column!r}; rename them so the label is unique")
+    if table.num_rows == 0:
+        raise DataError(f"{path} has no rows; give a table with at least one data row")
+    feature_idx = [i for i, n in enumerate(names) if n != label_column]
+    if not feature_idx:
+        raise DataError(f"{path} has no feature columns besides the label; give at least one numeric column")
+
+    non_numeric = [
+        f"{names[i]!r} ({table.column(i).type})"
+        for i in feature_idx
+        if not _is_numeric(table.column(i).type) and not pa.types.is_null(table.column(i).type)
+    ]
+    if non_numeric:
+        raise DataError(
+            f"{path}: non-numeric column(s) {', '.join(non_numeric)}; drop them, encode them as numbers, "
+            "or pass one as the label column (--label-column NAME)"
+        )
+
+    columns: list[np.ndarray] = []
+    problems: list[str] = []
+    for i in feature_idx:
+        col = table.column(i)
+        if pa.types.is_null(col.type):
+            values = np.full(table.num_rows, np.nan, dtype=np.float32)
+        else:
+            with np.errstate(over="ignore"):
+                values = pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy().astype(np.float32)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            problems.append(f"{names[i]!r} ({_bad_rows_text(bad)})")
+        columns.append(values)
+    if problems:
+        raise DataError(
+            f"{path}: missing, NaN or infinite (or beyond float32) values in column(s) "
+            f"{'; '.join(problems)}; fill or drop them"
+        )
+    x = torch.from_numpy(np.stack(columns, axis=1))
+
+    y = classes = None
+    if label_column is not None:
+        col = table.column(names.index(label_column))
+        if col.null_count:
+            raise DataError(
+                f"label column {label_column!r} has {col.null_count} missing value(s); fill or drop those rows"
+            )
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        values = col.to_numpy(zero_copy_only=False)
+        if values.dtype == object:
+            values = values.astype(str)
+        y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
+    return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=[names[i] for i in feature_idx])

@@ -1,0 +1,59 @@
+"""Pictures of images: grids of samples and input/reconstruction pairs, written as PNG atomically."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+import torch
+
+from .runs import atomic_write_bytes
+
+
+def image_grid(images: torch.Tensor | np.ndarray, ncol: int = 8, pad: int = 2, min_tile: int = 32) -> np.ndarray:
+    """Tile ``[N, C, H, W]`` images in [0, 1] into one uint8 array ``[H', W', C]`` (C = 1 or 3).
+
+    Small images are enlarged by an integer factor (nearest neighbour) so tiles are at least
+    ``min_tile`` pixels high; tiles are separated by ``pad`` white pixels.
+    """
+    x = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"image_grid needs [N, C, H, W] images, got shape {x.shape}")
+    n, c, h, w = x.shape
+    if c not in (1, 3):
+        x, c = x[:, :1], 1
+    scale = max(1, math.ceil(min_tile / h))
+    x = np.clip(x, 0.0, 1.0).repeat(scale, axis=2).repeat(scale, axis=3)
+    h, w = h * scale, w * scale
+    ncol = max(1, min(ncol, n))
+    nrow = math.ceil(n / ncol)
+    grid = np.ones((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[:, top: top + h, left: left + w] = x[i]
+    return (grid.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+
+
+def save_image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol: int = 8) -> None:
+    """Write ``[N, C, H, W]`` images in [0, 1] as one PNG grid."""
+    from PIL import Image
+
+    arr = image_grid(images, ncol=ncol)
+    img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
+               ncol: int = 8) -> None:
+    """PNG grid where each row of inputs is followed by the row of their reconstructions."""
+    n = min(len(originals), len(reconstructions))
+    ncol = max(1, min(ncol, n))
+    rows = []
+    for i in range(0, n - n % ncol if n >= ncol else n, ncol):
+        rows += [originals[i: i + ncol].cpu(), reconstructions[i: i + ncol].cpu()]
+    save_image_grid(torch.cat(rows), path, ncol=ncol)

@@ -1,0 +1,85 @@
+"""Observation models p(x|z): each turns the decoder's output into a distribution object.
+
+A likelihood is a small ``nn.Module`` (it may own parameters, e.g. a learned per-feature scale) whose
+``forward(params)`` returns a ``torch.distributions`` object over one example's full shape, with
+``log_prob`` summed over features (nats per example), ``sample`` and ``mean``. A new likelihood is
+a new class here, never a new branch in the loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Distribution, Independent, Normal
+
+
+class Likelihood(nn.Module):
+    """Base class: ``forward(decoder_output) -> Distribution`` with event shape = example shape."""
+
+    name: str = ""
+    #: how many decoder outputs per feature the likelihood needs (1 for Bernoulli logits or a mean)
+    params_per_feature: int = 1
+
+    def forward(self, params: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per example (nats), summed over features."""
+        return -self(params).log_prob(x)
+
+
+class BernoulliLikelihood(Likelihood):
+    """Independent Bernoulli per feature, parameterised by logits.
+
+    For targets in [0, 1] that are not binary the value is the cross-entropy, which is not a normalised
+    density over continuous data; evaluation reports say so.
+    """
+
+    name = "bernoulli"
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        return Independent(Bernoulli(logits=params, validate_args=False), params.dim() - 1)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # Same value as -log_prob, without building distribution objects in the training step.
+        bce = nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
+        return bce.flatten(1).sum(1)
+
+
+class GaussianLikelihood(Likelihood):
+    """Independent Gaussian per feature with the decoder output as mean.
+
+    The standard deviation is either fixed (``std`` given) or learned, one per feature
+    (``shape`` needed), as a free log-scale parameter shared across examples.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, shape: tuple[int, ...], std: float | None = None) -> None:
+        super().__init__()
+        self.fixed_std = std
+        if std is None:
+            self.log_scale = nn.Parameter(torch.zeros(shape))
+        else:
+            self.register_buffer("log_scale", torch.full(shape, math.log(std)))
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        scale = self.log_scale.exp().expand_as(params)
+        return Independent(Normal(params, scale, validate_args=False), params.dim() - 1)
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_scale = self.log_scale
+        z = (x - params) * torch.exp(-log_scale)
+        per_feature = 0.5 * z * z + log_scale + 0.5 * math.log(2 * math.pi)
+        return per_feature.flatten(1).sum(1)
+
+
+def build_likelihood(name: str, shape: tuple[int, ...], std: float | None = None) -> Likelihood:
+    """The likelihood called ``name`` for examples of ``shape``."""
+    if name == "bernoulli":
+        return BernoulliLikelihood()
+    if name == "gaussian":
+        return GaussianLikelihood(shape, std)
+    raise ValueError(f"unknown likelihood {name!r}; choose bernoulli or gaussian")

@@ -1,0 +1,272 @@
+"""Training: one readable loop, with schedules, β warm-up, early stopping, checkpoints and resume.
+
+The step is forward → backward → clip → optimizer step. Batches are index slices of tensors already on
+the device. Metrics are accumulated on the device and read once per epoch, so the loop does not wait
+on the host at every step. Everything else (β warm-up, LR schedule, early stopping, checkpoints) hangs
+off the epoch boundary.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .errors import TrainingError
+from .model import VAE
+from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, load_tensors, read_json,
+                   save_tensors, write_json)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import UsageError
+
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    """The epoch-level LR schedule named by ``cfg.lr_schedule`` (None for a constant rate)."""
+    s = cfg.lr_schedule
+    if s == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
+    if s == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    if s == "plateau":
+        patience = max(1, (cfg.patience or 10) // 2)
+        # the same notion of "improved" as early stopping: better by more than min_delta nats
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_gamma, patience=patience,
+                                                          threshold=cfg.min_delta, threshold_mode="abs")
+    if s == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return None
+
+
+def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """β at a global step: ramps linearly from 0 to ``cfg.beta`` over ``cfg.kl_warmup`` epochs."""
+    if cfg.kl_warmup <= 0:
+        return cfg.beta
+    return cfg.beta * min(1.0, step / (cfg.kl_warmup * steps_per_epoch))
+
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+    """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for i in range(0, len(x), batch_size):
+        out = model(x[i: i + batch_size].to(device))
+        sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()]).double()
+    model.train(was_training)
+    loss, recon, kl = (sums / max(1, len(x))).tolist()
+    return {"elbo": loss, "recon": recon, "kl": kl}
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+EpochCallback = Callable[[dict], None]
+
+
+class Trainer:
+    """Fits a :class:`VAE` on in-memory tensors; optionally checkpoints into a run directory."""
+
+    def __init__(self, model: VAE, cfg: TrainConfig, device: torch.device, run_dir: str | Path | None = None,
+                 progress: bool = True, on_epoch_end: EpochCallback | None = None):
+        self.model = model.to(device)
+        self.cfg = cfg
+        self.device = device
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self.on_epoch_end = on_epoch_end
+        self.opt = make_optimizer(self.model, cfg)
+        self.sched = make_scheduler(self.opt, cfg)
+        self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling, independent of model RNG
+        self.epoch = 0  # epochs completed
+        self.best_val = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.history: list[dict] = []
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, train_x: torch.Tensor, val_x: torch.Tensor) -> TrainResult:
+        cfg, model, opt = self.cfg, self.model, self.opt
+        train_x = train_x.to(self.device)
+        val_x = val_x.to(self.device)
+        n = len(train_x)
+        steps = math.ceil(n / cfg.batch_size)
+        stopped_early = False
+        with _progress(self.progress, cfg.epochs, self.epoch) as bar:
+            while self.epoch < cfg.epochs:
+                e = self.epoch + 1
+                t0 = time.perf_counter()
+                model.train()
+                perm = torch.randperm(n, generator=self.gen).to(self.device)
+                sums = torch.zeros(3, device=self.device)
+                step_losses = torch.empty(steps, device=self.device)
+                beta = cfg.beta
+                for k in range(steps):
+                    beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+                    xb = train_x[perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]]
+                    out = model(xb, beta)
+                    opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    if cfg.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    with torch.no_grad():
+                        step_losses[k] = out.loss
+                        sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()])
+                finite = torch.isfinite(step_losses)
+                if not bool(finite.all()):
+                    bad = int((~finite).nonzero()[0, 0]) + 1
+                    kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" \
+                        if self.run_dir is not None and self.epoch > 0 else ""
+                    raise TrainingError(
+                        f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{kept}; "
+                        "lower --lr, set --grad-clip, or check the data for extreme values")
+                tr_loss, tr_recon, tr_kl = (sums / n).tolist()
+                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024))
+                lr = opt.param_groups[0]["lr"]
+                if self.sched is not None:
+                    if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        self.sched.step(val["elbo"])
+                    else:
+                        self.sched.step()
+                improved = val["elbo"] < self.best_val - cfg.min_delta
+                if improved:
+                    self.best_val, self.best_epoch, self.bad_epochs = val["elbo"], e, 0
+                    self.best_state = copy.deepcopy(model.state_dict())
+                else:
+                    self.bad_epochs += 1
+                self.epoch = e
+                row = {"epoch": e, "train_loss": tr_loss, "train_recon": tr_recon, "train_kl": tr_kl,
+                       "val_loss": val["elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
+                       "beta": beta, "lr": lr, "seconds": time.perf_counter() - t0}
+                self.history.append(row)
+                if self.run_dir is not None:
+                    self._append_metrics(row)
+                    if improved:
+                        save_tensors(self.run_dir / WEIGHTS, self.best_state)
+                    self.save_checkpoint()
+                bar(e, tr_loss, val["elbo"])
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(row)
+                if cfg.patience is not None and self.bad_epochs >= cfg.patience:
+                    stopped_early = True
+                    break
+        model.load_state_dict(self.best_state)
+        return TrainResult(self.epoch, self.best_epoch, self.best_val, stopped_early, self.history)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _append_metrics(self, row: dict) -> None:
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def save_checkpoint(self, finished: bool = False) -> None:
+        """Everything needed to continue exactly where training is, as safetensors + JSON."""
+        tensors: dict[str, torch.Tensor] = {}
+        for k, v in self.model.state_dict().items():
+            tensors[f"model.{k}"] = v
+        for k, v in self.best_state.items():
+            tensors[f"best.{k}"] = v
+        opt_sd = self.opt.state_dict()
+        opt_scalars: dict[str, dict] = {}
+        for pid, st in opt_sd["state"].items():
+            for key, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"opt.{pid}.{key}"] = v
+                else:
+                    opt_scalars.setdefault(str(pid), {})[key] = v
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.shuffle"] = self.gen.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        save_tensors(self.run_dir / STATE_TENSORS, tensors)
+        state = {"epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                 "bad_epochs": self.bad_epochs, "finished": finished,
+                 "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars,
+                               "state_keys": sorted(str(p) for p in opt_sd["state"])},
+                 "scheduler": self.sched.state_dict() if self.sched is not None else None}
+        write_json(self.run_dir / STATE_JSON, state)
+
+    def load_checkpoint(self) -> None:
+        """Restore the state :meth:`save_checkpoint` wrote (model, optimizer, schedule, RNGs, counters)."""
+        state = read_json(self.run_dir / STATE_JSON)
+        tensors = load_tensors(self.run_dir / STATE_TENSORS)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
+        opt_state: dict[int, dict] = {}
+        for pid in state["optimizer"]["state_keys"]:
+            st = dict(state["optimizer"]["scalars"].get(pid, {}))
+            prefix = f"opt.{pid}."
+            st.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            opt_state[int(pid)] = st
+        self.opt.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+        if self.sched is not None and state["scheduler"] is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.gen.set_state(tensors["rng.shuffle"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.epoch = state["epoch"]
+        self.best_val = state["best_val"]
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
+        # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
+        metrics = self.run_dir / METRICS
+        rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if metrics.exists() else []
+        self.history = [r for r in rows if r["epoch"] <= self.epoch]
+        atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+
+
+class _progress:
+    """A rich progress bar over epochs showing train and validation loss (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled, self.total, self.done = enabled, total, done
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
+                               TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), transient=False)
+            self._p.start()
+            self._task = self._p.add_task("train", total=self.total, completed=self.done, losses="")
+        return self
+
+    def __call__(self, epoch: int, train_loss: float, val_loss: float) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=epoch,
+                           losses=f"train −ELBO {train_loss:.2f}  val −ELBO {val_loss:.2f} nats")
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.stop()

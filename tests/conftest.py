@@ -1,0 +1,14 @@
+import os
+
+import pytest
+import torch
+
+# Two cores: keep intra-op threads from fighting pytest-xdist workers.
+torch.set_num_threads(1)
+os.environ.setdefault("VAEKIT_CACHE", os.path.join(os.path.dirname(__file__), ".cache-never-used"))
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Settings for a fast training run on digits."""
+    return dict(data="digits", latent_dim=4, hidden=[32], batch_size=64, epochs=3, seed=0)
