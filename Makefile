@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/vaekit train --data digits --out runs/demo --overwrite
+	$(VENV)/bin/vaekit train --data digits --model conv --batch-size 32 --epochs 300 --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
