@@ -129,3 +129,16 @@ def test_same_seed_same_weights(tiny):
     sa, sb, sc = (m.model.state_dict() for m in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("extra", [dict(model="mlp"), dict(model="conv", hidden=[16]),
+                                   dict(likelihood="gaussian", dropout=0.2)])
+def test_save_then_load_gives_identical_outputs(tmp_path, tiny, extra):
+    trained = vaekit.train(out=tmp_path / "r", **dict(tiny, epochs=2, **extra))
+    loaded = vaekit.load(tmp_path / "r")
+    x = load_source("digits").x[:50]
+    assert torch.equal(trained.encode(x), loaded.encode(x))
+    assert torch.equal(trained.reconstruct(x), loaded.reconstruct(x))
+    assert torch.equal(trained.sample(5, seed=3), loaded.sample(5, seed=3))
+    z = torch.randn(4, tiny["latent_dim"])
+    assert torch.equal(trained.decode(z), loaded.decode(z))
