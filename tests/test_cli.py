@@ -223,3 +223,16 @@ def test_data_shape_must_match_the_run(trained_run, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 1, 16, 16), dtype=np.float32))
     assert_usage_error(run("encode", trained_run, "--data", tmp_path / "x.npy", "--out", tmp_path / "z.npy"),
                        "shape")
+
+
+def test_evaluate_prints_and_saves(trained_run):
+    r = run("evaluate", trained_run, "--iwae-k", 20, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["split"] == "test" and res["n"] == 180 and res["iwae_k"] == 20
+    assert res["neg_iwae"] <= res["neg_elbo"] + 0.5
+    assert json.loads((trained_run / "evaluation.json").read_text())["neg_elbo"] == res["neg_elbo"]
+    r = run("evaluate", trained_run, "--split", "validation", "--iwae-k", 0)
+    assert r.exit_code == 0 and "active units" in r.stdout and "IWAE" not in r.stdout
+    assert_usage_error(run("evaluate", trained_run, "--split", "holdout"), "--split")
+    assert_usage_error(run("evaluate", trained_run, "--iwae-k", -1), "--iwae-k")

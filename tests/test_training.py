@@ -10,7 +10,7 @@ import vaekit
 from vaekit.data import load_source, split_dataset
 from vaekit.errors import TrainingError
 from vaekit.runs import load_tensors
-from vaekit.training import evaluate_elbo
+from vaekit.evaluation import evaluate_elbo
 
 
 def _metrics(run):

@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
+__all__ = ["train", "load", "evaluate", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
 
 _LAZY = {
     "train": ("vaekit.api", "train"),
     "load": ("vaekit.api", "load"),
+    "evaluate": ("vaekit.api", "evaluate"),
     "TrainedVAE": ("vaekit.api", "TrainedVAE"),
     "TrainConfig": ("vaekit.config", "TrainConfig"),
     "load_source": ("vaekit.data", "load_source"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import TrainedVAE, load, train
+    from .api import TrainedVAE, evaluate, load, train
     from .config import TrainConfig
     from .data import load_source
 

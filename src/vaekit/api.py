@@ -22,9 +22,10 @@ from .figures import save_image_grid, save_pairs
 from .model import VAE, architecture_error, build_model
 from .runs import (CONFIG, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, load_tensors, read_json, read_run_info,
                    write_json)
-from .training import Trainer, evaluate_elbo, resolve_device
+from .evaluation import evaluate_elbo
+from .training import Trainer, resolve_device
 
-__all__ = ["TrainedVAE", "train", "load"]
+__all__ = ["TrainedVAE", "train", "load", "evaluate"]
 
 
 class TrainedVAE:
@@ -304,6 +305,44 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     scaler = Standardizer.from_dict(info["scaler"]) if info.get("scaler") else None
     trained = TrainedVAE(model, cfg, info, run, scaler)
     return trained.to(device)
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split: str = "test", iwae_k: int = 0,
+             seed: int = 0, cache_dir: str | None = None) -> dict:
+    """Evaluate a trained model (or a run directory) on data; see :func:`vaekit.evaluation.evaluate`.
+
+    ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
+    a tensor/array of raw examples (used whole), or None for the run's own training source.
+    Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
+    """
+    from .evaluation import evaluate as _evaluate
+
+    trained = model if isinstance(model, TrainedVAE) else load(model)
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if iwae_k < 0 or iwae_k > 1_000_000:
+        raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
+    cfg = trained.config
+    if data is None or isinstance(data, (str, os.PathLike)):
+        source = cfg.data if data is None else os.fspath(data)
+        ds = trained.load_data(source, cache_dir=cache_dir)
+        parts = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        x = parts[SPLITS.index(split)].x
+        where = {"data": source, "split": split}
+    else:
+        x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
+        where = {"data": "array", "split": "all"}
+    if len(x) == 0:
+        raise UsageError(f"the {split} split of {where['data']} is empty; choose another --split")
+    xt = trained._input(x)
+    torch.manual_seed(seed)
+    res = _evaluate(trained.model, xt, iwae_k=iwae_k)
+    if trained.scaler is not None:
+        res["note"] = "likelihoods are of standardized columns"
+    return {**where, **res}
 
 
 def _version() -> str:

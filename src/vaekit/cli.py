@@ -246,6 +246,57 @@ def encode(
     typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
 
 
+@app.command()
+@_user_errors
+def evaluate(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),
+    split: str = typer.Option("test", "--split", help="test, validation or train"),
+    iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the IWAE bound (0 skips it)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the Monte-Carlo estimates"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+) -> None:
+    """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units."""
+    import json
+
+    from . import api
+    from .runs import write_json
+
+    res = api.evaluate(run, data, split=split, iwae_k=iwae_k, seed=seed)
+    write_json(run / "evaluation.json", res)
+    if as_json:
+        typer.echo(json.dumps(res, indent=2))
+        return
+    _print_evaluation(res)
+
+
+def _print_evaluation(res: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"{res['data']} ({res['split']} split, {res['n']} examples)", show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("unit / estimator")
+    t.add_row("-ELBO", f"{res['neg_elbo']:.3f}", "nats per example, 1 posterior sample")
+    t.add_row("  reconstruction NLL", f"{res['recon_nll']:.3f}", "nats per example")
+    t.add_row("  KL(q(z|x) || p(z))", f"{res['kl']:.3f}", "nats per example")
+    if "neg_iwae" in res:
+        t.add_row("-log p(x) <= -IWAE", f"{res['neg_iwae']:.3f}", f"nats per example, IWAE k={res['iwae_k']}")
+    t.add_row("bits/dim", f"{res['bits_per_dim']:.4f}", f"from {res['bound']}, {res['features']} dims")
+    t.add_row("active units", f"{res['active_units']} / {res['latent_dim']}", escape("Var_x E[z_u|x] > 0.01"))
+    t.add_row("reconstruction MSE", f"{res['mse']:.5f}", "per feature")
+    if "bce" in res:
+        t.add_row("reconstruction BCE", f"{res['bce']:.3f}", "nats per example")
+    con = Console()
+    con.print(t)
+    kl = ", ".join(f"{v:.2f}" for v in res["kl_per_dim"])
+    con.print(f"KL per latent dimension (nats): {kl}", highlight=False)
+    for w in res["warnings"]:
+        con.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="vaekit")

@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .errors import TrainingError
+from .evaluation import evaluate_elbo
 from .model import VAE
 from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, load_tensors, read_json,
                    save_tensors, write_json)
@@ -63,21 +64,6 @@ def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     if cfg.kl_warmup <= 0:
         return cfg.beta
     return cfg.beta * min(1.0, step / (cfg.kl_warmup * steps_per_epoch))
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
-    """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(device))
-        sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()]).double()
-    model.train(was_training)
-    loss, recon, kl = (sums / max(1, len(x))).tolist()
-    return {"elbo": loss, "recon": recon, "kl": kl}
 
 
 @dataclass
