@@ -142,3 +142,61 @@ def test_save_then_load_gives_identical_outputs(tmp_path, tiny, extra):
     assert torch.equal(trained.sample(5, seed=3), loaded.sample(5, seed=3))
     z = torch.randn(4, tiny["latent_dim"])
     assert torch.equal(trained.decode(z), loaded.decode(z))
+
+
+def test_cyclical_beta_schedule(tiny):
+    from vaekit.config import make_config
+    from vaekit.training import beta_at
+
+    cfg = make_config(epochs=4, beta=1.0, kl_schedule="cyclical", kl_cycles=2, kl_ratio=0.5)
+    # 4 epochs x 10 steps, 2 cycles of 20 steps: ramp over 10 steps, hold for 10, restart
+    betas = [beta_at(cfg, s, 10) for s in range(1, 41)]
+    assert betas[0] == 0.0 and betas[5] == pytest.approx(0.5) and betas[10:20] == [1.0] * 10
+    assert betas[20] == 0.0 and betas[30:] == [1.0] * 10
+    t = vaekit.train(**dict(tiny, epochs=4, kl_schedule="cyclical", kl_cycles=2, kl_ratio=0.5, patience=None))
+    # digits: 23 steps per epoch, cycles of 46 steps; the ramp's last step (23) has beta = 22/23
+    assert [r["beta"] for r in t.result.history] == pytest.approx([22 / 23, 1.0, 22 / 23, 1.0])
+
+
+def test_free_bits_gives_no_gradient_below_the_floor():
+    from vaekit.config import make_config
+    from vaekit.model import build_model
+
+    cfg = make_config(latent_dim=4, hidden=[], likelihood="bernoulli")
+    model = build_model(cfg, (6,))
+    with torch.no_grad():
+        head = model.encoder.head
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[0] = 3.0  # dim 0: mean 3 -> KL 4.5 nats, above the floor of 0.5
+        head.bias[1:4] = 0.5  # dims 1-3: mean 0.5 -> KL 0.125 nats, below it
+    x = torch.rand(16, 6)
+    torch.manual_seed(0)
+    out = model(x, beta=1.0, free_bits=0.5)
+    # the decoder's reconstruction term also reaches the encoder: compare with the KL-free loss
+    kl_grad = torch.autograd.grad(out.loss - out.recon.mean(), head.bias)[0]
+    assert kl_grad[0] == pytest.approx(3.0)  # d(mu^2/2)/d mu
+    assert torch.all(kl_grad[1:4] == 0) and torch.all(kl_grad[4:] == 0)
+    torch.manual_seed(0)
+    plain = model(x, beta=1.0)
+    g_plain = torch.autograd.grad(plain.loss - plain.recon.mean(), head.bias)[0]
+    assert g_plain[0] == pytest.approx(3.0) and torch.allclose(g_plain[1:4], torch.full((3,), 0.5))
+    # the reported KL is the true one, not the floored objective
+    assert float(out.kl.detach().mean()) == pytest.approx(4.5 + 3 * 0.125)
+
+
+def test_binarization_static_and_dynamic(tmp_path, tiny):
+    import json
+
+    for mode in ("static", "dynamic"):
+        t = vaekit.train(out=tmp_path / mode, **dict(tiny, epochs=2, binarize=mode))
+        assert t.config.likelihood == "bernoulli"
+        res = vaekit.evaluate(tmp_path / mode, iwae_k=10)
+        assert res["binarized"].startswith(mode)
+        assert not any("not a normalized" in w for w in res["warnings"])
+        saved = json.loads((tmp_path / mode / "results.json").read_text())
+        assert saved["binarized"] == mode
+        # the test split is binarized the same way in training's results and in evaluate
+        assert abs(saved["test"]["elbo"] - res["neg_elbo"]) < 1.0
+    with pytest.raises(vaekit.errors.UsageError, match="likelihood"):
+        vaekit.train(**dict(tiny, binarize="static", likelihood="gaussian"))

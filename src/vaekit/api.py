@@ -16,7 +16,7 @@ import torch
 from pydantic import ValidationError
 
 from .config import TrainConfig, load_config_file, make_config
-from .data import Dataset, Standardizer, load_source, split_dataset
+from .data import Dataset, Standardizer, binarize, load_source, split_dataset
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs
 from .model import VAE, architecture_error, build_model
@@ -213,6 +213,10 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
             s.x = scaler.transform(s.x)
     if not resume:
         cfg = _resolve_likelihood(cfg, ds)
+    if cfg.binarize != "none":
+        for i, s in enumerate(splits):
+            if cfg.binarize == "static" or i > 0:  # dynamic: train draws afresh each step
+                s.x = binarize_split(s.x, cfg, i)
     err = architecture_error(cfg, ds.shape)
     if err:
         raise UsageError(err)
@@ -244,6 +248,11 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
     return trained
 
 
+def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch.Tensor:
+    """The fixed binarization of split ``split_index`` (0 train, 1 validation, 2 test) for a run's seed."""
+    return binarize(x, seed=cfg.seed * 7919 + split_index + 1)
+
+
 def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset) -> None:
     """Best weights, results.json and figures into the run directory; mark the run finished."""
     from .runs import save_tensors
@@ -253,6 +262,7 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset) -> N
     save_tensors(run / WEIGHTS, model.state_dict())
     r = trained.result
     results: dict[str, Any] = {"units": "nats per example", "estimator": "ELBO (1 posterior sample), beta = 1",
+                               "binarized": trained.config.binarize,
                                "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
                                "stopped_early": r.stopped_early}
     if ds.kind == "table":
@@ -332,14 +342,19 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
         parts = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
         x = parts[SPLITS.index(split)].x
         where = {"data": source, "split": split}
+        if cfg.binarize != "none":
+            x = binarize_split(x, cfg, SPLITS.index(split))
     else:
         x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
         where = {"data": "array", "split": "all"}
+        if cfg.binarize != "none":
+            x = binarize(x, seed=seed)
     if len(x) == 0:
         raise UsageError(f"the {split} split of {where['data']} is empty; choose another --split")
     xt = trained._input(x)
     torch.manual_seed(seed)
-    res = _evaluate(trained.model, xt, iwae_k=iwae_k)
+    res = _evaluate(trained.model, xt, iwae_k=iwae_k,
+                    binarized=None if cfg.binarize == "none" else f"{cfg.binarize} (evaluated on a fixed draw)")
     if trained.scaler is not None:
         res["note"] = "likelihoods are of standardized columns"
     return {**where, **res}

@@ -17,6 +17,8 @@ from .errors import UsageError
 
 ModelName = Literal["mlp", "conv"]
 LikelihoodName = Literal["auto", "bernoulli", "gaussian"]
+BinarizeName = Literal["none", "dynamic", "static"]
+KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -31,6 +33,7 @@ class TrainConfig(BaseModel):
     data: str = "digits"
     image_size: int | None = Field(default=None, ge=4, le=1024)
     label_column: str | None = None
+    binarize: BinarizeName = "none"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
 
@@ -46,6 +49,10 @@ class TrainConfig(BaseModel):
     # objective
     beta: float = Field(default=1.0, ge=0.0, le=1000.0)
     kl_warmup: int = Field(default=0, ge=0, le=100_000)
+    kl_schedule: KLScheduleName = "linear"
+    kl_cycles: int = Field(default=4, ge=1, le=10_000)
+    kl_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
+    free_bits: float = Field(default=0.0, ge=0.0, le=100.0)
 
     # optimisation
     optimizer: OptimizerName = "adam"
@@ -82,6 +89,8 @@ class TrainConfig(BaseModel):
     def _consistent(self) -> "TrainConfig":
         if self.gaussian_std is not None and self.likelihood == "bernoulli":
             raise ValueError("gaussian_std applies only to --likelihood gaussian")
+        if self.binarize != "none" and self.likelihood == "gaussian":
+            raise ValueError("binarized data needs --likelihood bernoulli (or auto)")
         return self
 
 

@@ -64,13 +64,25 @@ class VAE(nn.Module):
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
     # -- objective -------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None) -> LossOutput:
-        """One-sample −ELBO (β-weighted KL) of a batch; ``target`` defaults to ``x``."""
+    def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None,
+                free_bits: float = 0.0) -> LossOutput:
+        """One-sample −ELBO (β-weighted KL) of a batch; ``target`` defaults to ``x``.
+
+        With ``free_bits`` λ > 0 the objective's KL is Σ_u max(λ, mean over the batch of KL_u)
+        (Kingma et al. 2016): a dimension whose KL is below λ nats gets no gradient from the KL term.
+        ``recon`` and ``kl`` stay the true per-example values.
+        """
         mu, logvar = self.posterior_params(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = self.likelihood.nll(self.decoder(z), x if target is None else target)
-        kl = gaussian_kl(mu, logvar).sum(1)
-        return LossOutput(loss=(recon + beta * kl).mean(), recon=recon, kl=kl)
+        kl_dims = gaussian_kl(mu, logvar)
+        kl = kl_dims.sum(1)
+        if free_bits > 0:
+            kl_term = kl_dims.mean(0).clamp(min=free_bits).sum()
+            loss = recon.mean() + beta * kl_term
+        else:
+            loss = (recon + beta * kl).mean()
+        return LossOutput(loss=loss, recon=recon, kl=kl)
 
     # -- uses ------------------------------------------------------------------------------------
     @torch.no_grad()

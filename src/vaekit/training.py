@@ -60,7 +60,16 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 
 def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """β at a global step: ramps linearly from 0 to ``cfg.beta`` over ``cfg.kl_warmup`` epochs."""
+    """β at global step ``step`` (1-based).
+
+    ``linear``: ramps from 0 to ``cfg.beta`` over ``cfg.kl_warmup`` epochs, then stays.
+    ``cyclical`` (Fu et al. 2019): the run is cut into ``cfg.kl_cycles`` cycles; in each, β ramps from 0
+    to ``cfg.beta`` over the first ``cfg.kl_ratio`` of the cycle and stays there for the rest.
+    """
+    if cfg.kl_schedule == "cyclical":
+        period = cfg.epochs * steps_per_epoch / cfg.kl_cycles
+        tau = ((step - 1) % period) / period
+        return cfg.beta * min(1.0, tau / cfg.kl_ratio)
     if cfg.kl_warmup <= 0:
         return cfg.beta
     return cfg.beta * min(1.0, step / (cfg.kl_warmup * steps_per_epoch))
@@ -107,6 +116,7 @@ class Trainer:
         n = len(train_x)
         steps = math.ceil(n / cfg.batch_size)
         stopped_early = False
+        dynamic = cfg.binarize == "dynamic"
         with _progress(self.progress, cfg.epochs, self.epoch) as bar:
             while self.epoch < cfg.epochs:
                 e = self.epoch + 1
@@ -119,7 +129,9 @@ class Trainer:
                 for k in range(steps):
                     beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
                     xb = train_x[perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]]
-                    out = model(xb, beta)
+                    if dynamic:  # a fresh Bernoulli draw of every pixel at every step (Burda et al.)
+                        xb = torch.bernoulli(xb)
+                    out = model(xb, beta, free_bits=cfg.free_bits)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
