@@ -25,7 +25,7 @@ from .runs import (CONFIG, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, load_ten
 from .evaluation import evaluate_elbo
 from .training import Trainer, resolve_device
 
-__all__ = ["TrainedVAE", "train", "load", "evaluate"]
+__all__ = ["TrainedVAE", "train", "load", "evaluate", "report"]
 
 
 class TrainedVAE:
@@ -169,12 +169,13 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 def train(data: str | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
-          on_epoch_end=None, **settings: Any) -> TrainedVAE:
+          on_epoch_end=None, report: bool = True, report_iwae_k: int = 100, **settings: Any) -> TrainedVAE:
     """Train a VAE and return it; with ``out``, everything is saved in that run directory.
 
     ``config`` is a YAML path, a dict or a :class:`TrainConfig`; keyword ``settings`` (the CLI's flags,
     e.g. ``latent_dim=8``) override it. ``resume=True`` continues an interrupted run in ``out`` with
-    its saved settings.
+    its saved settings. With ``report``, the run ends with ``evaluation.json`` (IWAE with
+    ``report_iwae_k`` samples on the test split) and ``report.html``.
     """
     out_path = Path(out) if out is not None else None
     if resume:
@@ -244,7 +245,7 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
     result = trainer.fit(splits[0].x, splits[1].x)
     trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result)
     if out_path is not None:
-        _finish_run(trained, trainer, splits, ds)
+        _finish_run(trained, trainer, splits, ds, report_iwae_k if report else None)
     return trained
 
 
@@ -253,8 +254,8 @@ def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch
     return binarize(x, seed=cfg.seed * 7919 + split_index + 1)
 
 
-def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset) -> None:
-    """Best weights, results.json and figures into the run directory; mark the run finished."""
+def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset, report_iwae_k: int | None) -> None:
+    """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished."""
     from .runs import save_tensors
 
     run = trained.run_dir
@@ -271,6 +272,10 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset) -> N
     for name, split in zip(("train", "validation", "test"), splits):
         results[name] = evaluate_elbo(model, split.x) if len(split) else None
     write_json(run / RESULTS, results)
+    if report_iwae_k is not None:
+        ev = {"data": trained.config.data, "split": "test",
+              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed)}
+        _write_report(trained, splits[2].x, splits[2].y, ev)
     if ds.kind == "image":
         save_image_grid(trained.sample(64, seed=trained.config.seed), run / "samples.png")
         test = splits[2].x[:32]
@@ -320,27 +325,18 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
 SPLITS = ("train", "validation", "test")
 
 
-def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split: str = "test", iwae_k: int = 0,
-             seed: int = 0, cache_dir: str | None = None) -> dict:
-    """Evaluate a trained model (or a run directory) on data; see :func:`vaekit.evaluation.evaluate`.
-
-    ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
-    a tensor/array of raw examples (used whole), or None for the run's own training source.
-    Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
-    """
-    from .evaluation import evaluate as _evaluate
-
-    trained = model if isinstance(model, TrainedVAE) else load(model)
+def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_dir: str | None = None):
+    """(x in model units, labels or None, description) for evaluating ``trained`` on ``data``/``split``."""
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if iwae_k < 0 or iwae_k > 1_000_000:
-        raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
     cfg = trained.config
+    y = None
     if data is None or isinstance(data, (str, os.PathLike)):
         source = cfg.data if data is None else os.fspath(data)
         ds = trained.load_data(source, cache_dir=cache_dir)
         parts = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
-        x = parts[SPLITS.index(split)].x
+        part = parts[SPLITS.index(split)]
+        x, y = part.x, part.y
         where = {"data": source, "split": split}
         if cfg.binarize != "none":
             x = binarize_split(x, cfg, SPLITS.index(split))
@@ -351,13 +347,62 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
             x = binarize(x, seed=seed)
     if len(x) == 0:
         raise UsageError(f"the {split} split of {where['data']} is empty; choose another --split")
-    xt = trained._input(x)
+    return trained._input(x), y, where
+
+
+def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int) -> dict:
+    from .evaluation import evaluate as _evaluate
+
+    if iwae_k < 0 or iwae_k > 1_000_000:
+        raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
+    cfg = trained.config
     torch.manual_seed(seed)
-    res = _evaluate(trained.model, xt, iwae_k=iwae_k,
+    res = _evaluate(trained.model, x, iwae_k=iwae_k,
                     binarized=None if cfg.binarize == "none" else f"{cfg.binarize} (evaluated on a fixed draw)")
     if trained.scaler is not None:
         res["note"] = "likelihoods are of standardized columns"
-    return {**where, **res}
+    return res
+
+
+def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split: str = "test", iwae_k: int = 0,
+             seed: int = 0, cache_dir: str | None = None) -> dict:
+    """Evaluate a trained model (or a run directory) on data; see :func:`vaekit.evaluation.evaluate`.
+
+    ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
+    a tensor/array of raw examples (used whole), or None for the run's own training source.
+    Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
+    """
+    trained = model if isinstance(model, TrainedVAE) else load(model)
+    x, _, where = _eval_data(trained, data, split, seed, cache_dir)
+    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed)}
+
+
+def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict) -> Path:
+    """Write ``evaluation.json`` and ``report.html`` into the run directory; return the report's path."""
+    import json
+
+    from .report import ReportInputs, build_report
+    from .runs import METRICS, atomic_write_text
+
+    run = trained.run_dir
+    write_json(run / "evaluation.json", evaluation)
+    metrics_file = run / METRICS
+    metrics = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] \
+        if metrics_file.is_file() else []
+    results = read_json(run / RESULTS) if (run / RESULTS).is_file() else None
+    html = build_report(ReportInputs(info=trained.info, model=trained.model, x=x, y=y, metrics=metrics,
+                                     results=results, evaluation=evaluation, title=f"vaekit run {run.name}"))
+    atomic_write_text(run / "report.html", html)
+    return run / "report.html"
+
+
+def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test", iwae_k: int = 100,
+           seed: int = 0, cache_dir: str | None = None) -> Path:
+    """Evaluate a run and write its self-contained ``report.html``; returns the report's path."""
+    trained = load(run_dir)
+    x, y, where = _eval_data(trained, data, split, seed, cache_dir)
+    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed)}
+    return _write_report(trained, x, y, ev)
 
 
 def _version() -> str:

@@ -123,6 +123,7 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache [default: ~/.cache/vaekit]"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
+    report_iwae_k: int = typer.Option(100, "--report-iwae-k", help="IWAE samples for the end-of-run report (0 skips)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train a VAE and write a run directory (config, weights, metrics, samples, results)."""
@@ -155,6 +156,7 @@ def train(
 
     try:
         trained = api.train(out=out, resume=resume, overwrite=overwrite, progress=not quiet,
+                            report_iwae_k=report_iwae_k,
                             cache_dir=str(cache_dir) if cache_dir else None, **kwargs)
     except KeyboardInterrupt:
         typer.echo(f"interrupted; continue with: vaekit train --out {out} --resume", err=True)
@@ -250,6 +252,60 @@ def encode(
     z = trained.encode(ds.x, sample=draw, generator=gen)
     _write_array(z, out, "latent", [f"z{i}" for i in range(z.shape[1])])
     typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
+
+
+@app.command()
+@_user_errors
+def report(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),
+    split: str = typer.Option("test", "--split", help="test, validation or train"),
+    iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the IWAE bound (0 skips it)"),
+) -> None:
+    """Write RUN/report.html: one self-contained page with metrics, curves and pictures."""
+    from . import api
+
+    path = api.report(run, data=data, split=split, iwae_k=iwae_k)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@_user_errors
+def interpolate(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: str = typer.Option(..., "--data", help="data holding the two examples"),
+    from_: int = typer.Option(..., "--from", help="index of the first example"),
+    to: int = typer.Option(..., "--to", help="index of the second example"),
+    steps: int = typer.Option(10, "--steps", help="points on the path, ends included"),
+    method: str = typer.Option("linear", "--method", help="linear, or spherical (for Gaussian latents)"),
+    out: Path = typer.Option(..., "--out", help="FILE.png or FILE.npy"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Decode the path between the latent codes (posterior means) of two examples."""
+    _check_out_file(out, overwrite, (".png", ".npy"))
+    if method not in ("linear", "spherical"):
+        raise UsageError(f"--method must be linear or spherical, got {method!r}")
+    if not 2 <= steps <= 1000:
+        raise UsageError(f"--steps must be between 2 and 1000, got {steps}")
+    from .api import load
+    from .latent import interpolate as _interpolate
+
+    trained = load(run)
+    ds = trained.load_data(data)
+    for flag, i in (("--from", from_), ("--to", to)):
+        if not 0 <= i < len(ds.x):
+            raise UsageError(f"{flag} {i} is out of range: {data} has {len(ds.x)} examples (0..{len(ds.x) - 1})")
+    x = trained._input(ds.x[[from_, to]])
+    path = trained._output(_interpolate(trained.model, x[0], x[1], steps, method))
+    if out.suffix.lower() == ".png" and ds.kind == "image":
+        import torch
+
+        from .figures import save_image_grid
+
+        save_image_grid(torch.cat([ds.x[[from_]], path, ds.x[[to]]]), out, ncol=steps + 2)
+    else:
+        _write_array(path, out, ds.kind)
+    typer.echo(f"wrote a {steps}-step {method} interpolation from example {from_} to {to} to {out}")
 
 
 @app.command()

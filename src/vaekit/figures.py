@@ -37,23 +37,34 @@ def image_grid(images: torch.Tensor | np.ndarray, ncol: int = 8, pad: int = 2, m
     return (grid.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
-def save_image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol: int = 8) -> None:
-    """Write ``[N, C, H, W]`` images in [0, 1] as one PNG grid."""
+def grid_png(images: torch.Tensor | np.ndarray, ncol: int = 8) -> bytes:
+    """PNG bytes of ``[N, C, H, W]`` images in [0, 1] tiled into one grid."""
     from PIL import Image
 
     arr = image_grid(images, ncol=ncol)
     img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
-               ncol: int = 8) -> None:
-    """PNG grid where each row of inputs is followed by the row of their reconstructions."""
+def save_image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol: int = 8) -> None:
+    """Write ``[N, C, H, W]`` images in [0, 1] as one PNG grid."""
+    atomic_write_bytes(path, grid_png(images, ncol))
+
+
+def pairs(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int = 8) -> tuple[torch.Tensor, int]:
+    """Images arranged so each row of inputs is followed by the row of their reconstructions."""
     n = min(len(originals), len(reconstructions))
     ncol = max(1, min(ncol, n))
     rows = []
     for i in range(0, n - n % ncol if n >= ncol else n, ncol):
         rows += [originals[i: i + ncol].cpu(), reconstructions[i: i + ncol].cpu()]
-    save_image_grid(torch.cat(rows), path, ncol=ncol)
+    return torch.cat(rows), ncol
+
+
+def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
+               ncol: int = 8) -> None:
+    """PNG grid where each row of inputs is followed by the row of their reconstructions."""
+    images, ncol = pairs(originals, reconstructions, ncol)
+    save_image_grid(images, path, ncol=ncol)

@@ -1,0 +1,222 @@
+"""The run report: one self-contained HTML file (figures embedded as PNG data URIs) that opens anywhere.
+
+Sections: warnings, metrics (with the IWAE bound), loss curves, samples, reconstructions, interpolations,
+traversals, latent map (and the decoded manifold for 2-D latents), KL per dimension, config.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+from .figures import grid_png, pairs
+from .latent import grid_columns, interpolate, manifold, project_2d, traversal
+from .model import VAE
+
+
+@dataclass
+class ReportInputs:
+    info: dict  # the run's config.json
+    model: VAE
+    x: torch.Tensor  # evaluation examples in model units (the test split)
+    y: torch.Tensor | None = None
+    metrics: list[dict] = field(default_factory=list)
+    results: dict | None = None
+    evaluation: dict | None = None
+    title: str = "vaekit run"
+
+
+def _uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _fig_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curves(metrics: list[dict]) -> bytes:
+    """Three panels: train/validation −ELBO; reconstruction and KL; β and learning rate, per epoch."""
+    plt = _plt()
+    ep = [m["epoch"] for m in metrics]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    ax[0].plot(ep, [m["train_loss"] for m in metrics], label="train")
+    ax[0].plot(ep, [m["val_loss"] for m in metrics], label="validation")
+    ax[0].set(title="−ELBO (nats per example)", xlabel="epoch")
+    ax[0].legend()
+    ax[1].plot(ep, [m["train_recon"] for m in metrics], label="recon (train)")
+    ax[1].plot(ep, [m["val_recon"] for m in metrics], label="recon (validation)")
+    k = ax[1].twinx()
+    k.plot(ep, [m["train_kl"] for m in metrics], "C2--", label="KL (train)")
+    k.plot(ep, [m["val_kl"] for m in metrics], "C3--", label="KL (validation)")
+    ax[1].set(title="reconstruction (solid, left) vs KL (dashed, right)", xlabel="epoch")
+    ax[1].legend(loc="upper right", fontsize=7)
+    k.legend(loc="center right", fontsize=7)
+    ax[2].plot(ep, [m["beta"] for m in metrics], "C4", label="β")
+    ax[2].set(title="β and learning rate", xlabel="epoch", ylabel="β")
+    lr = ax[2].twinx()
+    lr.plot(ep, [m["lr"] for m in metrics], "C5--", label="learning rate")
+    lr.set_ylabel("learning rate")
+    ax[2].legend(loc="upper left", fontsize=7)
+    lr.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def kl_bars(kl_per_dim: list[float], activity: list[float] | None = None) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(kl_per_dim) + 2), 3))
+    colors = ["C0" if (activity is None or a > 0.01) else "0.7" for a in (activity or kl_per_dim)]
+    ax.bar(range(len(kl_per_dim)), kl_per_dim, color=colors)
+    ax.set(title="KL per latent dimension (nats; grey = inactive)", xlabel="latent dimension", ylabel="nats")
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def latent_map(mu: torch.Tensor, y: torch.Tensor | None, classes: list[str] | None, method: str = "pca") -> bytes:
+    plt = _plt()
+    xy, axis = project_2d(mu, method)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if y is not None:
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y.numpy(), cmap="tab10" if int(y.max()) < 10 else "viridis", s=6)
+        n_cls = int(y.max()) + 1
+        if n_cls <= 20:
+            handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(c)),
+                                  label=(classes[c] if classes and c < len(classes) else str(c)))
+                       for c in range(n_cls)]
+            ax.legend(handles=handles, fontsize=7, loc="best", markerscale=0.8)
+    else:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6)
+    ax.set(title=f"latent means ({'the latent itself' if axis == 'z' else axis})",
+           xlabel=f"{axis} 1", ylabel=f"{axis} 2")
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
+    body = "".join(f"<tr><td>{html.escape(a)}</td><td class=num>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
+                   for a, b, c in rows)
+    return f"<table><tr><th>metric</th><th>value</th><th>unit / estimator</th></tr>{body}</table>"
+
+
+def _metrics_rows(results: dict | None, ev: dict | None) -> list[tuple[str, str, str]]:
+    rows = []
+    if results:
+        for split in ("train", "validation", "test"):
+            r = results.get(split)
+            if r:
+                rows.append((f"{split} −ELBO", f"{r['elbo']:.3f}",
+                             f"nats per example (recon {r['recon']:.2f} + KL {r['kl']:.2f}); 1 sample"))
+    if ev:
+        rows.append((f"{ev.get('split', 'test')} −ELBO", f"{ev['neg_elbo']:.3f}", "nats per example, 1 sample"))
+        if "neg_iwae" in ev:
+            rows.append(("−log p(x) ≤ −IWAE", f"{ev['neg_iwae']:.3f}", f"nats per example, IWAE k={ev['iwae_k']}"))
+        rows.append(("bits/dim", f"{ev['bits_per_dim']:.4f}", f"from {ev['bound']}, {ev['features']} dims"))
+        rows.append(("active units", f"{ev['active_units']} / {ev['latent_dim']}", "Var_x E[z_u|x] > 0.01"))
+        rows.append(("reconstruction MSE", f"{ev['mse']:.5f}", "per feature"))
+        if "bce" in ev:
+            rows.append(("reconstruction BCE", f"{ev['bce']:.3f}", "nats per example"))
+        rows.append(("binarized", str(ev.get("binarized", "no")), ""))
+    return rows
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.warn{background:#fff4d6;border-left:4px solid #e0a800;
+padding:.5em 1em;margin:.5em 0}img{max-width:100%;image-rendering:pixelated}figure{margin:.5em 0}
+figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}"""
+
+
+def build_report(inp: ReportInputs) -> str:
+    """The HTML text of the report (self-contained)."""
+    info, model = inp.info, inp.model
+    data = info.get("data", {})
+    is_image = data.get("kind") == "image"
+    ev = inp.evaluation or {}
+    parts: list[str] = []
+    sec = parts.append
+
+    def figure(png: bytes, caption: str, name: str) -> str:
+        return (f'<figure id="{name}"><img alt="{html.escape(caption)}" src="{_uri(png)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    sec(f"<h1>{html.escape(inp.title)}</h1><p>data <b>{html.escape(str(data.get('source')))}</b> "
+        f"({data.get('kind')}, shape {data.get('shape')}, {data.get('n_train')} train / {data.get('n_val')} "
+        f"validation / {data.get('n_test')} test) · vaekit {html.escape(str(info.get('vaekit_version')))} · "
+        f"torch {html.escape(str(info.get('torch_version')))} · {html.escape(str(info.get('created')))}</p>")
+    warnings = list(ev.get("warnings", []))
+    sec('<h2 id="warnings">Warnings</h2>' + ("".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings)
+                                            if warnings else "<p>none</p>"))
+    sec('<h2 id="metrics">Metrics</h2>' + _table(_metrics_rows(inp.results, ev)))
+    if inp.metrics:
+        sec('<h2 id="curves">Training curves</h2>' + figure(loss_curves(inp.metrics),
+                                                          "loss curves, reconstruction vs KL, β and learning rate",
+                                                          "fig-curves"))
+    model.eval()
+    x = inp.x
+    torch.manual_seed(0)
+    if is_image:
+        samples = model.sample(64, generator=torch.Generator().manual_seed(0)).cpu()
+        sec('<h2 id="samples">Samples</h2>' + figure(grid_png(samples), "64 samples (means of p(x|z), z ~ N(0, I))",
+                                                     "fig-samples"))
+        n = min(32, len(x))
+        if n:
+            with torch.no_grad():
+                rec = model.reconstruct(x[:n].to(next(model.parameters()).device)).cpu()
+            imgs, ncol = pairs(x[:n], rec)
+            sec('<h2 id="reconstructions">Reconstructions</h2>'
+                + figure(grid_png(imgs, ncol), "test inputs (odd rows) above their reconstructions (even rows)",
+                         "fig-reconstructions"))
+        if len(x) >= 2:
+            rows = []
+            pairs_idx = [(i, len(x) - 1 - i) for i in range(min(3, len(x) // 2))]
+            for method in ("linear", "spherical"):
+                for a, b in pairs_idx:
+                    rows.append(interpolate(model, x[a], x[b], 10, method))
+            sec('<h2 id="interpolations">Interpolations</h2>'
+                + figure(grid_png(torch.cat(rows), 10),
+                         f"between posterior means of test pairs: {len(pairs_idx)} linear rows, then the same pairs "
+                         "spherically", "fig-interpolations"))
+        kl = ev.get("kl_per_dim")
+        dims = sorted(range(model.latent_dim), key=lambda d: -kl[d])[:10] if kl else list(range(min(10, model.latent_dim)))
+        sec('<h2 id="traversals">Traversals</h2>'
+            + figure(grid_png(traversal(model, dims=dims, steps=9), 9),
+                     f"latent dimensions {dims} (by KL, most informative first), each swept over ±3 prior "
+                     "standard deviations with the others at 0", "fig-traversals"))
+        if model.latent_dim == 2:
+            m = manifold(model, 15)
+            sec('<h2 id="manifold">Decoded manifold</h2>'
+                + figure(grid_png(m, 15), "decoder means on a 15×15 grid of prior quantiles", "fig-manifold"))
+    if len(x) >= 3:
+        from .evaluation import posterior_stats
+
+        mu, _ = posterior_stats(model, x)
+        sec('<h2 id="latent-map">Latent map</h2>'
+            + figure(latent_map(mu, inp.y, data.get("classes")), "posterior means of the test split, by label"
+                     if inp.y is not None else "posterior means of the test split", "fig-latent-map"))
+    if kl := ev.get("kl_per_dim"):
+        sec('<h2 id="kl-per-dim">KL per dimension</h2>' + figure(kl_bars(kl, ev.get("activity")),
+                                                                "mean KL(q(z_u|x) || N(0,1)) per dimension",
+                                                                "fig-kl"))
+    sec('<h2 id="config">Config</h2><pre>' + html.escape(json.dumps(info.get("config", {}), indent=2)) + "</pre>")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(inp.title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -1,0 +1,96 @@
+"""Latent-space tools and the HTML report."""
+
+import base64
+import io
+import re
+
+import pytest
+import torch
+from PIL import Image
+
+import vaekit
+from vaekit.config import make_config
+from vaekit.latent import lerp, manifold, project_2d, slerp, traversal
+from vaekit.model import build_model
+
+
+def test_lerp_and_slerp_endpoints_and_norms():
+    z0, z1 = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([0.0, 3.0, 0.0])
+    for f in (lerp, slerp):
+        p = f(z0, z1, 5)
+        torch.testing.assert_close(p[0], z0)
+        torch.testing.assert_close(p[-1], z1)
+    # spherical keeps the norm of equal-norm endpoints; linear cuts the corner
+    torch.testing.assert_close(slerp(z0, z1, 5).norm(dim=1), torch.full((5,), 3.0))
+    assert lerp(z0, z1, 5)[2].norm() < 2.2
+    torch.testing.assert_close(slerp(z0, 2 * z0, 3), lerp(z0, 2 * z0, 3))  # parallel: falls back to the line
+
+
+def test_traversal_moves_one_dimension_at_a_time():
+    model = build_model(make_config(latent_dim=3, hidden=[], likelihood="gaussian", gaussian_std=1.0), (4,))
+    out = traversal(model, dims=[2, 0], steps=5, span=3.0)
+    assert out.shape == (10, 4)
+    W, b = model.decoder.head.weight.detach(), model.decoder.head.bias.detach()
+    values = torch.linspace(-3, 3, 5)
+    torch.testing.assert_close(out[:5], values[:, None] * W[:, 2] + b)  # linear decoder: row r sweeps dim dims[r]
+    torch.testing.assert_close(out[5:], values[:, None] * W[:, 0] + b)
+
+
+def test_manifold_and_projection():
+    model = build_model(make_config(latent_dim=2, hidden=[8], likelihood="bernoulli"), (1, 4, 4))
+    assert manifold(model, 5).shape == (25, 1, 4, 4)
+    mu = torch.randn(50, 2)
+    xy, axis = project_2d(mu)
+    assert axis == "z" and (xy == mu.numpy()).all()
+    xy, axis = project_2d(torch.randn(50, 6))
+    assert axis == "PC" and xy.shape == (50, 2)
+
+
+def _images(html):
+    return re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', html)
+
+
+@pytest.mark.parametrize("latent_dim", [2, 5])
+def test_report_renders_every_section(tmp_path, latent_dim):
+    vaekit.train("digits", out=tmp_path / "r", latent_dim=latent_dim, hidden=[32], batch_size=64, epochs=3,
+                 report_iwae_k=20)
+    html = (tmp_path / "r" / "report.html").read_text()
+    for section in ("warnings", "metrics", "curves", "samples", "reconstructions", "interpolations",
+                    "traversals", "latent-map", "kl-per-dim", "config"):
+        assert f'id="{section}"' in html, section
+    assert ('id="manifold"' in html) == (latent_dim == 2)
+    images = _images(html)
+    assert len(images) == html.count("<img ")  # every image is embedded, none points elsewhere
+    for b64 in images:
+        img = Image.open(io.BytesIO(base64.b64decode(b64)))
+        img.verify()
+        assert img.size[0] > 20 and img.size[1] > 20
+    assert "IWAE k=20" in html and "http" not in html.replace("http-equiv", "")
+    ev = (tmp_path / "r" / "evaluation.json").read_text()
+    assert '"iwae_k": 20' in ev
+
+
+def test_report_command_and_interpolate_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    vaekit.train("digits", out=tmp_path / "r", latent_dim=3, hidden=[16], batch_size=256, epochs=1, report=False)
+    assert not (tmp_path / "r" / "report.html").exists()
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "r"), "--iwae-k", "5"])
+    assert r.exit_code == 0, r.output
+    assert len(_images((tmp_path / "r" / "report.html").read_text())) >= 7
+    out = tmp_path / "i.npy"
+    r = CliRunner().invoke(app, ["interpolate", str(tmp_path / "r"), "--data", "digits", "--from", "0", "--to", "9",
+                                 "--steps", "6", "--out", str(out), "--method", "spherical"])
+    assert r.exit_code == 0, r.output
+    import numpy as np
+
+    path = np.load(out)
+    loaded = vaekit.load(tmp_path / "r")
+    x = loaded.load_data("digits").x
+    ends = loaded.decode(loaded.encode(x[[0, 9]]))
+    np.testing.assert_allclose(path[[0, -1]], ends.numpy(), atol=1e-5)
+    r = CliRunner().invoke(app, ["interpolate", str(tmp_path / "r"), "--data", "digits", "--from", "0", "--to",
+                                 "5000", "--out", str(tmp_path / "j.png")])
+    assert r.exit_code == 2 and "out of range" in r.stderr
