@@ -94,3 +94,25 @@ def test_report_command_and_interpolate_command(tmp_path):
     r = CliRunner().invoke(app, ["interpolate", str(tmp_path / "r"), "--data", "digits", "--from", "0", "--to",
                                  "5000", "--out", str(tmp_path / "j.png")])
     assert r.exit_code == 2 and "out of range" in r.stderr
+
+
+def test_traverse_and_latent_map_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    vaekit.train("digits", out=tmp_path / "r", latent_dim=3, hidden=[16], batch_size=256, epochs=1, report=False)
+    run = str(tmp_path / "r")
+    r = CliRunner().invoke(app, ["traverse", run, "--dims", "0,2", "--steps", "5", "--out", str(tmp_path / "t.npy")])
+    assert r.exit_code == 0, r.output
+    import numpy as np
+
+    assert np.load(tmp_path / "t.npy").shape == (10, 1, 8, 8)
+    r = CliRunner().invoke(app, ["traverse", run, "--dims", "7", "--out", str(tmp_path / "t.png")])
+    assert r.exit_code == 2 and "--dims" in r.stderr
+    for method in ("pca", "tsne"):
+        out = tmp_path / f"m-{method}.png"
+        r = CliRunner().invoke(app, ["latent-map", run, "--data", "digits", "--limit", "300", "--method", method,
+                                     "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        assert Image.open(out).size[0] > 200

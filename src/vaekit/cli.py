@@ -310,6 +310,69 @@ def interpolate(
 
 @app.command()
 @_user_errors
+def traverse(
+    run: Path = typer.Argument(..., help="run directory"),
+    out: Path = typer.Option(..., "--out", help="FILE.png or FILE.npy"),
+    dims: Optional[str] = typer.Option(None, "--dims", help="latent dimensions to sweep, e.g. 0,3,5 [all, at most 32]"),
+    steps: int = typer.Option(9, "--steps", help="points per sweep"),
+    span: float = typer.Option(3.0, "--span", help="sweep over ±span prior standard deviations"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Sweep each latent dimension with the others at 0: one row of decoded means per dimension."""
+    _check_out_file(out, overwrite, (".png", ".npy"))
+    from .api import load
+    from .latent import traversal
+
+    trained = load(run)
+    L = trained.latent_dim
+    chosen = _int_list(dims, "--dims") if dims else list(range(min(L, 32)))
+    bad = [d for d in chosen if not 0 <= d < L]
+    if bad or not chosen:
+        raise UsageError(f"--dims must name latent dimensions between 0 and {L - 1}, got {dims!r}")
+    if not 2 <= steps <= 100 or not 0 < span <= 100:
+        raise UsageError("--steps must be between 2 and 100 and --span between 0 and 100")
+    grid = trained._output(traversal(trained.model, dims=chosen, steps=steps, span=span))
+    if out.suffix.lower() == ".png":
+        from .figures import save_image_grid
+
+        if trained.info["data"]["kind"] != "image":
+            raise UsageError("PNG output needs image data; use .npy")
+        save_image_grid(grid, out, ncol=steps)
+    else:
+        _write_array(grid, out, "array")
+    typer.echo(f"wrote traversals of dimensions {chosen} to {out}")
+
+
+@app.command("latent-map")
+@_user_errors
+def latent_map(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: str = typer.Option(..., "--data", help="data to map"),
+    out: Path = typer.Option(..., "--out", help="FILE.png"),
+    method: str = typer.Option("pca", "--method", help="pca or tsne (ignored for 2-D latents)"),
+    limit: int = typer.Option(5000, "--limit", help="map at most this many examples"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Scatter plot of the latent means of data in 2-D, coloured by label when there are labels."""
+    _check_out_file(out, overwrite, (".png",))
+    if method not in ("pca", "tsne"):
+        raise UsageError(f"--method must be pca or tsne, got {method!r}")
+    if limit < 3:
+        raise UsageError(f"--limit must be at least 3, got {limit}")
+    from .api import load
+    from .report import latent_map as _latent_map
+    from .runs import atomic_write_bytes
+
+    trained = load(run)
+    ds = trained.load_data(data)
+    x, y = ds.x[:limit], (ds.y[:limit] if ds.y is not None else None)
+    png = _latent_map(trained.encode(x), y, ds.classes, method)
+    atomic_write_bytes(out, png)
+    typer.echo(f"wrote the latent map of {len(x)} examples to {out}")
+
+
+@app.command()
+@_user_errors
 def evaluate(
     run: Path = typer.Argument(..., help="run directory"),
     data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),
