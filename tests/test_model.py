@@ -113,3 +113,14 @@ def test_sample_temperature_zero_limit_is_decoder_at_origin():
     s = m.sample(2, temperature=1e-8)
     torch.testing.assert_close(s, m.decoder(torch.zeros(2, 2)).detach(), atol=1e-5, rtol=0)
     assert math.isfinite(float(s.sum()))
+
+
+@pytest.mark.parametrize("lik", [BernoulliLikelihood(), GaussianLikelihood((2, 3), None), GaussianLikelihood((2, 3), 0.4)])
+def test_nll_samples_broadcasts_like_the_per_example_nll(lik):
+    if isinstance(lik, GaussianLikelihood) and lik.fixed_std is None:
+        with torch.no_grad():
+            lik.log_scale.normal_()
+    params = torch.randn(5, 4, 2, 3)
+    x = torch.rand(4, 2, 3).round() if isinstance(lik, BernoulliLikelihood) else torch.randn(4, 2, 3)
+    expected = torch.stack([lik.nll(params[i], x) for i in range(5)])
+    torch.testing.assert_close(lik.nll_samples(params, x), expected, rtol=1e-5, atol=1e-4)

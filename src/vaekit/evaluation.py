@@ -53,7 +53,7 @@ def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> tuple[tor
 
 
 @torch.no_grad()
-def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 16384) -> torch.Tensor:
+def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 4096) -> torch.Tensor:
     """Per-example IWAE_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): a lower bound on log p(x) (nats).
 
     Examples and importance samples are batched together: each decoder call sees about
@@ -81,8 +81,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 16384)
             log_q = (-0.5 * eps * eps - 0.5 * logvar - 0.5 * log2pi).sum(-1)
             log_pz = (-0.5 * z * z - 0.5 * log2pi).sum(-1)
             params = model.decoder(z.reshape(s * b, -1))
-            target = xb.unsqueeze(0).expand(s, *xb.shape).reshape(s * b, *xb.shape[1:])
-            log_px = -model.likelihood.nll(params, target).view(s, b)
+            log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb)
             acc = torch.logaddexp(acc, torch.logsumexp(log_px + log_pz - log_q, dim=0))
         out.append((acc - math.log(k)).cpu())
     model.train(was_training)

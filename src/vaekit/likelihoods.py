@@ -29,6 +29,13 @@ class Likelihood(nn.Module):
         """Negative log-likelihood per example (nats), summed over features."""
         return -self(params).log_prob(x)
 
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """NLL of each example under each of ``s`` decoder outputs: params ``[s, b, *shape]``, x ``[b, *shape]``
+        -> ``[s, b]`` (nats). Subclasses broadcast x instead of copying it ``s`` times."""
+        s, b = params.shape[:2]
+        target = x.unsqueeze(0).expand_as(params).reshape(s * b, *x.shape[1:])
+        return self.nll(params.reshape(s * b, *x.shape[1:]), target).view(s, b)
+
 
 class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli per feature, parameterised by logits.
@@ -46,6 +53,11 @@ class BernoulliLikelihood(Likelihood):
         # Same value as -log_prob, without building distribution objects in the training step.
         bce = nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
         return bce.flatten(1).sum(1)
+
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # -log Bernoulli(x; sigmoid(l)) = softplus(l) - x * l, with x broadcast over the samples
+        per_feature = nn.functional.softplus(params) - x.unsqueeze(0) * params
+        return per_feature.flatten(2).sum(-1)
 
 
 class GaussianLikelihood(Likelihood):
@@ -74,6 +86,11 @@ class GaussianLikelihood(Likelihood):
         z = (x - params) * torch.exp(-log_scale)
         per_feature = 0.5 * z * z + log_scale + 0.5 * math.log(2 * math.pi)
         return per_feature.flatten(1).sum(1)
+
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        z = (x.unsqueeze(0) - params) * torch.exp(-self.log_scale)
+        const = (self.log_scale + 0.5 * math.log(2 * math.pi)).sum()
+        return 0.5 * (z * z).flatten(2).sum(-1) + const
 
 
 def build_likelihood(name: str, shape: tuple[int, ...], std: float | None = None) -> Likelihood:
