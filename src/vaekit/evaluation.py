@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from ._memory import release_free_memory
 from .model import VAE, gaussian_kl
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
@@ -53,11 +54,12 @@ def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> tuple[tor
 
 
 @torch.no_grad()
-def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 4096) -> torch.Tensor:
+def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048) -> torch.Tensor:
     """Per-example IWAE_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): a lower bound on log p(x) (nats).
 
     Examples and importance samples are batched together: each decoder call sees about
-    ``rows_per_chunk`` rows (examples × samples), which bounds memory whatever ``k`` is.
+    ``rows_per_chunk`` rows (examples × samples), which bounds memory whatever ``k`` is; 2048 rows keep the
+    784-400-20 decoder's activations in cache (bench/eval_speed: 1.5x faster than 16384).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -68,6 +70,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 4096) 
     s_chunk = max(1, rows_per_chunk // n_ex)  # importance samples per chunk
     out = []
     log2pi = math.log(2 * math.pi)
+    calls = 0
     for i in range(0, len(x), n_ex):
         xb = x[i: i + n_ex].to(dev)
         b = len(xb)
@@ -83,8 +86,12 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 4096) 
             params = model.decoder(z.reshape(s * b, -1))
             log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb)
             acc = torch.logaddexp(acc, torch.logsumexp(log_px + log_pz - log_q, dim=0))
+            calls += 1
+            if calls % 8 == 0:
+                release_free_memory()
         out.append((acc - math.log(k)).cpu())
     model.train(was_training)
+    release_free_memory()
     return torch.cat(out)
 
 
