@@ -200,3 +200,20 @@ def test_binarization_static_and_dynamic(tmp_path, tiny):
         assert abs(saved["test"]["elbo"] - res["neg_elbo"]) < 1.0
     with pytest.raises(vaekit.errors.UsageError, match="likelihood"):
         vaekit.train(**dict(tiny, binarize="static", likelihood="gaussian"))
+
+
+def test_bf16_autocast_trains(tiny):
+    t = vaekit.train(**dict(tiny, epochs=4, precision="bf16", patience=None, batch_size=32))
+    h = t.result.history
+    assert h[-1]["val_loss"] < h[0]["val_loss"] and all(r["val_loss"] < 60 for r in h)
+
+
+def test_compile_falls_back_to_eager_when_unavailable(tiny, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        t = vaekit.train(**dict(tiny, epochs=1, compile=True))
+    ref = vaekit.train(**dict(tiny, epochs=1))
+    assert all(torch.equal(a, b) for a, b in zip(t.model.state_dict().values(), ref.model.state_dict().values()))

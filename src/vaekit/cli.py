@@ -120,6 +120,8 @@ def train(
     test_fraction: Optional[float] = typer.Option(None, "--test-fraction"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, or bf16 (autocast; for GPUs with bf16)"),
+    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the networks"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache [default: ~/.cache/vaekit]"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
@@ -138,7 +140,8 @@ def train(
                     weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
                     min_delta=min_delta, lr_schedule=lr_schedule, lr_gamma=lr_gamma, lr_step=lr_step,
                     grad_clip=grad_clip, image_size=image_size, label_column=label_column,
-                    val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, device=device)
+                    val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, device=device,
+                    precision=precision, compile=compile_)
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume and config is not None:
         raise UsageError("--resume continues with the run's saved settings; drop --config")

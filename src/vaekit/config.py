@@ -22,6 +22,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+PrecisionName = Literal["fp32", "bf16"]
 
 
 class TrainConfig(BaseModel):
@@ -70,6 +71,8 @@ class TrainConfig(BaseModel):
     # run
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     device: DeviceName = "auto"
+    precision: PrecisionName = "fp32"
+    compile: bool = False
 
     @field_validator("hidden")
     @classmethod
