@@ -26,15 +26,21 @@ def _device(model: VAE) -> torch.device:
     return next(model.parameters()).device
 
 
+def _rows(c: torch.Tensor | None, i: int, n: int, device: torch.device) -> torch.Tensor | None:
+    """Rows i..i+n of the conditions (None for unconditional models), on ``device``."""
+    return None if c is None else c[i: i + n].to(device)
+
+
 @torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024,
+                  c: torch.Tensor | None = None) -> dict[str, float]:
     """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(device))
+        out = model(x[i: i + batch_size].to(device), c=_rows(c, i, batch_size, device))
         sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()]).double()
     model.train(was_training)
     loss, recon, kl = (sums / max(1, len(x))).tolist()
@@ -42,19 +48,21 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> dict[s
 
 
 @torch.no_grad()
-def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024,
+               c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1."""
     dev = _device(model)
     recon, kl = [], []
     for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(dev))
+        out = model(x[i: i + batch_size].to(dev), c=_rows(c, i, batch_size, dev))
         recon.append(out.recon.cpu())
         kl.append(out.kl.cpu())
     return torch.cat(recon), torch.cat(kl)
 
 
 @torch.no_grad()
-def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048) -> torch.Tensor:
+def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
+               c: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example IWAE_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): a lower bound on log p(x) (nats).
 
     Examples and importance samples are batched together: each decoder call sees about
@@ -74,7 +82,8 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048) 
     for i in range(0, len(x), n_ex):
         xb = x[i: i + n_ex].to(dev)
         b = len(xb)
-        mu, logvar = model.posterior_params(xb)
+        cb = _rows(c, i, n_ex, dev)
+        mu, logvar = model.posterior_params(xb, cb)
         std = (0.5 * logvar).exp()
         acc = torch.full((b,), -math.inf, device=dev)
         for j in range(0, k, s_chunk):
@@ -83,7 +92,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048) 
             z = mu + eps * std
             log_q = (-0.5 * eps * eps - 0.5 * logvar - 0.5 * log2pi).sum(-1)
             log_pz = (-0.5 * z * z - 0.5 * log2pi).sum(-1)
-            params = model.decoder(z.reshape(s * b, -1))
+            params = model.decoder_params(z.reshape(s * b, -1), None if cb is None else cb.repeat(s, 1))
             log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb)
             acc = torch.logaddexp(acc, torch.logsumexp(log_px + log_pz - log_q, dim=0))
             calls += 1
@@ -96,14 +105,15 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048) 
 
 
 @torch.no_grad()
-def posterior_stats(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior_stats(model: VAE, x: torch.Tensor, batch_size: int = 1024,
+                    c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances ``[N, latent_dim]`` of q(z|x) for every example."""
     dev = _device(model)
     was_training = model.training
     model.eval()
     mus, logvars = [], []
     for i in range(0, len(x), batch_size):
-        mu, logvar = model.posterior_params(x[i: i + batch_size].to(dev))
+        mu, logvar = model.posterior_params(x[i: i + batch_size].to(dev), _rows(c, i, batch_size, dev))
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
     model.train(was_training)
@@ -135,7 +145,8 @@ def collapse_warning(n_active: int, latent_dim: int) -> str | None:
 
 
 @torch.no_grad()
-def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
+                         c: torch.Tensor | None = None) -> dict[str, float]:
     """Mean squared error per feature of the mean reconstruction, and per-example BCE for [0, 1] data."""
     dev = _device(model)
     was_training = model.training
@@ -145,7 +156,8 @@ def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024) ->
     unit = bool(((x >= 0) & (x <= 1)).all())
     for i in range(0, len(x), batch_size):
         xb = x[i: i + batch_size].to(dev)
-        rec = model.reconstruct(xb).clamp(0, 1) if unit else model.reconstruct(xb)
+        rec = model.reconstruct(xb, _rows(c, i, batch_size, dev))
+        rec = rec.clamp(0, 1) if unit else rec
         se += float(((rec - xb) ** 2).sum())
         if unit:
             bce += float(torch.nn.functional.binary_cross_entropy(rec.clamp(1e-6, 1 - 1e-6), xb,
@@ -159,16 +171,16 @@ def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024) ->
 
 
 def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 1024,
-             binarized: str | None = None) -> dict:
+             binarized: str | None = None, c: torch.Tensor | None = None) -> dict:
     """Everything above for data ``x`` (model units). ``iwae_k = 0`` skips the IWAE bound.
 
     Returns a JSON-ready dict; likelihoods are nats per example, ``bits_per_dim`` divides the best
     bound on −log p(x) by (number of features × ln 2).
     """
     d = x[0].numel()
-    recon, kl = elbo_parts(model, x, batch_size)
+    recon, kl = elbo_parts(model, x, batch_size, c)
     neg_elbo = recon + kl
-    mu, logvar = posterior_stats(model, x, batch_size)
+    mu, logvar = posterior_stats(model, x, batch_size, c)
     n_active, activity = active_units(mu)
     res: dict = {
         "n": len(x),
@@ -181,12 +193,12 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         "latent_dim": model.latent_dim,
         "activity": activity.tolist(),
         "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
-        **reconstruction_error(model, x, batch_size),
+        **reconstruction_error(model, x, batch_size, c),
     }
     best = res["neg_elbo"]
     best_name = "ELBO (1 sample)"
     if iwae_k > 0:
-        iw = iwae_bound(model, x, iwae_k)
+        iw = iwae_bound(model, x, iwae_k, c=c)
         res["iwae_k"] = iwae_k
         res["neg_iwae"] = float(-iw.mean())
         best, best_name = res["neg_iwae"], f"IWAE (k={iwae_k})"

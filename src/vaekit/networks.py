@@ -23,27 +23,42 @@ def _mlp(sizes: Sequence[int], dropout: float) -> list[nn.Module]:
     return layers
 
 
+def _conditioned(body: nn.Sequential, split: int, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """Run ``body`` with the condition ``c`` concatenated to the features after its first ``split`` layers."""
+    if c is None:
+        return body(x)
+    h = body[:split](x) if split else x
+    h = torch.cat([h, c.to(h.dtype)], dim=1)
+    return body[split:](h)
+
+
 class MLPEncoder(nn.Module):
-    def __init__(self, shape: tuple[int, ...], hidden: Sequence[int], latent_dim: int, dropout: float = 0.0):
+    """x (flattened, with the condition c appended for conditional models) → MLP → [mean | log-variance]."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: Sequence[int], latent_dim: int, dropout: float = 0.0,
+                 cond_dim: int = 0):
         super().__init__()
-        d = math.prod(shape)
+        d = math.prod(shape) + cond_dim
         self.body = nn.Sequential(nn.Flatten(), *_mlp([d, *hidden], dropout))
         self.head = nn.Linear(hidden[-1] if hidden else d, 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(_conditioned(self.body, 1, x, c))
 
 
 class MLPDecoder(nn.Module):
-    def __init__(self, shape: tuple[int, ...], hidden: Sequence[int], latent_dim: int, dropout: float = 0.0):
+    """[z | c] → MLP → likelihood parameters of the example shape."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: Sequence[int], latent_dim: int, dropout: float = 0.0,
+                 cond_dim: int = 0):
         super().__init__()
         self.shape = tuple(shape)
         rev = list(reversed(hidden))
-        self.body = nn.Sequential(*_mlp([latent_dim, *rev], dropout))
-        self.head = nn.Linear(rev[-1] if rev else latent_dim, math.prod(shape))
+        self.body = nn.Sequential(*_mlp([latent_dim + cond_dim, *rev], dropout))
+        self.head = nn.Linear(rev[-1] if rev else latent_dim + cond_dim, math.prod(shape))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(z)).view(-1, *self.shape)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(_conditioned(self.body, 0, z, c)).view(-1, *self.shape)
 
 
 def default_channels(height: int, width: int) -> list[int]:
@@ -74,7 +89,7 @@ class ConvEncoder(nn.Module):
     """Stride-2 4×4 convolutions (each halves H and W), then one linear layer to mean and log-variance."""
 
     def __init__(self, shape: tuple[int, ...], channels: Sequence[int], hidden: Sequence[int],
-                 latent_dim: int, dropout: float = 0.0):
+                 latent_dim: int, dropout: float = 0.0, cond_dim: int = 0):
         super().__init__()
         c, h, w = shape
         layers: list[nn.Module] = []
@@ -82,31 +97,32 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c, c_out, 4, stride=2, padding=1), nn.ReLU()]
             c = c_out
         f = 2 ** len(channels)
-        flat = c * (h // f) * (w // f)
+        flat = c * (h // f) * (w // f) + cond_dim  # the condition joins the flattened feature map
+        self._split = len(layers) + 1
         self.body = nn.Sequential(*layers, nn.Flatten(), *_mlp([flat, *hidden], dropout))
         self.head = nn.Linear(hidden[-1] if hidden else flat, 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(_conditioned(self.body, self._split, x, c))
 
 
 class ConvDecoder(nn.Module):
     """Mirror of :class:`ConvEncoder`: linear layers up to a small feature map, then transposed convs."""
 
     def __init__(self, shape: tuple[int, ...], channels: Sequence[int], hidden: Sequence[int],
-                 latent_dim: int, dropout: float = 0.0):
+                 latent_dim: int, dropout: float = 0.0, cond_dim: int = 0):
         super().__init__()
         c_img, h, w = shape
         f = 2 ** len(channels)
         rev = list(reversed(channels))
         self.start = (rev[0], h // f, w // f)
         flat = math.prod(self.start)
-        self.body = nn.Sequential(*_mlp([latent_dim, *reversed(hidden), flat], dropout))
+        self.body = nn.Sequential(*_mlp([latent_dim + cond_dim, *reversed(hidden), flat], dropout))
         ups: list[nn.Module] = []
         for c_in, c_out in zip(rev, rev[1:]):
             ups += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         ups.append(nn.ConvTranspose2d(rev[-1], c_img, 4, stride=2, padding=1))
         self.up = nn.Sequential(*ups)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.up(self.body(z).view(-1, *self.start))
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.up(_conditioned(self.body, 0, z, c).view(-1, *self.start))

@@ -136,10 +136,14 @@ class Trainer:
         self.history: list[dict] = []
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, train_x: torch.Tensor, val_x: torch.Tensor) -> TrainResult:
+    def fit(self, train_x: torch.Tensor, val_x: torch.Tensor, train_c: torch.Tensor | None = None,
+            val_c: torch.Tensor | None = None) -> TrainResult:
+        """Train on ``train_x`` (conditions ``train_c`` for conditional models), validating on ``val_x``."""
         cfg, model, opt = self.cfg, self.model, self.opt
         train_x = train_x.to(self.device)
         val_x = val_x.to(self.device)
+        train_c = None if train_c is None else train_c.to(self.device)
+        val_c = None if val_c is None else val_c.to(self.device)
         n = len(train_x)
         steps = math.ceil(n / cfg.batch_size)
         stopped_early = False
@@ -158,11 +162,13 @@ class Trainer:
                 beta = cfg.beta
                 for k in range(steps):
                     beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
-                    xb = train_x[perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]]
+                    idx = perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]
+                    xb = train_x[idx]
+                    cb = None if train_c is None else train_c[idx]
                     if dynamic:  # a fresh Bernoulli draw of every pixel at every step (Burda et al.)
                         xb = torch.bernoulli(xb)
                     with autocast:
-                        out = model(xb, beta, free_bits=cfg.free_bits)
+                        out = model(xb, beta, free_bits=cfg.free_bits, c=cb)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
@@ -180,7 +186,7 @@ class Trainer:
                         f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{kept}; "
                         "lower --lr, set --grad-clip, or check the data for extreme values")
                 tr_loss, tr_recon, tr_kl = (sums / n).tolist()
-                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024))
+                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024), c=val_c)
                 lr = opt.param_groups[0]["lr"]
                 if self.sched is not None:
                     if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
