@@ -16,7 +16,7 @@ _LAZY = {
     "train": ("vaekit.api", "train"),
     "load": ("vaekit.api", "load"),
     "evaluate": ("vaekit.api", "evaluate"),
-    "TrainedVAE": ("vaekit.api", "TrainedVAE"),
+    "TrainedVAE": ("vaekit.trained", "TrainedVAE"),
     "TrainConfig": ("vaekit.config", "TrainConfig"),
     "load_source": ("vaekit.data", "load_source"),
 }

@@ -1,0 +1,168 @@
+"""``TrainedVAE``: a trained model with what it needs to take raw data in and give data-space values out.
+
+Inputs are raw (as :func:`vaekit.data.load_source` returns them): tables are standardized with the scaler
+fitted on the training split and outputs mapped back to the original units; conditional models take
+condition vectors ``c`` built by :attr:`conditioning` (``labels(...)``, ``attributes(...)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .conditions import Conditioning
+from .config import TrainConfig
+from .data import Dataset, Standardizer, load_source
+from .errors import UsageError
+from .evaluation import evaluate_elbo
+from .model import VAE
+
+
+def _tensor(v: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v, dtype=torch.float32)
+
+
+class TrainedVAE:
+    """A trained VAE: ``encode``, ``decode``, ``sample``, ``reconstruct``, ``elbo`` in data units."""
+
+    def __init__(self, model: VAE, config: TrainConfig, info: dict, run_dir: Path | None = None,
+                 scaler: Standardizer | None = None, result: Any = None,
+                 conditioning: Conditioning | None = None):
+        self.model = model.eval()
+        self.config = config
+        self.info = info
+        self.run_dir = run_dir
+        self.scaler = scaler
+        self.result = result  # TrainResult when just trained
+        self.conditioning = conditioning
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.model.shape
+
+    def to(self, device: str | torch.device) -> "TrainedVAE":
+        self.model.to(device)
+        return self
+
+    # -- data in and out -------------------------------------------------------------------------
+    def _input(self, x: Any) -> torch.Tensor:
+        x = _tensor(x)
+        if tuple(x.shape[1:]) != self.shape:
+            raise UsageError(f"data has examples of shape {list(x.shape[1:])} but the model was trained on "
+                             f"{list(self.shape)}; pass data like the training data (same --image-size)")
+        if self.scaler is not None:
+            x = self.scaler.transform(x)
+        return x.to(self.device)
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().cpu()
+        return self.scaler.inverse_transform(x) if self.scaler is not None else x
+
+    def _cond(self, c: Any, n: int) -> torch.Tensor | None:
+        """Condition rows for ``n`` examples: None for unconditional models; a single row is repeated."""
+        if self.model.cond_dim == 0:
+            if c is not None:
+                raise UsageError("this run is not conditional; drop the label/attributes")
+            return None
+        if c is None:
+            what = "--label" if self.conditioning and self.conditioning.kind == "label" else "--attributes"
+            raise UsageError(f"this run is a conditional VAE: give the condition ({what})")
+        ct = _tensor(c)
+        if ct.dim() == 1:
+            ct = ct.unsqueeze(0)
+        if len(ct) == 1 and n != 1:
+            ct = ct.repeat(n, 1)
+        if ct.shape != (n, self.model.cond_dim):
+            raise UsageError(f"conditions must have shape [{n}, {self.model.cond_dim}], got {list(ct.shape)}")
+        return ct.to(self.device)
+
+    @torch.no_grad()
+    def _batched(self, fn: Callable, x: torch.Tensor, c: torch.Tensor | None, batch_size: int = 1024) -> torch.Tensor:
+        return torch.cat([fn(x[i: i + batch_size], None if c is None else c[i: i + batch_size]).cpu()
+                          for i in range(0, len(x), batch_size)])
+
+    def dataset_inputs(self, ds: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features in model units, condition rows or None) for a loaded dataset."""
+        cond, x, c = self.conditioning, ds.x, None
+        if cond is not None and cond.kind == "attributes":
+            x, raw = cond.split_columns(ds.x, ds.columns or [])
+            c = cond.encode_raw(raw)
+        elif cond is not None:
+            if ds.y is None:
+                raise UsageError(f"this run is conditioned on labels and {ds.name} has none; use labelled data")
+            c = cond.from_labels(ds.y, ds.classes)
+        return self._input(x), None if c is None else c.to(self.device)
+
+    # -- uses ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: Any, sample: bool = False, generator: torch.Generator | None = None,
+               c: Any = None) -> torch.Tensor:
+        """Latent codes ``[N, latent_dim]``: posterior means, or one draw from q(z|x) with ``sample``."""
+        xt = self._input(x)
+
+        def enc(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
+            mu, logvar = self.model.posterior_params(b, cb)
+            if not sample:
+                return mu
+            eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+            return mu + eps * (0.5 * logvar).exp()
+
+        return self._batched(enc, xt, self._cond(c, len(xt)))
+
+    @torch.no_grad()
+    def decode(self, z: Any, c: Any = None) -> torch.Tensor:
+        """Mean of p(x|z[, c]) for latent codes ``z`` ``[N, latent_dim]``, in data units."""
+        zt = _tensor(z)
+        if zt.dim() != 2 or zt.shape[1] != self.latent_dim:
+            raise UsageError(f"latent codes must have shape [N, {self.latent_dim}], got {list(zt.shape)}")
+        return self._output(self._batched(lambda b, cb: self.model.decode(b, cb).mean, zt.to(self.device),
+                                          self._cond(c, len(zt))))
+
+    @torch.no_grad()
+    def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None, c: Any = None) -> torch.Tensor:
+        """``n`` new examples: means of p(x|z[, c]) with z ~ N(0, temperature² I), in data units."""
+        if n < 1:
+            raise UsageError(f"-n must be at least 1, got {n}")
+        if temperature <= 0:
+            raise UsageError(f"--temperature must be positive, got {temperature}")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self._output(self.model.sample(n, temperature, generator=gen, c=self._cond(c, n)))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Any, c: Any = None, c_out: Any = None) -> torch.Tensor:
+        """Mean of p(x|z, c_out) at the posterior mean of each input (under ``c``), in data units."""
+        xt = self._input(x)
+        cin = self._cond(c, len(xt))
+        cout = cin if c_out is None else self._cond(c_out, len(xt))
+        both = None if cin is None else torch.cat([cin, cout], 1)
+        d = self.model.cond_dim
+
+        def rec(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
+            return self.model.reconstruct(b, None if cb is None else cb[:, :d], None if cb is None else cb[:, d:])
+
+        return self._output(self._batched(rec, xt, both))
+
+    @torch.no_grad()
+    def elbo(self, x: Any, c: Any = None) -> dict[str, float]:
+        """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example; standardized units for tables)."""
+        xt = self._input(x)
+        return evaluate_elbo(self.model, xt, c=self._cond(c, len(xt)))
+
+    def load_data(self, source: str, **kwargs: Any) -> Dataset:
+        """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
+        cfg = self.config
+        kwargs.setdefault("image_size", cfg.image_size)
+        if self.info["data"]["kind"] == "table":
+            kwargs.setdefault("label_column", cfg.label_column)
+        return load_source(source, **kwargs)
