@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
 from .data import Dataset, Standardizer, binarize, load_source, split_dataset
 from .errors import RunError, UsageError
@@ -42,10 +43,26 @@ def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
     return cfg.model_copy(update={"likelihood": lik})
 
 
-def _data_info(ds: Dataset, splits, fingerprint: str) -> dict:
-    return {"source": ds.name, "kind": ds.kind, "shape": list(ds.shape), "fingerprint": fingerprint,
+def _data_info(ds: Dataset, splits, fingerprint: str, shape: tuple[int, ...], columns: list[str] | None) -> dict:
+    return {"source": ds.name, "kind": ds.kind, "shape": list(shape), "fingerprint": fingerprint,
             "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
-            "classes": ds.classes, "columns": ds.columns}
+            "classes": ds.classes, "columns": columns}
+
+
+def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | None, list, list[str] | None]:
+    """For conditional runs: the fitted conditioning, each split's condition rows (attribute columns are
+    taken out of the splits' features), and the remaining feature columns."""
+    if not (cfg.conditional or cfg.condition_columns):
+        return None, [None, None, None], ds.columns
+    cond = Conditioning.for_dataset(ds, cfg.condition_columns)
+    if cond.kind == "label":
+        return cond, [cond.encode_raw(s.y) for s in splits], ds.columns
+    raws = []
+    for s in splits:
+        s.x, raw = cond.split_columns(s.x, ds.columns or [])
+        raws.append(raw)
+    cond.fit(raws[0])
+    return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns or [])
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -108,6 +125,7 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
 
     ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir)
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    cond, conds, feature_columns = _conditions(cfg, ds, splits)
     scaler = Standardizer.fit(splits[0].x) if ds.kind == "table" else None
     if scaler is not None:
         for s in splits:
@@ -118,7 +136,8 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
         for i, s in enumerate(splits):
             if cfg.binarize == "static" or i > 0:  # dynamic: train draws afresh each step
                 s.x = binarize_split(s.x, cfg, i)
-    err = architecture_error(cfg, ds.shape)
+    shape = tuple(splits[0].x.shape[1:])
+    err = architecture_error(cfg, shape)
     if err:
         raise UsageError(err)
     device = resolve_device(cfg.device)
@@ -133,22 +152,23 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
         info = {"format": "vaekit-run", "run_format": 1, "vaekit_version": _version(),
                 "torch_version": torch.__version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "config": cfg.model_dump(), "data": _data_info(ds, splits, fingerprint),
-                "scaler": scaler.to_dict() if scaler is not None else None}
+                "config": cfg.model_dump(), "data": _data_info(ds, splits, fingerprint, shape, feature_columns),
+                "scaler": scaler.to_dict() if scaler is not None else None,
+                "condition": cond.to_dict() if cond is not None else None}
         if out_path is not None:
             _prepare_out(out_path, overwrite)
             out_path.mkdir(parents=True, exist_ok=True)
             write_json(out_path / CONFIG, info)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, ds.shape)
+    model = build_model(cfg, shape, cond.dim if cond is not None else 0)
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
     if resume:
         trainer.load_checkpoint()
-    result = trainer.fit(splits[0].x, splits[1].x)
-    trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result)
+    result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1])
+    trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
     if out_path is not None:
-        _finish_run(trained, trainer, splits, ds, report_iwae_k if report else None)
+        _finish_run(trained, trainer, splits, conds, ds, report_iwae_k if report else None)
     return trained
 
 
@@ -157,7 +177,8 @@ def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch
     return binarize(x, seed=cfg.seed * 7919 + split_index + 1)
 
 
-def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset, report_iwae_k: int | None) -> None:
+def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Dataset,
+                report_iwae_k: int | None) -> None:
     """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished."""
     from .runs import save_tensors
 
@@ -172,17 +193,28 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, ds: Dataset, repo
     if ds.kind == "table":
         results["note"] = "losses are on standardized columns"
     torch.manual_seed(trained.config.seed + 1)
-    for name, split in zip(("train", "validation", "test"), splits):
-        results[name] = evaluate_elbo(model, split.x) if len(split) else None
+    for name, split, c in zip(("train", "validation", "test"), splits, conds):
+        results[name] = evaluate_elbo(model, split.x, c=c) if len(split) else None
     write_json(run / RESULTS, results)
     if report_iwae_k is not None:
         ev = {"data": trained.config.data, "split": "test",
-              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed)}
-        _write_report(trained, splits[2].x, splits[2].y, ev)
+              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed, conds[2])}
+        _write_report(trained, splits[2].x, splits[2].y, ev, conds[2])
     if ds.kind == "image":
-        save_image_grid(trained.sample(64, seed=trained.config.seed), run / "samples.png")
+        cond = trained.conditioning
+        if cond is not None and cond.kind == "label":
+            from .report import class_grid
+
+            grid, ncol = class_grid(model, cond.dim, seed=trained.config.seed)
+            save_image_grid(grid, run / "classes.png", ncol=ncol)
+            samples = model.sample(64, generator=torch.Generator().manual_seed(trained.config.seed),
+                                   c=cond.encode_raw(torch.arange(64) % cond.dim)).cpu()
+        else:
+            samples = trained.sample(64, seed=trained.config.seed, c=conds[2][:1] if conds[2] is not None else None)
+        save_image_grid(samples, run / "samples.png")
         test = splits[2].x[:32]
-        save_pairs(test, model.reconstruct(test.to(trained.device)).cpu(), run / "reconstructions.png")
+        ctest = None if conds[2] is None else conds[2][:32].to(trained.device)
+        save_pairs(test, model.reconstruct(test.to(trained.device), ctest).cpu(), run / "reconstructions.png")
     trainer.save_checkpoint(finished=True)
 
 
@@ -200,7 +232,8 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     cfg = _saved_config(info, run)
     try:
         shape = tuple(int(s) for s in info["data"]["shape"])
-        model = build_model(cfg, shape)
+        cond = Conditioning.from_dict(info["condition"]) if info.get("condition") else None
+        model = build_model(cfg, shape, cond.dim if cond is not None else 0)
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
             from None
@@ -221,15 +254,17 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
                            f"config needs {list(v.shape)}; the weights belong to another model")
     model.load_state_dict(weights)
     scaler = Standardizer.from_dict(info["scaler"]) if info.get("scaler") else None
-    trained = TrainedVAE(model, cfg, info, run, scaler)
+    trained = TrainedVAE(model, cfg, info, run, scaler, conditioning=cond)
     return trained.to(device)
 
 
 SPLITS = ("train", "validation", "test")
 
 
-def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_dir: str | None = None):
-    """(x in model units, labels or None, description) for evaluating ``trained`` on ``data``/``split``."""
+def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_dir: str | None = None,
+               c: Any = None):
+    """(x in model units, labels or None, conditions or None, description) for evaluating ``trained`` on
+    ``data``/``split``."""
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     cfg = trained.config
@@ -239,28 +274,31 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
         ds = trained.load_data(source, cache_dir=cache_dir)
         parts = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
         part = parts[SPLITS.index(split)]
-        x, y = part.x, part.y
+        if len(part.x) == 0:
+            raise UsageError(f"the {split} split of {source} is empty; choose another --split")
+        ds.x, ds.y = part.x, part.y
+        xt, ct = trained.dataset_inputs(ds)
         where = {"data": source, "split": split}
         if cfg.binarize != "none":
-            x = binarize_split(x, cfg, SPLITS.index(split))
-    else:
-        x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
-        where = {"data": "array", "split": "all"}
-        if cfg.binarize != "none":
-            x = binarize(x, seed=seed)
+            xt = binarize_split(xt, cfg, SPLITS.index(split)).to(xt.device)
+        return xt, part.y, ct, where
+    x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
+    if cfg.binarize != "none":
+        x = binarize(x, seed=seed)
     if len(x) == 0:
-        raise UsageError(f"the {split} split of {where['data']} is empty; choose another --split")
-    return trained._input(x), y, where
+        raise UsageError("the data to evaluate is empty")
+    return trained._input(x), None, trained._cond(c, len(x)), {"data": "array", "split": "all"}
 
 
-def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int) -> dict:
+def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int,
+                          c: torch.Tensor | None = None) -> dict:
     from .evaluation import evaluate as _evaluate
 
     if iwae_k < 0 or iwae_k > 1_000_000:
         raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
     cfg = trained.config
     torch.manual_seed(seed)
-    res = _evaluate(trained.model, x, iwae_k=iwae_k,
+    res = _evaluate(trained.model, x, iwae_k=iwae_k, c=c,
                     binarized=None if cfg.binarize == "none" else f"{cfg.binarize} (evaluated on a fixed draw)")
     if trained.scaler is not None:
         res["note"] = "likelihoods are of standardized columns"
@@ -268,19 +306,21 @@ def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, s
 
 
 def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split: str = "test", iwae_k: int = 0,
-             seed: int = 0, cache_dir: str | None = None) -> dict:
+             seed: int = 0, cache_dir: str | None = None, c: Any = None) -> dict:
     """Evaluate a trained model (or a run directory) on data; see :func:`vaekit.evaluation.evaluate`.
 
     ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
-    a tensor/array of raw examples (used whole), or None for the run's own training source.
+    a tensor/array of raw examples (used whole; conditional models then need ``c``), or None for the run's
+    own training source.
     Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
-    x, _, where = _eval_data(trained, data, split, seed, cache_dir)
-    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed)}
+    x, _, ct, where = _eval_data(trained, data, split, seed, cache_dir, c)
+    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct)}
 
 
-def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict) -> Path:
+def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict,
+                  c: torch.Tensor | None = None) -> Path:
     """Write ``evaluation.json`` and ``report.html`` into the run directory; return the report's path."""
     import json
 
@@ -293,7 +333,7 @@ def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None
     metrics = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] \
         if metrics_file.is_file() else []
     results = read_json(run / RESULTS) if (run / RESULTS).is_file() else None
-    html = build_report(ReportInputs(info=trained.info, model=trained.model, x=x, y=y, metrics=metrics,
+    html = build_report(ReportInputs(info=trained.info, model=trained.model, x=x, y=y, c=c, metrics=metrics,
                                      results=results, evaluation=evaluation, title=f"vaekit run {run.name}"))
     atomic_write_text(run / "report.html", html)
     return run / "report.html"
@@ -303,9 +343,9 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
            seed: int = 0, cache_dir: str | None = None) -> Path:
     """Evaluate a run and write its self-contained ``report.html``; returns the report's path."""
     trained = load(run_dir)
-    x, y, where = _eval_data(trained, data, split, seed, cache_dir)
-    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed)}
-    return _write_report(trained, x, y, ev)
+    x, y, c, where = _eval_data(trained, data, split, seed, cache_dir)
+    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c)}
+    return _write_report(trained, x, y, ev, c)
 
 
 def _version() -> str:

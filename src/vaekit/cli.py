@@ -88,6 +88,8 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="digits, fashion-mnist, mnist, a folder of images, .npy/.npz, .csv/.parquet [default: digits]"),
     out: Path = typer.Option(..., "--out", help="run directory to write"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it"),
+    conditional: Optional[bool] = typer.Option(None, "--conditional", help="conditional VAE on the data's labels"),
+    condition_columns: Optional[str] = typer.Option(None, "--condition-columns", help="conditional VAE on these numeric table columns, e.g. a,b"),
     model: Optional[str] = typer.Option(None, "--model", help="mlp or conv"),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="latent size"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="hidden layer sizes, e.g. 400,200"),
@@ -133,7 +135,9 @@ def train(
         raise UsageError("--patience and --no-early-stopping contradict each other; give one")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; give one")
-    settings = dict(model=model, latent_dim=latent_dim, hidden=_int_list(hidden, "--hidden"),
+    cond_cols = [c.strip() for c in condition_columns.split(",") if c.strip()] if condition_columns else None
+    settings = dict(conditional=conditional or (True if cond_cols else None), condition_columns=cond_cols,
+                    model=model, latent_dim=latent_dim, hidden=_int_list(hidden, "--hidden"),
                     channels=_int_list(channels, "--channels"), likelihood=likelihood, gaussian_std=gaussian_std,
                     beta=beta, kl_warmup=kl_warmup, kl_schedule=kl_schedule, kl_cycles=kl_cycles,
                     kl_ratio=kl_ratio, free_bits=free_bits, binarize=binarize, dropout=dropout, optimizer=optimizer, lr=lr,
@@ -176,6 +180,26 @@ def train(
     typer.echo(f"run directory: {out}")
 
 
+def _user_condition(trained, label: Optional[str], attributes: Optional[str], n: int):
+    """Condition rows from --label / --attributes (None for unconditional runs; errors for mismatches)."""
+    cond = trained.conditioning
+    if cond is None:
+        if label is not None or attributes is not None:
+            raise UsageError("this run is not conditional; drop --label/--attributes")
+        return None
+    if label is not None and attributes is not None:
+        raise UsageError("give --label or --attributes, not both")
+    if label is not None:
+        return cond.labels([label] * n)
+    if attributes is not None:
+        from .conditions import parse_attributes
+
+        return cond.attributes(parse_attributes(attributes), n)
+    what = f"--label (one of {', '.join(cond.classes or [])})" if cond.kind == "label" \
+        else f"--attributes ({', '.join(f'{c}=...' for c in cond.columns or [])})"
+    raise UsageError(f"this run is a conditional VAE: pass {what}")
+
+
 def _read_results(run: Path) -> dict:
     from .runs import RESULTS, read_json
 
@@ -191,6 +215,8 @@ def sample(
     out: Path = typer.Option(..., "--out", help="FILE.png, FILE.npy or FILE.csv"),
     temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior draws"),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    label: Optional[str] = typer.Option(None, "--label", help="class to generate (conditional runs)"),
+    attributes: Optional[str] = typer.Option(None, "--attributes", help='attribute values, e.g. "a=0.5,b=1" (conditional runs)'),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Draw new examples from a trained model (means of p(x|z), z from the prior)."""
@@ -198,7 +224,8 @@ def sample(
     from .api import load
 
     trained = load(run)
-    x = trained.sample(n, temperature=temperature, seed=seed)
+    c = _user_condition(trained, label, attributes, n)
+    x = trained.sample(n, temperature=temperature, seed=seed, c=c)
     _write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"))
     typer.echo(f"wrote {n} samples to {out}")
 
@@ -211,6 +238,7 @@ def reconstruct(
     out: Path = typer.Option(..., "--out", help="FILE.png (inputs above reconstructions), FILE.npy or FILE.csv"),
     n: Optional[int] = typer.Option(None, "-n", "--n", help="only the first N examples [PNG default: 32]"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    label: Optional[str] = typer.Option(None, "--label", help="re-decode every input under this class (conditional runs)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Reconstruct data through a trained model (mean of p(x|z) at the posterior mean)."""
@@ -219,8 +247,12 @@ def reconstruct(
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
-    x = ds.x[: n or (32 if out.suffix.lower() == ".png" else len(ds.x))]
-    rec = trained.reconstruct(x)
+    keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
+    ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
+    xm, c = trained.dataset_inputs(ds)
+    x = trained._output(xm)
+    c_out = _user_condition(trained, label, None, len(x)) if label is not None else None
+    rec = trained.reconstruct(x, c=c, c_out=c_out)
     if out.suffix.lower() == ".png":
         if ds.kind != "image":
             raise UsageError(f"PNG output needs image data, this is {ds.kind} data; use .npy or .csv")
@@ -252,7 +284,8 @@ def encode(
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    z = trained.encode(ds.x, sample=draw, generator=gen)
+    xm, c = trained.dataset_inputs(ds)
+    z = trained.encode(trained._output(xm), sample=draw, generator=gen, c=c)
     _write_array(z, out, "latent", [f"z{i}" for i in range(z.shape[1])])
     typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
 

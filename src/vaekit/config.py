@@ -38,6 +38,10 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
 
+    # conditioning (conditional VAE, Sohn et al. 2015): on the labels, or on these numeric table columns
+    conditional: bool = False
+    condition_columns: list[str] | None = None
+
     # model
     model: ModelName = "mlp"
     latent_dim: int = Field(default=16, ge=1, le=4096)

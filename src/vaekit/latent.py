@@ -33,19 +33,29 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
 
 @torch.no_grad()
 def interpolate(model: VAE, x_from: torch.Tensor, x_to: torch.Tensor, steps: int = 10,
-                method: str = "linear") -> torch.Tensor:
-    """Decoded means along a path between the posterior means of two examples: ``[steps, *shape]``."""
+                method: str = "linear", c_from: torch.Tensor | None = None,
+                c_to: torch.Tensor | None = None) -> torch.Tensor:
+    """Decoded means along a path between the posterior means of two examples: ``[steps, *shape]``.
+
+    For conditional models each end is encoded under its own condition and the path is decoded under
+    the first one's.
+    """
     if steps < 2:
         raise ValueError("steps must be at least 2")
     dev = next(model.parameters()).device
-    mu, _ = model.posterior_params(torch.stack([x_from, x_to]).to(dev))
+    c = None if c_from is None else torch.stack([c_from, c_to if c_to is not None else c_from]).to(dev)
+    mu, _ = model.posterior_params(torch.stack([x_from, x_to]).to(dev), c)
     path = slerp(mu[0], mu[1], steps) if method == "spherical" else lerp(mu[0], mu[1], steps)
-    return model.decode(path).mean.cpu()
+    return model.decode(path, _repeat(c_from, steps, dev)).mean.cpu()
+
+
+def _repeat(c: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor | None:
+    return None if c is None else c.reshape(1, -1).to(device).repeat(n, 1)
 
 
 @torch.no_grad()
 def traversal(model: VAE, base: torch.Tensor | None = None, dims: list[int] | None = None, steps: int = 9,
-              span: float = 3.0) -> torch.Tensor:
+              span: float = 3.0, c: torch.Tensor | None = None) -> torch.Tensor:
     """Each latent dimension in ``dims`` swept over ±``span`` prior standard deviations around ``base``
     (zeros by default) with the others fixed: decoded means ``[len(dims) * steps, *shape]``, a row per dim."""
     dev = next(model.parameters()).device
@@ -56,11 +66,11 @@ def traversal(model: VAE, base: torch.Tensor | None = None, dims: list[int] | No
     z = base.repeat(len(dims) * steps, 1)
     for r, d in enumerate(dims):
         z[r * steps: (r + 1) * steps, d] = base[d] + values
-    return model.decode(z).mean.cpu()
+    return model.decode(z, _repeat(c, len(z), dev)).mean.cpu()
 
 
 @torch.no_grad()
-def manifold(model: VAE, n: int = 15, span: float = 0.95) -> torch.Tensor:
+def manifold(model: VAE, n: int = 15, span: float = 0.95, c: torch.Tensor | None = None) -> torch.Tensor:
     """For a 2-D latent: decoded means on an ``n``×``n`` grid through the prior's quantiles
     (Kingma & Welling 2014, fig. 4), from ``1 - span`` to ``span``: ``[n * n, *shape]``, rows top to bottom."""
     if model.latent_dim != 2:
@@ -70,7 +80,7 @@ def manifold(model: VAE, n: int = 15, span: float = 0.95) -> torch.Tensor:
     g = torch.distributions.Normal(0.0, 1.0).icdf(q)
     zy, zx = torch.meshgrid(g.flip(0), g, indexing="ij")
     z = torch.stack([zx.reshape(-1), zy.reshape(-1)], 1).to(dev)
-    return model.decode(z).mean.cpu()
+    return model.decode(z, _repeat(c, len(z), dev)).mean.cpu()
 
 
 def project_2d(mu: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:

@@ -25,6 +25,7 @@ class ReportInputs:
     model: VAE
     x: torch.Tensor  # evaluation examples in model units (the test split)
     y: torch.Tensor | None = None
+    c: torch.Tensor | None = None  # condition rows of x, for conditional models
     metrics: list[dict] = field(default_factory=list)
     results: dict | None = None
     evaluation: dict | None = None
@@ -111,6 +112,17 @@ def latent_map(mu: torch.Tensor, y: torch.Tensor | None, classes: list[str] | No
     return _fig_png(fig)
 
 
+@torch.no_grad()
+def class_grid(model: VAE, n_classes: int, per_class: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Samples of a label-conditional model, one row per class (the same z in every row, so a column
+    shows one style under every label): ``[n_classes * per_class, *shape]`` and the row length."""
+    z = torch.randn(per_class, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    dev = next(model.parameters()).device
+    z = z.repeat(n_classes, 1).to(dev)
+    c = torch.nn.functional.one_hot(torch.arange(n_classes).repeat_interleave(per_class), n_classes).float()
+    return model.decode(z, c.to(dev)).mean.cpu(), per_class
+
+
 def _table(rows: list[tuple[str, str, str]]) -> str:
     body = "".join(f"<tr><td>{html.escape(a)}</td><td class=num>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
                    for a, b, c in rows)
@@ -172,44 +184,59 @@ def build_report(inp: ReportInputs) -> str:
                                                           "loss curves, reconstruction vs KL, β and learning rate",
                                                           "fig-curves"))
     model.eval()
-    x = inp.x
+    x, c = inp.x, inp.c
+    dev = next(model.parameters()).device
+
+    def rows(a: int, b: int) -> torch.Tensor | None:
+        return None if c is None else c[a:b].to(dev)
+
     torch.manual_seed(0)
+    cond = info.get("condition") or {}
     if is_image:
-        samples = model.sample(64, generator=torch.Generator().manual_seed(0)).cpu()
-        sec('<h2 id="samples">Samples</h2>' + figure(grid_png(samples), "64 samples (means of p(x|z), z ~ N(0, I))",
-                                                     "fig-samples"))
+        if cond.get("kind") == "label":
+            grid, ncol = class_grid(model, int(cond["dim"]))
+            names = ", ".join(cond.get("classes") or [])
+            sec('<h2 id="samples">Samples by class</h2>' + figure(
+                grid_png(grid, ncol), f"one row per class ({names}); each column shares one z", "fig-samples"))
+        else:
+            n_s = 64 if c is None else min(64, len(c))
+            samples = model.sample(n_s, generator=torch.Generator().manual_seed(0), c=rows(0, n_s)).cpu()
+            sec('<h2 id="samples">Samples</h2>' + figure(grid_png(samples),
+                                                         f"{n_s} samples (means of p(x|z), z ~ N(0, I))",
+                                                         "fig-samples"))
         n = min(32, len(x))
         if n:
             with torch.no_grad():
-                rec = model.reconstruct(x[:n].to(next(model.parameters()).device)).cpu()
+                rec = model.reconstruct(x[:n].to(dev), rows(0, n)).cpu()
             imgs, ncol = pairs(x[:n], rec)
             sec('<h2 id="reconstructions">Reconstructions</h2>'
                 + figure(grid_png(imgs, ncol), "test inputs (odd rows) above their reconstructions (even rows)",
                          "fig-reconstructions"))
         if len(x) >= 2:
-            rows = []
+            paths = []
             pairs_idx = [(i, len(x) - 1 - i) for i in range(min(3, len(x) // 2))]
             for method in ("linear", "spherical"):
                 for a, b in pairs_idx:
-                    rows.append(interpolate(model, x[a], x[b], 10, method))
+                    ca, cb = (None, None) if c is None else (c[a], c[b])
+                    paths.append(interpolate(model, x[a], x[b], 10, method, ca, cb))
             sec('<h2 id="interpolations">Interpolations</h2>'
-                + figure(grid_png(torch.cat(rows), 10),
+                + figure(grid_png(torch.cat(paths), 10),
                          f"between posterior means of test pairs: {len(pairs_idx)} linear rows, then the same pairs "
                          "spherically", "fig-interpolations"))
         kl = ev.get("kl_per_dim")
         dims = sorted(range(model.latent_dim), key=lambda d: -kl[d])[:10] if kl else list(range(min(10, model.latent_dim)))
         sec('<h2 id="traversals">Traversals</h2>'
-            + figure(grid_png(traversal(model, dims=dims, steps=9), 9),
+            + figure(grid_png(traversal(model, dims=dims, steps=9, c=None if c is None else c[0]), 9),
                      f"latent dimensions {dims} (by KL, most informative first), each swept over ±3 prior "
                      "standard deviations with the others at 0", "fig-traversals"))
         if model.latent_dim == 2:
-            m = manifold(model, 15)
+            m = manifold(model, 15, c=None if c is None else c[0])
             sec('<h2 id="manifold">Decoded manifold</h2>'
                 + figure(grid_png(m, 15), "decoder means on a 15×15 grid of prior quantiles", "fig-manifold"))
     if len(x) >= 3:
         from .evaluation import posterior_stats
 
-        mu, _ = posterior_stats(model, x)
+        mu, _ = posterior_stats(model, x, c=c)
         sec('<h2 id="latent-map">Latent map</h2>'
             + figure(latent_map(mu, inp.y, data.get("classes")), "posterior means of the test split, by label"
                      if inp.y is not None else "posterior means of the test split", "fig-latent-map"))
