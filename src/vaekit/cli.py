@@ -409,6 +409,33 @@ def latent_map(
 
 @app.command()
 @_user_errors
+def probe(
+    run: Path = typer.Argument(..., help="run directory (an unconditional VAE)"),
+    data: Optional[str] = typer.Option(None, "--data", help="labelled data [default: the run's own data]"),
+    labeled: int = typer.Option(..., "--labeled", help="number of labelled training examples the classifiers get"),
+    seed: int = typer.Option(0, "--seed", help="which labelled examples are drawn"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+) -> None:
+    """Logistic regression on latent means vs on raw inputs, with the same N labels: test accuracy."""
+    import json
+
+    from .api import load
+    from .apps.probe import linear_probe
+    from .runs import write_json
+
+    trained = load(run)
+    res = linear_probe(trained, trained.load_data(data or trained.config.data), labeled, seed)
+    write_json(run / "probe.json", res)
+    if as_json:
+        typer.echo(json.dumps(res, indent=2))
+        return
+    typer.echo(f"linear probe with {res['labeled']} labels, {res['n_test']} test examples, {res['classes']} classes:")
+    typer.echo(f"  latent means ({res['latent_dim']} dims): accuracy {res['accuracy_latent']:.3f}")
+    typer.echo(f"  raw inputs:                  accuracy {res['accuracy_raw']:.3f}")
+
+
+@app.command()
+@_user_errors
 def evaluate(
     run: Path = typer.Argument(..., help="run directory"),
     data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),

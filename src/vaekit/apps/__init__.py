@@ -1,0 +1,2 @@
+"""Applications: short functions over a trained VAE (representation probes, and later anomaly scores,
+imputation, recommendation)."""
