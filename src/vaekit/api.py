@@ -65,6 +65,13 @@ def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | N
     return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns or [])
 
 
+def prepare_run_dir(out: Path, overwrite: bool, info: dict) -> None:
+    """Create (or, with ``overwrite``, replace) the run directory and write its ``config.json``."""
+    _prepare_out(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG, info)
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Make sure training may write into ``out`` without destroying anything it should not."""
     if not out.exists():
@@ -125,6 +132,8 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
 
     ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir)
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    if cfg.semi_supervised and (resume or cfg.conditional or cfg.condition_columns):
+        raise UsageError("--semi-supervised cannot be combined with --resume, --conditional or --condition-columns")
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
     scaler = Standardizer.fit(splits[0].x) if ds.kind == "table" else None
     if scaler is not None:
@@ -155,11 +164,13 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
                 "config": cfg.model_dump(), "data": _data_info(ds, splits, fingerprint, shape, feature_columns),
                 "scaler": scaler.to_dict() if scaler is not None else None,
                 "condition": cond.to_dict() if cond is not None else None}
-        if out_path is not None:
-            _prepare_out(out_path, overwrite)
-            out_path.mkdir(parents=True, exist_ok=True)
-            write_json(out_path / CONFIG, info)
+        if out_path is not None and not cfg.semi_supervised:
+            prepare_run_dir(out_path, overwrite, info)
 
+    if cfg.semi_supervised:
+        from .semisupervised_api import train_semisupervised
+
+        return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, shape, cond.dim if cond is not None else 0)
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
@@ -233,7 +244,12 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     try:
         shape = tuple(int(s) for s in info["data"]["shape"])
         cond = Conditioning.from_dict(info["condition"]) if info.get("condition") else None
-        model = build_model(cfg, shape, cond.dim if cond is not None else 0)
+        vae = build_model(cfg, shape, cond.dim if cond is not None else 0)
+        model = vae
+        if info.get("semi_supervised"):
+            from .apps.semisupervised import M2, Classifier
+
+            model = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.dropout), cond.dim)
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
             from None
@@ -254,7 +270,10 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
                            f"config needs {list(v.shape)}; the weights belong to another model")
     model.load_state_dict(weights)
     scaler = Standardizer.from_dict(info["scaler"]) if info.get("scaler") else None
-    trained = TrainedVAE(model, cfg, info, run, scaler, conditioning=cond)
+    trained = TrainedVAE(vae, cfg, info, run, scaler, conditioning=cond)
+    trained.classifier = model.classifier if model is not vae else None
+    if trained.classifier is not None:
+        trained.classifier.eval().to(device)
     return trained.to(device)
 
 

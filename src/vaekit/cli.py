@@ -90,6 +90,9 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it"),
     conditional: Optional[bool] = typer.Option(None, "--conditional", help="conditional VAE on the data's labels"),
     condition_columns: Optional[str] = typer.Option(None, "--condition-columns", help="conditional VAE on these numeric table columns, e.g. a,b"),
+    semi_supervised: Optional[bool] = typer.Option(None, "--semi-supervised", help="M2 semi-supervised VAE (Kingma et al. 2014); needs --labeled"),
+    labeled: Optional[int] = typer.Option(None, "--labeled", help="training labels kept for --semi-supervised"),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="classification weight of M2, times the training set size [0.1]"),
     model: Optional[str] = typer.Option(None, "--model", help="mlp or conv"),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="latent size"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="hidden layer sizes, e.g. 400,200"),
@@ -137,6 +140,7 @@ def train(
         raise UsageError("--resume and --overwrite contradict each other; give one")
     cond_cols = [c.strip() for c in condition_columns.split(",") if c.strip()] if condition_columns else None
     settings = dict(conditional=conditional or (True if cond_cols else None), condition_columns=cond_cols,
+                    semi_supervised=semi_supervised, labeled=labeled, alpha=alpha,
                     model=model, latent_dim=latent_dim, hidden=_int_list(hidden, "--hidden"),
                     channels=_int_list(channels, "--channels"), likelihood=likelihood, gaussian_std=gaussian_std,
                     beta=beta, kl_warmup=kl_warmup, kl_schedule=kl_schedule, kl_cycles=kl_cycles,
@@ -170,6 +174,10 @@ def train(
         raise typer.Exit(130)
     r = trained.result
     res = _read_results(out)
+    if "test_accuracy" in res:
+        typer.echo(f"semi-supervised M2 with {res['labeled']} labels: test accuracy {res['test_accuracy']:.4f} "
+                   f"(validation {res['validation_accuracy']:.4f}); run directory: {out}")
+        return
     test = res.get("test") or {}
     msg = (f"trained {r.epochs_run} epochs (best epoch {r.best_epoch}"
            f"{', stopped early' if r.stopped_early else ''}); "
@@ -405,6 +413,38 @@ def latent_map(
     png = _latent_map(trained.encode(x), y, ds.classes, method)
     atomic_write_bytes(out, png)
     typer.echo(f"wrote the latent map of {len(x)} examples to {out}")
+
+
+@app.command()
+@_user_errors
+def classify(
+    run: Path = typer.Argument(..., help="run directory of a --semi-supervised run"),
+    data: str = typer.Option(..., "--data", help="data to classify"),
+    out: Path = typer.Option(..., "--out", help="predictions.csv"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Predicted class and class probabilities q(y|x) for every example (semi-supervised runs)."""
+    _check_out_file(out, overwrite, (".csv",))
+    import torch
+
+    from .api import load
+    from .runs import atomic_write_text
+
+    trained = load(run)
+    ds = trained.load_data(data)
+    probs = trained.predict_proba(ds.x)
+    classes = trained.conditioning.classes
+    pred = probs.argmax(1)
+    lines = ["index,predicted," + ",".join(f"p_{c}" for c in classes)]
+    lines += [f"{i},{classes[int(p)]}," + ",".join(f"{v:.6g}" for v in row)
+              for i, (p, row) in enumerate(zip(pred.tolist(), probs.tolist()))]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    msg = f"wrote predictions for {len(pred)} examples to {out}"
+    if ds.y is not None and ds.classes:
+        truth = torch.tensor([classes.index(ds.classes[int(v)]) if ds.classes[int(v)] in classes else -1
+                              for v in ds.y.tolist()])
+        msg += f"; accuracy {float((truth == pred).float().mean()):.4f}"
+    typer.echo(msg)
 
 
 @app.command()

@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
     conditional: bool = False
     condition_columns: list[str] | None = None
 
+    # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
+    semi_supervised: bool = False
+    labeled: int | None = Field(default=None, ge=1)
+    alpha: float = Field(default=0.1, ge=0.0, le=1000.0)
+
     # model
     model: ModelName = "mlp"
     latent_dim: int = Field(default=16, ge=1, le=4096)

@@ -38,6 +38,7 @@ class TrainedVAE:
         self.scaler = scaler
         self.result = result  # TrainResult when just trained
         self.conditioning = conditioning
+        self.classifier: torch.nn.Module | None = None  # q(y|x) of a semi-supervised (M2) run
 
     @property
     def device(self) -> torch.device:
@@ -158,6 +159,14 @@ class TrainedVAE:
         """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example; standardized units for tables)."""
         xt = self._input(x)
         return evaluate_elbo(self.model, xt, c=self._cond(c, len(xt)))
+
+    @torch.no_grad()
+    def predict_proba(self, x: Any) -> torch.Tensor:
+        """Class probabilities q(y|x) ``[N, K]`` of a semi-supervised run's classifier."""
+        if self.classifier is None:
+            raise UsageError("this run has no classifier; train one with --semi-supervised --labeled N")
+        xt = self._input(x)
+        return torch.cat([torch.softmax(self.classifier(xt[i: i + 2048]), 1).cpu() for i in range(0, len(xt), 2048)])
 
     def load_data(self, source: str, **kwargs: Any) -> Dataset:
         """Load ``source`` the way this run's training data was loaded (same image size, label column)."""

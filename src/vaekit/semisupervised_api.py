@@ -1,0 +1,58 @@
+"""Training a semi-supervised (M2) run: the run-directory side of :mod:`vaekit.apps.semisupervised`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .apps.probe import choose_labeled
+from .apps.semisupervised import M2, Classifier, check_labeled, fit_m2
+from .conditions import Conditioning
+from .config import TrainConfig
+from .data import Dataset, Standardizer
+from .evaluation import evaluate_elbo
+from .figures import save_image_grid
+from .model import build_model
+from .runs import RESULTS, STATE_JSON, WEIGHTS, save_tensors, write_json
+from .trained import TrainedVAE
+
+
+def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
+                         scaler: Standardizer | None, out: Path | None, overwrite: bool, device: torch.device,
+                         progress: bool) -> TrainedVAE:
+    """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy."""
+    from .api import prepare_run_dir
+
+    cond = Conditioning.for_dataset(ds, None)
+    train, val, test = splits
+    n = check_labeled(cfg.labeled, len(train))
+    labelled_idx = torch.from_numpy(choose_labeled(train.y.numpy(), n, cfg.seed))
+    info = {**info, "condition": cond.to_dict(),
+            "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
+    if out is not None:
+        prepare_run_dir(out, overwrite, info)
+    torch.manual_seed(cfg.seed)
+    vae = build_model(cfg, shape, cond.dim)
+    m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.dropout), cond.dim)
+    summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha)
+    m2.eval()
+    accuracy = {name: float((m2.predict_proba(s.x).argmax(1) == s.y).float().mean())
+                for name, s in (("validation", val), ("test", test))}
+    trained = TrainedVAE(vae, cfg, info, out, scaler, summary, cond)
+    trained.classifier = m2.classifier
+    if out is not None:
+        save_tensors(out / WEIGHTS, m2.state_dict())
+        c_test = cond.encode_raw(test.y)
+        results = {"units": "nats per example", "labeled": n, "epochs_run": summary["epochs_run"],
+                   "test_accuracy": accuracy["test"], "validation_accuracy": accuracy["validation"],
+                   "test": evaluate_elbo(vae, test.x, c=c_test),
+                   "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
+        write_json(out / RESULTS, results)
+        write_json(out / STATE_JSON, {"finished": True, "semi_supervised": True})
+        if ds.kind == "image":
+            from .report import class_grid
+
+            grid, ncol = class_grid(vae, cond.dim, seed=cfg.seed)
+            save_image_grid(grid, out / "classes.png", ncol=ncol)
+    return trained
