@@ -1,0 +1,76 @@
+"""M2 semi-supervised VAE vs a classifier on the labelled examples alone vs a linear probe of an
+unconditional VAE, all with the same N labels: test accuracy.
+
+    python -m bench.semisupervised [--data fashion-mnist,digits] [--labels 100,1000] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from . import common as C
+
+
+def labelled_only(train_x, train_y, test_x, test_y) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+    clf.fit(train_x.reshape(len(train_x), -1), train_y)
+    return float(clf.score(test_x.reshape(len(test_x), -1), test_y))
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.semisupervised", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="fashion-mnist,digits")
+    p.add_argument("--labels", default="100,1000")
+    p.add_argument("--epochs", type=int, default=20, help="M2 and unconditional VAE epochs (fashion-mnist)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    import vaekit
+    from vaekit.apps.probe import choose_labeled, linear_probe
+    from vaekit.data import load_source, split_dataset
+
+    rows, out = [], {"benchmark": "semisupervised", "env": C.env_info(), "cases": []}
+    tmp = tempfile.mkdtemp()
+    for source in args.data.split(","):
+        ds = load_source(source)
+        train, _, test = split_dataset(ds, seed=args.seed)
+        epochs = args.epochs if source != "digits" else max(args.epochs, 60)
+        t0 = time.perf_counter()
+        plain = vaekit.train(source, out=f"{tmp}/{source}-vae", epochs=epochs, seed=args.seed, report=False)
+        t_vae = time.perf_counter() - t0
+        for n in [int(v) for v in args.labels.split(",")]:
+            if n > len(train):
+                continue
+            pick = choose_labeled(train.y.numpy(), n, args.seed)
+            base = labelled_only(train.x[pick].numpy(), train.y[pick].numpy(), test.x.numpy(), test.y.numpy())
+            probe = linear_probe(plain, load_source(source), n, args.seed)["accuracy_latent"]
+            t0 = time.perf_counter()
+            m2 = vaekit.train(source, out=f"{tmp}/{source}-m2-{n}", semi_supervised=True, labeled=n,
+                              epochs=epochs, seed=args.seed, report=False, patience=None)
+            t_m2 = time.perf_counter() - t0
+            import json
+            from pathlib import Path
+
+            acc = json.loads((Path(tmp) / f"{source}-m2-{n}" / "results.json").read_text())["test_accuracy"]
+            case = {"data": source, "labels": n, "m2_accuracy": acc, "labelled_only_accuracy": base,
+                    "probe_accuracy": probe, "m2_seconds": t_m2, "vae_seconds": t_vae, "epochs": epochs}
+            out["cases"].append(case)
+            rows.append((source, n, acc, base, probe, t_m2))
+            print(f"{source} {n} labels: M2 {acc:.4f}  labelled-only {base:.4f}  probe {probe:.4f}", flush=True)
+            del m2
+    C.print_table("semi-supervised: test accuracy with N labels", rows,
+                  ("data", "labels", "M2", "labelled-only LR", "probe (VAE latents + LR)", "M2 seconds"))
+    C.write_result("semisupervised", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
