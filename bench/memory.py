@@ -14,8 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import time
 
 from . import common as C
 

@@ -10,7 +10,6 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 
 from . import common as C
 

@@ -20,7 +20,7 @@ from .config import TrainConfig, load_config_file, make_config
 from .data import Dataset, Standardizer, binarize, load_source, split_dataset
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs
-from .model import VAE, architecture_error, build_model
+from .model import architecture_error, build_model
 from .runs import (CONFIG, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, load_tensors, read_json, read_run_info,
                    write_json)
 from .evaluation import evaluate_elbo
@@ -287,7 +287,6 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     cfg = trained.config
-    y = None
     if data is None or isinstance(data, (str, os.PathLike)):
         source = cfg.data if data is None else os.fspath(data)
         ds = trained.load_data(source, cache_dir=cache_dir)

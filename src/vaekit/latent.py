@@ -6,7 +6,6 @@ elsewhere (``report.py``, ``figures.py``).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -98,8 +97,3 @@ def project_2d(mu: torch.Tensor, method: str = "pca", seed: int = 0) -> tuple[np
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(m), "PC"
-
-
-def grid_columns(n: int) -> int:
-    """A near-square number of columns for ``n`` tiles."""
-    return max(1, int(math.ceil(math.sqrt(n))))

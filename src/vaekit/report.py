@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .figures import grid_png, pairs
-from .latent import grid_columns, interpolate, manifold, project_2d, traversal
+from .latent import interpolate, manifold, project_2d, traversal
 from .model import VAE
 
 
