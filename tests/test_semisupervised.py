@@ -87,3 +87,24 @@ def test_m2_errors(m2_run, tmp_path):
     assert r.exit_code == 2 and "semi-supervised" in r.stderr
     r = runner.invoke(app, ["train", "--out", str(m2_run), "--resume"])
     assert r.exit_code == 2
+
+
+def test_partly_labelled_npz_with_minus_one(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    y = d.target.copy()
+    rng = np.random.default_rng(0)
+    y[rng.random(len(y)) > 0.1] = -1  # about 10% labelled
+    np.savez(tmp_path / "d.npz", x=(d.images / 16.0).astype(np.float32), y=y)
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "d.npz"), "--semi-supervised", "--epochs", "10",
+                            "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads((out / "results.json").read_text())
+    known_train = json.loads((out / "config.json").read_text())["semi_supervised"]["labeled"]
+    assert 80 < known_train < 200 and res["test_accuracy"] > 0.6
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "d.npz"), "--conditional", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "-1" in r.stderr

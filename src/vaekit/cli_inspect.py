@@ -156,10 +156,11 @@ def classify(
               for i, (p, row) in enumerate(zip(pred.tolist(), probs.tolist()))]
     atomic_write_text(out, "\n".join(lines) + "\n")
     msg = f"wrote predictions for {len(pred)} examples to {out}"
-    if ds.y is not None and ds.classes:
-        truth = torch.tensor([classes.index(ds.classes[int(v)]) if ds.classes[int(v)] in classes else -1
-                              for v in ds.y.tolist()])
-        msg += f"; accuracy {float((truth == pred).float().mean()):.4f}"
+    if ds.y is not None and ds.classes and bool((ds.y >= 0).any()):
+        known = ds.y >= 0  # -1 marks an unknown label
+        truth = torch.tensor([classes.index(ds.classes[v]) if ds.classes[v] in classes else -1
+                              for v in ds.y[known].tolist()])
+        msg += f"; accuracy {float((truth == pred[known]).float().mean()):.4f} on {int(known.sum())} labelled examples"
     typer.echo(msg)
 
 

@@ -26,6 +26,14 @@ class Conditioning:
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod
+    def for_labels(cls, ds: Dataset) -> "Conditioning":
+        """Label conditioning over ``ds``'s classes; labels of −1 (unknown) are allowed (semi-supervised)."""
+        if ds.y is None or not bool((ds.y >= 0).any()):
+            raise UsageError(f"{ds.name} has no labels; semi-supervised training needs some")
+        classes = list(ds.classes) if ds.classes else [str(i) for i in range(int(ds.y.max()) + 1)]
+        return cls("label", len(classes), classes=classes)
+
+    @classmethod
     def for_dataset(cls, ds: Dataset, columns: Sequence[str] | None) -> "Conditioning":
         """The conditioning a run on ``ds`` uses: attribute ``columns`` when given, else the labels."""
         if columns:
@@ -41,6 +49,9 @@ class Conditioning:
         if ds.y is None:
             raise UsageError(f"--conditional needs labels, and {ds.name} has none: use labelled data (subfolders "
                              "of images, y in .npz, --label-column) or --condition-columns for attributes")
+        if bool((ds.y < 0).any()):
+            raise UsageError(f"{ds.name} has labels marked -1 (unknown); a conditional VAE needs every label "
+                             "(use --semi-supervised for partly labelled data)")
         classes = list(ds.classes) if ds.classes else [str(i) for i in range(int(ds.y.max()) + 1)]
         return cls("label", len(classes), classes=classes)
 
@@ -72,6 +83,8 @@ class Conditioning:
     def from_labels(self, y: torch.Tensor, data_classes: Sequence[str] | None) -> torch.Tensor:
         """One-hot conditions for a dataset's labels, matched to the trained classes by name."""
         assert self.classes is not None
+        if bool((y < 0).any()):
+            raise UsageError("the data has labels marked -1 (unknown); a conditional run needs every label")
         if data_classes:
             unknown = [c for c in data_classes if c not in self.classes]
             if unknown:

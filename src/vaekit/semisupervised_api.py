@@ -24,10 +24,14 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy."""
     from .api import prepare_run_dir
 
-    cond = Conditioning.for_dataset(ds, None)
+    cond = Conditioning.for_labels(ds)
     train, val, test = splits
-    n = check_labeled(cfg.labeled, len(train))
-    labelled_idx = torch.from_numpy(choose_labeled(train.y.numpy(), n, cfg.seed))
+    known = torch.nonzero(train.y >= 0).flatten()  # labels of -1 are unknown
+    if cfg.labeled is None and len(known) < len(train):
+        n = len(known)  # partly labelled data: use every label it has
+    else:
+        n = check_labeled(cfg.labeled, len(known))
+    labelled_idx = known[torch.from_numpy(choose_labeled(train.y[known].numpy(), n, cfg.seed))]
     info = {**info, "condition": cond.to_dict(),
             "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
     if out is not None:
@@ -37,16 +41,16 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.dropout), cond.dim)
     summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha)
     m2.eval()
-    accuracy = {name: float((m2.predict_proba(s.x).argmax(1) == s.y).float().mean())
-                for name, s in (("validation", val), ("test", test))}
+    accuracy = {name: float((m2.predict_proba(s.x[s.y >= 0]).argmax(1) == s.y[s.y >= 0]).float().mean())
+                if bool((s.y >= 0).any()) else None for name, s in (("validation", val), ("test", test))}
     trained = TrainedVAE(vae, cfg, info, out, scaler, summary, cond)
     trained.classifier = m2.classifier
     if out is not None:
         save_tensors(out / WEIGHTS, m2.state_dict())
-        c_test = cond.encode_raw(test.y)
+        kt = test.y >= 0
         results = {"units": "nats per example", "labeled": n, "epochs_run": summary["epochs_run"],
                    "test_accuracy": accuracy["test"], "validation_accuracy": accuracy["validation"],
-                   "test": evaluate_elbo(vae, test.x, c=c_test),
+                   "test": evaluate_elbo(vae, test.x[kt], c=cond.encode_raw(test.y[kt])) if bool(kt.any()) else None,
                    "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
         write_json(out / RESULTS, results)
         write_json(out / STATE_JSON, {"finished": True, "semi_supervised": True})

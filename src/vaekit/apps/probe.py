@@ -51,6 +51,10 @@ def linear_probe(trained, ds: Dataset, labeled: int, seed: int = 0) -> dict:
         raise UsageError(f"probe needs labels and {ds.name} has none; use labelled data")
     cfg = trained.config
     train, _, test = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    keep_tr, keep_te = train.y >= 0, test.y >= 0  # labels of -1 are unknown
+    train.x, train.y, test.x, test.y = train.x[keep_tr], train.y[keep_tr], test.x[keep_te], test.y[keep_te]
+    if len(test) == 0:
+        raise UsageError(f"the test split of {ds.name} has no labels to measure accuracy on")
     if labeled < 1 or labeled > len(train):
         raise UsageError(f"--labeled must be between 1 and the {len(train)} labelled training examples, got {labeled}")
     ytr = train.y.numpy()

@@ -145,7 +145,8 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
 
 def check_labeled(labeled: int | None, n_labelled_available: int) -> int:
     if labeled is None:
-        raise UsageError("--semi-supervised needs --labeled N, the number of training labels to keep")
+        raise UsageError("--semi-supervised needs --labeled N, the number of training labels to keep "
+                         "(or data whose unknown labels are marked -1)")
     if labeled < 1 or labeled > n_labelled_available:
         raise UsageError(f"--labeled {labeled} is out of range: the training split has {n_labelled_available} "
                          "labelled examples")

@@ -17,9 +17,10 @@ def one_line(text: object) -> str:
 def encode_labels(values: np.ndarray, what: str, *, keep_int: bool) -> tuple[torch.Tensor, list[str]]:
     """Class indices (int64) and class names for a 1-D array of labels.
 
-    With ``keep_int``, non-negative integer labels are used as indices as they are (classes
-    ``"0".."max"``); every other label set is mapped to the position of its value among the
-    sorted unique values, and the class names are ``str(value)``.
+    With ``keep_int``, integer labels of 0 or more are used as indices as they are (classes
+    ``"0".."max"``) and −1 marks an unknown label (kept as −1: semi-supervised data); every other
+    label set is mapped to the position of its value among the sorted unique values, and the class
+    names are ``str(value)``.
     """
     values = np.asarray(values)
     if values.ndim == 2 and values.shape[1] == 1:
@@ -31,7 +32,7 @@ def encode_labels(values: np.ndarray, what: str, *, keep_int: bool) -> tuple[tor
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
         raise DataError(f"{what} has {bad} NaN or infinite label(s); fill or drop those rows")
-    if keep_int and values.dtype.kind in "iu" and (values.size == 0 or values.min() >= 0):
+    if keep_int and values.dtype.kind in "iu" and (values.size == 0 or values.min() >= -1):
         top = int(values.max()) + 1 if values.size else 0
         return torch.from_numpy(values.astype(np.int64)), [str(i) for i in range(top)]
     uniques, index = np.unique(values, return_inverse=True)
