@@ -12,6 +12,7 @@ All functions take a :class:`~vaekit.model.VAE` and data already in the model's 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,36 +32,48 @@ def _rows(c: torch.Tensor | None, i: int, n: int, device: torch.device) -> torch
     return None if c is None else c[i: i + n].to(device)
 
 
+def _in_eval_mode(fn):
+    """Run ``fn(model, ...)`` without gradients and without dropout, then restore the model's mode."""
+
+    @functools.wraps(fn)
+    def wrapper(model: VAE, *args, **kwargs):
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return fn(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
+    return wrapper
+
+
 @torch.no_grad()
 def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                   c: torch.Tensor | None = None) -> dict[str, float]:
     """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(device), c=_rows(c, i, batch_size, device))
-        sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()]).double()
-    model.train(was_training)
-    loss, recon, kl = (sums / max(1, len(x))).tolist()
-    return {"elbo": loss, "recon": recon, "kl": kl}
+    recon, kl = elbo_parts(model, x, batch_size, c)
+    if len(recon) == 0:
+        return {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    recon, kl = recon.double(), kl.double()
+    return {"elbo": float((recon + kl).mean()), "recon": float(recon.mean()), "kl": float(kl.mean())}
 
 
-@torch.no_grad()
+@_in_eval_mode
 def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1."""
+    """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1, dropout off."""
     dev = _device(model)
     recon, kl = [], []
     for i in range(0, len(x), batch_size):
         out = model(x[i: i + batch_size].to(dev), c=_rows(c, i, batch_size, dev))
         recon.append(out.recon.cpu())
         kl.append(out.kl.cpu())
+    if not recon:
+        return torch.empty(0), torch.empty(0)
     return torch.cat(recon), torch.cat(kl)
 
 
-@torch.no_grad()
+@_in_eval_mode
 def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
                c: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example IWAE_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): a lower bound on log p(x) (nats).
@@ -72,8 +85,6 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     dev = _device(model)
-    was_training = model.training
-    model.eval()
     n_ex = max(1, min(len(x), rows_per_chunk // min(k, rows_per_chunk)))  # examples per batch
     s_chunk = max(1, rows_per_chunk // n_ex)  # importance samples per chunk
     out = []
@@ -99,24 +110,20 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
             if calls % 8 == 0:
                 release_free_memory()
         out.append((acc - math.log(k)).cpu())
-    model.train(was_training)
     release_free_memory()
     return torch.cat(out)
 
 
-@torch.no_grad()
+@_in_eval_mode
 def posterior_stats(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                     c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances ``[N, latent_dim]`` of q(z|x) for every example."""
     dev = _device(model)
-    was_training = model.training
-    model.eval()
     mus, logvars = [], []
     for i in range(0, len(x), batch_size):
         mu, logvar = model.posterior_params(x[i: i + batch_size].to(dev), _rows(c, i, batch_size, dev))
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
-    model.train(was_training)
     return torch.cat(mus), torch.cat(logvars)
 
 
@@ -144,13 +151,11 @@ def collapse_warning(n_active: int, latent_dim: int) -> str | None:
     return None
 
 
-@torch.no_grad()
+@_in_eval_mode
 def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                          c: torch.Tensor | None = None) -> dict[str, float]:
     """Mean squared error per feature of the mean reconstruction, and per-example BCE for [0, 1] data."""
     dev = _device(model)
-    was_training = model.training
-    model.eval()
     se = 0.0
     bce = 0.0
     unit = bool(((x >= 0) & (x <= 1)).all())
@@ -162,7 +167,6 @@ def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
         if unit:
             bce += float(torch.nn.functional.binary_cross_entropy(rec.clamp(1e-6, 1 - 1e-6), xb,
                                                                   reduction="sum"))
-    model.train(was_training)
     d = x[0].numel() if len(x) else 1
     res = {"mse": se / max(1, len(x) * d)}
     if unit:
