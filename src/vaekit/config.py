@@ -63,6 +63,9 @@ class TrainConfig(BaseModel):
     kl_cycles: int = Field(default=4, ge=1, le=10_000)
     kl_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
     free_bits: float = Field(default=0.0, ge=0.0, le=100.0)
+    # denoising VAE (Im et al. 2017): train on corrupted inputs against the clean data, e.g. gaussian:0.3,
+    # masking:0.25, salt-pepper:0.1 (vaekit.data.noise)
+    corruption: str | None = None
 
     # optimisation
     optimizer: OptimizerName = "adam"
@@ -89,6 +92,15 @@ class TrainConfig(BaseModel):
         if any(h < 1 or h > 65536 for h in v):
             raise ValueError("each hidden size must be between 1 and 65536")
         return v
+
+    @field_validator("corruption")
+    @classmethod
+    def _corruption(cls, v: str | None) -> str | None:
+        if v is None or v.strip().lower() in ("", "none"):
+            return None
+        from .data.noise import check_corruption
+
+        return str(check_corruption(v))
 
     @field_validator("channels")
     @classmethod

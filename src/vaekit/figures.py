@@ -53,18 +53,30 @@ def save_image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, 
     atomic_write_bytes(path, grid_png(images, ncol))
 
 
-def pairs(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int = 8) -> tuple[torch.Tensor, int]:
-    """Images arranged so each row of inputs is followed by the row of their reconstructions."""
-    n = min(len(originals), len(reconstructions))
+def stacked_rows(groups: list[torch.Tensor], ncol: int = 8) -> tuple[torch.Tensor, int]:
+    """Images arranged in blocks: a row of ``groups[0][i:i+ncol]``, then the same examples from each later
+    group (e.g. input / reconstruction, or noisy / denoised / clean). Returns the images and the column count."""
+    n = min(len(g) for g in groups)
     ncol = max(1, min(ncol, n))
     rows = []
     for i in range(0, n - n % ncol if n >= ncol else n, ncol):
-        rows += [originals[i: i + ncol].cpu(), reconstructions[i: i + ncol].cpu()]
+        rows += [g[i: i + ncol].cpu() for g in groups]
     return torch.cat(rows), ncol
+
+
+def pairs(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int = 8) -> tuple[torch.Tensor, int]:
+    """Images arranged so each row of inputs is followed by the row of their reconstructions."""
+    return stacked_rows([originals, reconstructions], ncol)
 
 
 def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
                ncol: int = 8) -> None:
     """PNG grid where each row of inputs is followed by the row of their reconstructions."""
     images, ncol = pairs(originals, reconstructions, ncol)
+    save_image_grid(images, path, ncol=ncol)
+
+
+def save_stacked(groups: list[torch.Tensor], path: str | os.PathLike, ncol: int = 8) -> None:
+    """PNG grid of :func:`stacked_rows` (e.g. noisy / denoised / clean, one row each per block)."""
+    images, ncol = stacked_rows(groups, ncol)
     save_image_grid(images, path, ncol=ncol)

@@ -155,6 +155,23 @@ class TrainedVAE:
         return self._output(self._batched(rec, xt, both))
 
     @torch.no_grad()
+    def corrupt(self, x: Any, corruption: str, seed: int | None = None) -> torch.Tensor:
+        """A corrupted copy of ``x`` (data units in and out; the noise level is in model input units,
+        i.e. standard deviations for tables): ``gaussian:σ``, ``masking:p`` or ``salt-pepper:p``."""
+        from .data.noise import corrupt, parse_corruption
+
+        spec = parse_corruption(corruption, "--add-noise")
+        xt = self._input(x)
+        lo, hi = torch.aminmax(xt) if xt.numel() else (torch.zeros(()), torch.zeros(()))
+        gen = torch.Generator(device=xt.device).manual_seed(seed) if seed is not None else None
+        return self._output(corrupt(xt, spec, bool(lo >= 0) and bool(hi <= 1), generator=gen))
+
+    def denoise(self, x: Any, c: Any = None) -> torch.Tensor:
+        """Clean estimate of noisy ``x``: the mean of p(x|z) at the posterior mean (data units). A run trained
+        with ``corruption`` (a denoising VAE, Im et al. 2017) has learned to map corrupted inputs to clean ones."""
+        return self.reconstruct(x, c=c)
+
+    @torch.no_grad()
     def elbo(self, x: Any, c: Any = None) -> dict[str, float]:
         """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example; standardized units for tables)."""
         xt = self._input(x)

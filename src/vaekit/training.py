@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .data.noise import check_corruption, corrupt
 from .errors import TrainingError
 from .evaluation import evaluate_elbo
 from .model import VAE
@@ -66,6 +67,11 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     if s == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     return None
+
+
+def _in_unit_interval(x: torch.Tensor) -> bool:
+    lo, hi = torch.aminmax(x) if x.numel() else (torch.zeros(()), torch.zeros(()))
+    return bool(lo >= 0) and bool(hi <= 1)
 
 
 def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -148,6 +154,8 @@ class Trainer:
         steps = math.ceil(n / cfg.batch_size)
         stopped_early = False
         dynamic = cfg.binarize == "dynamic"
+        noise = check_corruption(cfg.corruption) if cfg.corruption else None
+        bounded = noise is not None and _in_unit_interval(train_x)
         if cfg.compile and not getattr(self, "_compiled", False):
             self._compiled = compile_networks(model)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
@@ -167,8 +175,11 @@ class Trainer:
                     cb = None if train_c is None else train_c[idx]
                     if dynamic:  # a fresh Bernoulli draw of every pixel at every step (Burda et al.)
                         xb = torch.bernoulli(xb)
+                    target = None
+                    if noise is not None:  # denoising VAE: encode a fresh corruption, score the clean batch
+                        target, xb = xb, corrupt(xb, noise, bounded)
                     with autocast:
-                        out = model(xb, beta, free_bits=cfg.free_bits, c=cb)
+                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
