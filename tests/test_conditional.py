@@ -118,3 +118,45 @@ def test_conditional_errors(digits_cvae, tmp_path):
     plain = tmp_path / "plain"
     vaekit.train("digits", out=plain, latent_dim=2, hidden=[8], epochs=1, report=False)
     usage_error(run("sample", plain, "--label", "3", "--out", tmp_path / "e.npy"), "not conditional")
+
+
+def test_attribute_conditioning_from_npz_y(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-1, 1, (400, 2)).astype(np.float32)
+    x = np.stack([3 * a[:, 0], -2 * a[:, 1], a[:, 0] + a[:, 1]], 1) + rng.normal(0, 0.1, (400, 3))
+    npz = tmp_path / "a.npz"
+    np.savez(npz, x=x.astype(np.float32), y=a, y_names=np.array(["size", "tilt"]))
+    ds = vaekit.load_source(str(npz))
+    assert ds.y is None and ds.attribute_names == ["size", "tilt"] and torch.equal(ds.attributes, torch.from_numpy(a))
+    out = tmp_path / "run"
+    r = run("train", "--data", npz, "--conditional", "--out", out, "--epochs", 60, "--latent-dim", 2,
+            "--hidden", "32", "--batch-size", 64, "--likelihood", "gaussian", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["condition"]["columns"] == ["size", "tilt"]
+    for size, tilt in ((-0.8, 0.5), (0.8, -0.5)):
+        s = tmp_path / "s.npy"
+        assert run("sample", out, "--attributes", f"size={size},tilt={tilt}", "-n", 300, "--seed", 0, "--out", s,
+                   "--overwrite").exit_code == 0
+        m = np.load(s).mean(0)
+        assert abs(m[0] - 3 * size) < 0.6 and abs(m[1] + 2 * tilt) < 0.6
+    assert run("encode", out, "--data", npz, "--out", tmp_path / "z.npy").exit_code == 0  # attributes from y
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=x.astype(np.float32))
+    usage_error(run("encode", out, "--data", plain, "--out", tmp_path / "z2.npy"), "size, tilt")
+    usage_error(run("train", "--data", npz, "--condition-columns", "zz", "--out", tmp_path / "r2"), "'zz'")
+    r = run("train", "--data", npz, "--condition-columns", "tilt", "--out", tmp_path / "r3", "--epochs", 1, "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "r3" / "config.json").read_text())["condition"]["dim"] == 1
+
+
+def test_npz_y_kinds(tmp_path):
+    x = np.zeros((6, 2), np.float32)
+    np.savez(tmp_path / "f.npz", x=x, y=np.array([0.5, 1, 2, 3, 4, 5.0]))
+    ds = vaekit.load_source(str(tmp_path / "f.npz"))
+    assert ds.y is None and ds.attribute_names == ["y"] and ds.attributes.shape == (6, 1)
+    np.savez(tmp_path / "l.npz", x=x, y=np.array([0, 1, 2, 0, 1, 2.0]))  # whole numbers stay class labels
+    ds = vaekit.load_source(str(tmp_path / "l.npz"))
+    assert ds.attributes is None and ds.y.tolist() == [0, 1, 2, 0, 1, 2]
+    np.savez(tmp_path / "bad.npz", x=x, y=np.ones((6, 2)), y_names=np.array(["a"]))
+    with pytest.raises(vaekit.errors.DataError, match="1 names for 2 columns"):
+        vaekit.load_source(str(tmp_path / "bad.npz"))

@@ -59,10 +59,10 @@ def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | N
         return cond, [cond.encode_raw(s.y) for s in splits], ds.columns
     raws = []
     for s in splits:
-        s.x, raw = cond.split_columns(s.x, ds.columns or [])
+        s.x, raw = cond.take(s.x, ds.columns, s.a, ds.attribute_names)
         raws.append(raw)
     cond.fit(raws[0])
-    return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns or [])
+    return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns) if ds.columns else ds.columns
 
 
 def prepare_run_dir(out: Path, overwrite: bool, info: dict) -> None:

@@ -23,6 +23,7 @@ class Conditioning:
     classes: list[str] | None = None  # label: class names, index = position
     columns: list[str] | None = None  # attributes: column names
     scaler: Standardizer | None = None  # attributes: fitted on the training split
+    source: str = "table"  # attributes: "table" columns, or the dataset's "attributes" (float y in .npz)
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod
@@ -36,9 +37,18 @@ class Conditioning:
     @classmethod
     def for_dataset(cls, ds: Dataset, columns: Sequence[str] | None) -> "Conditioning":
         """The conditioning a run on ``ds`` uses: attribute ``columns`` when given, else the labels."""
+        if ds.attributes is not None and (columns or ds.y is None):
+            names = ds.attribute_names or []
+            chosen = list(dict.fromkeys(columns)) if columns else names
+            missing = [c for c in chosen if c not in names]
+            if missing:
+                raise UsageError(f"attribute(s) {', '.join(map(repr, missing))} not in {ds.name}; "
+                                 f"available: {', '.join(names)}")
+            return cls("attributes", len(chosen), columns=chosen, source="attributes")
         if columns:
             if ds.kind != "table" or not ds.columns:
-                raise UsageError("--condition-columns needs a table (.csv/.parquet) whose columns it names")
+                raise UsageError("--condition-columns needs a table (.csv/.parquet) whose columns it names, or "
+                                 "an .npz whose float y holds attributes (named by y_names)")
             missing = [c for c in columns if c not in ds.columns]
             if missing:
                 raise UsageError(f"condition column(s) {', '.join(map(repr, missing))} not in the table; "
@@ -70,7 +80,21 @@ class Conditioning:
         rest = [i for i in range(len(data_columns)) if i not in idx]
         return x[:, rest], x[:, idx]
 
+    def take(self, x: torch.Tensor, data_columns: Sequence[str] | None, attributes: torch.Tensor | None,
+             attribute_names: Sequence[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, raw attribute rows) of data: table columns taken out of ``x``, or the dataset's attributes."""
+        if self.source == "table":
+            return self.split_columns(x, data_columns or [])
+        names = list(attribute_names or [])
+        missing = [c for c in self.columns or [] if c not in names]
+        if attributes is None or missing:
+            raise UsageError(f"this run is conditioned on the attribute(s) {', '.join(self.columns or [])}; give "
+                             "data with them (a float y in .npz, named by y_names)")
+        return x, attributes[:, [names.index(c) for c in self.columns or []]]
+
     def feature_columns(self, data_columns: Sequence[str]) -> list[str]:
+        if self.source != "table":
+            return list(data_columns)
         return [c for c in data_columns if c not in (self.columns or [])]
 
     def encode_raw(self, raw: torch.Tensor) -> torch.Tensor:
@@ -129,12 +153,12 @@ class Conditioning:
     # -- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"kind": self.kind, "dim": self.dim, "classes": self.classes, "columns": self.columns,
-                "scaler": self.scaler.to_dict() if self.scaler is not None else None}
+                "scaler": self.scaler.to_dict() if self.scaler is not None else None, "source": self.source}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Conditioning":
         return cls(d["kind"], int(d["dim"]), d.get("classes"), d.get("columns"),
-                   Standardizer.from_dict(d["scaler"]) if d.get("scaler") else None)
+                   Standardizer.from_dict(d["scaler"]) if d.get("scaler") else None, d.get("source", "table"))
 
 
 def parse_attributes(text: str) -> dict[str, float]:

@@ -97,7 +97,7 @@ class TrainedVAE:
         """(features in model units, condition rows or None) for a loaded dataset."""
         cond, x, c = self.conditioning, ds.x, None
         if cond is not None and cond.kind == "attributes":
-            x, raw = cond.split_columns(ds.x, ds.columns or [])
+            x, raw = cond.take(ds.x, ds.columns, ds.attributes, ds.attribute_names)
             c = cond.encode_raw(raw)
         elif cond is not None:
             if ds.y is None:

@@ -35,6 +35,10 @@ class Dataset:
     columns: list[str] | None = None
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
+    # numeric attributes per example ([N, k] float32, e.g. from a float ``y`` in .npz): conditions for a
+    # conditional VAE, like a table's --condition-columns
+    attributes: torch.Tensor | None = None
+    attribute_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -51,6 +55,17 @@ class Dataset:
             _check_labels(self.test_x, self.test_y, "test_y")
         elif self.test_y is not None:
             raise DataError("test_y is given without test_x; give both or neither")
+        if self.attributes is not None:
+            a = self.attributes
+            if a.ndim != 2 or a.shape[0] != self.x.shape[0]:
+                raise DataError(f"attributes must be [N, k] with one row per example; got shape {tuple(a.shape)} "
+                                f"for {self.x.shape[0]} examples")
+            if self.test_x is not None:
+                raise DataError("attributes with an official test split are not supported; drop test_x")
+            names = self.attribute_names or [f"y{i}" for i in range(a.shape[1])]
+            if len(names) != a.shape[1] or len(set(names)) != len(names):
+                raise DataError(f"give {a.shape[1]} distinct attribute names; got {names}")
+            self.attribute_names = list(names)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -63,8 +78,10 @@ class Dataset:
     def fingerprint(self) -> str:
         """SHA-256 hex digest over the shapes, dtypes and bytes of x, y, test_x and test_y."""
         h = hashlib.sha256()
-        for field in ("x", "y", "test_x", "test_y"):
+        for field in ("x", "y", "test_x", "test_y", "attributes"):
             t = getattr(self, field)
+            if t is None and field == "attributes":  # absent: the digest of older runs is unchanged
+                continue
             if t is None:
                 h.update(f"{field}:none;".encode())
                 continue
@@ -87,17 +104,18 @@ def _check_labels(x: torch.Tensor, y: torch.Tensor | None, what: str) -> None:
 
 @dataclass
 class Split:
-    """One split (train, validation or test) of a dataset: examples and optional labels."""
+    """One split (train, validation or test) of a dataset: examples, optional labels and attributes."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
+    a: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
 
-def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor) -> Split:
-    return Split(x=x[idx], y=None if y is None else y[idx])
+def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor, a: torch.Tensor | None = None) -> Split:
+    return Split(x=x[idx], y=None if y is None else y[idx], a=None if a is None else a[idx])
 
 
 def split_dataset(
@@ -141,9 +159,9 @@ def split_dataset(
             n_val -= 1
         else:
             n_test -= 1
-    val = _take(ds.x, ds.y, perm[:n_val])
-    test = _take(ds.x, ds.y, perm[n_val : n_val + n_test])
-    train = _take(ds.x, ds.y, perm[n_val + n_test :])
+    val = _take(ds.x, ds.y, perm[:n_val], ds.attributes)
+    test = _take(ds.x, ds.y, perm[n_val : n_val + n_test], ds.attributes)
+    train = _take(ds.x, ds.y, perm[n_val + n_test :], ds.attributes)
     return train, val, test
 
 

@@ -71,7 +71,7 @@ def load_source(
     raise DataError(f"unsupported file type {path.suffix or '(no suffix)'!r} for {text}; accepted: {accepted}, or a folder of images")
 
 
-def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     pickled = f"{path} holds Python objects (an object array), which vaekit never unpickles; save a numeric array"
     try:
         with open(path, "rb") as f:
@@ -89,7 +89,7 @@ def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(one_line(f"cannot read {path} as a NumPy file: {exc}")) from None
     if isinstance(obj, np.ndarray):
-        return obj, None
+        return obj, None, None
     try:
         with obj as npz:
             found = list(npz.files)
@@ -98,13 +98,27 @@ def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                     f"{path} has no array named 'x' (found: {', '.join(found) or 'none'}); "
                     "save it with np.savez(path, x=..., y=...)"
                 )
-            return npz["x"], (npz["y"] if "y" in found else None)
+            names = npz["y_names"] if "y_names" in found else None
+            if names is not None and names.dtype.kind not in "US":
+                raise DataError(f"y_names in {path} must be an array of strings, one name per column of y")
+            return npz["x"], (npz["y"] if "y" in found else None), (
+                None if names is None else [str(v) for v in names.reshape(-1).tolist()])
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataError(pickled) from None
         raise DataError(one_line(f"cannot read {path}: {exc}")) from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(one_line(f"cannot read {path}: {exc}")) from None
+
+
+def _is_attributes(y: np.ndarray) -> bool:
+    """A ``y`` of numeric attributes rather than class labels: 2-D with several columns, or floats that are
+    not all whole numbers."""
+    if y.dtype.kind not in "biuf":
+        return False
+    if y.ndim == 2 and y.shape[1] > 1:
+        return True
+    return y.dtype.kind == "f" and bool((np.isfinite(y) & (y != np.round(y))).any())
 
 
 def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
@@ -127,7 +141,7 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
     2-D ``[N, D]`` gives kind "array" (values kept); 3-D ``[N, H, W]`` and 4-D NCHW/NHWC with
     1 or 3 channels give images in [0, 1] (uint8 is divided by 255).
     """
-    x, y_raw = _load_npy(path)
+    x, y_raw, y_names = _load_npy(path)
     if x.dtype.kind not in "biuf":
         raise DataError(f"x in {path} has dtype {x.dtype}; save a numeric (int, float or bool) array")
     if x.ndim not in (2, 3, 4):
@@ -141,8 +155,21 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
         if bad:
             raise DataError(f"x in {path} has {bad} NaN or infinite value(s); fill or drop them")
 
-    y = classes = None
-    if y_raw is not None:
+    y = classes = attributes = None
+    if y_raw is not None and _is_attributes(y_raw):
+        if y_raw.shape[0] != len(x):
+            raise DataError(f"y in {path} has {y_raw.shape[0]} rows but x has {len(x)} examples; give one row "
+                            "per example")
+        a = y_raw.reshape(len(y_raw), -1).astype(np.float32)
+        if not np.isfinite(a).all():
+            raise DataError(f"y in {path} has {int((~np.isfinite(a)).sum())} NaN or infinite value(s); fill or "
+                            "drop those rows")
+        if y_names is not None and len(y_names) != a.shape[1]:
+            raise DataError(f"y_names in {path} has {len(y_names)} names for {a.shape[1]} columns of y")
+        attributes = torch.from_numpy(a)
+        if y_names is None and a.shape[1] == 1:
+            y_names = ["y"]
+    elif y_raw is not None:
         y_flat = y_raw[:, 0] if y_raw.ndim == 2 and y_raw.shape[1] == 1 else y_raw
         if y_flat.ndim != 1 or len(y_flat) != len(x):
             raise DataError(
@@ -156,7 +183,8 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
         xt = torch.from_numpy(x.astype(np.float32))
         if not bool(torch.isfinite(xt).all()):
             raise DataError(f"x in {path} has values too large for float32; rescale them")
-        return Dataset(x=xt, y=y, kind="array", name=name or str(path), classes=classes)
+        return Dataset(x=xt, y=y, kind="array", name=name or str(path), classes=classes, attributes=attributes,
+                       attribute_names=y_names if attributes is not None else None)
 
     x = _to_nchw(x, path)
     if x.dtype == np.uint8:
@@ -172,4 +200,5 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
     xt = torch.from_numpy(np.ascontiguousarray(img))
     if image_size is not None:
         xt = resize_images(xt, image_size)
-    return Dataset(x=xt, y=y, kind="image", name=name or str(path), classes=classes)
+    return Dataset(x=xt, y=y, kind="image", name=name or str(path), classes=classes, attributes=attributes,
+                   attribute_names=y_names if attributes is not None else None)
