@@ -343,6 +343,7 @@ def denoise(
 
 
 from . import cli_inspect  # noqa: E402,F401  (registers the inspection commands on `app`)
+from . import cli_tune  # noqa: E402,F401  (registers `vaekit tune`)
 
 
 def main() -> None:
