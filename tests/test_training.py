@@ -52,6 +52,29 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, tiny):
         {**r, "seconds": c["seconds"]} for r, c in zip(_metrics(tmp_path / "full"), _metrics(tmp_path / "cut"))]
 
 
+def test_resume_is_exact_when_interrupted_between_the_two_checkpoint_files(tmp_path, tiny, monkeypatch):
+    from vaekit import training
+    from vaekit.runs import STATE_JSON
+
+    settings = dict(tiny, epochs=4)
+    full = vaekit.train(out=tmp_path / "full", **settings)
+    real_write_json = training.write_json
+
+    def interrupted_write(path, obj):  # epoch 3's tensors are on disk, its JSON never gets written
+        if str(path).endswith(STATE_JSON) and obj["epoch"] == 3:
+            raise KeyboardInterrupt
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(training, "write_json", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        vaekit.train(out=tmp_path / "cut", **settings)
+    monkeypatch.setattr(training, "write_json", real_write_json)
+    resumed = vaekit.train(out=tmp_path / "cut", resume=True)
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [r["epoch"] for r in _metrics(tmp_path / "cut")] == [1, 2, 3, 4]
+
+
 def test_early_stopping_restores_best_weights(tmp_path, tiny):
     # min_delta so large that nothing after epoch 1 counts as an improvement.
     trained = vaekit.train(out=tmp_path / "r", **dict(tiny, epochs=10, patience=2, min_delta=1e9))

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "evaluate", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
+__all__ = ["train", "load", "evaluate", "tune", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
 
 _LAZY = {
     "train": ("vaekit.api", "train"),
     "load": ("vaekit.api", "load"),
     "evaluate": ("vaekit.api", "evaluate"),
+    "tune": ("vaekit.tuning", "tune"),
     "TrainedVAE": ("vaekit.trained", "TrainedVAE"),
     "TrainConfig": ("vaekit.config", "TrainConfig"),
     "load_source": ("vaekit.data", "load_source"),
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import TrainedVAE, evaluate, load, train
     from .config import TrainConfig
     from .data import load_source
+    from .tuning import tune
 
 
 def __getattr__(name: str) -> Any:

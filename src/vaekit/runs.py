@@ -89,6 +89,18 @@ def load_tensors(path: str | os.PathLike) -> dict:
                        "retrain or restore the file") from None
 
 
+def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a safetensors file (empty when it has none)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}); "
+                       "retrain or restore the file") from None
+
+
 def read_run_info(run_dir: str | os.PathLike) -> dict:
     """The parsed ``config.json`` of a vaekit run, or a :class:`RunError` saying why it is not one."""
     run = Path(run_dir)

@@ -25,7 +25,7 @@ from .errors import TrainingError
 from .evaluation import evaluate_elbo
 from .model import VAE
 from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, load_tensors, read_json,
-                   save_tensors, write_json)
+                   read_tensor_metadata, save_tensors, write_json)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -253,18 +253,21 @@ class Trainer:
         tensors["rng.shuffle"] = self.gen.get_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        save_tensors(self.run_dir / STATE_TENSORS, tensors)
         state = {"epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
                  "bad_epochs": self.bad_epochs, "finished": finished,
                  "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars,
                                "state_keys": sorted(str(p) for p in opt_sd["state"])},
                  "scheduler": self.sched.state_dict() if self.sched is not None else None}
+        # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
+        # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
+        save_tensors(self.run_dir / STATE_TENSORS, tensors, metadata={"state": json.dumps(state)})
         write_json(self.run_dir / STATE_JSON, state)
 
     def load_checkpoint(self) -> None:
         """Restore the state :meth:`save_checkpoint` wrote (model, optimizer, schedule, RNGs, counters)."""
-        state = read_json(self.run_dir / STATE_JSON)
         tensors = load_tensors(self.run_dir / STATE_TENSORS)
+        meta = read_tensor_metadata(self.run_dir / STATE_TENSORS)
+        state = json.loads(meta["state"]) if "state" in meta else read_json(self.run_dir / STATE_JSON)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
         opt_state: dict[int, dict] = {}

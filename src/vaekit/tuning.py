@@ -31,7 +31,7 @@ from typing import Any
 
 from .config import TrainConfig, load_config_file, make_config
 from .errors import UsageError, VaekitError
-from .runs import STATE_JSON, STATE_TENSORS, atomic_write_text, read_json, write_json
+from .runs import STATE_JSON, STATE_TENSORS, atomic_write_text, read_json, read_tensor_metadata, write_json
 from .space import SearchSpace, load_space, parse_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -221,6 +221,7 @@ class _Objective:
     def __init__(self, job: _Job, space: SearchSpace):
         self.job, self.space = job, space
         self.current: int | None = None  # number of the trial in progress
+        self.started = lambda: None  # called once the trial exists in the study
 
     def _say(self, text: str) -> None:
         if not self.job.quiet:
@@ -233,6 +234,7 @@ class _Objective:
 
         job = self.job
         self.current = trial.number
+        self.started()  # the trial exists (RUNNING): other workers may count it now
         frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
         origin = frozen.system_attrs.get("failed_trial", trial.number)  # a retry continues its first run
         retry = "failed_trial" in frozen.system_attrs
@@ -261,7 +263,8 @@ class _Objective:
             cfg = make_config({**job.base, **params})
             state_file = run_dir / STATE_JSON
             if retry and state_file.is_file() and (run_dir / STATE_TENSORS).is_file():
-                state = read_json(state_file)
+                meta = read_tensor_metadata(run_dir / STATE_TENSORS)  # the checkpoint resume will use
+                state = json.loads(meta["state"]) if "state" in meta else read_json(state_file)
                 for row in _metrics_rows(run_dir, state["epoch"]):  # what the interrupted try reported
                     v = float(row["val_loss"])
                     best = min(best, v) if math.isfinite(v) else best
@@ -352,29 +355,70 @@ def run_worker(job: _Job) -> str:
                                                    job.target),
                               pruner=make_pruner(job.pruner, job.epochs))
     objective = _Objective(job, space)
+    claim = _ClaimLock(Path(job.tune_dir) / ".claim.lock")
+    objective.started = claim.release
     while True:
         if job.deadline is not None and time.time() >= job.deadline:
             return "timeout"
         if job.parent is not None and os.getppid() != job.parent:
             return "orphaned"
-        c = trial_counts(study)
-        if c["finished"] >= job.target:
-            return "done"
-        if c["finished"] + c["running"] >= job.target:
-            # the last trials are running elsewhere; wait in case one dies and must be run again
-            fail_stale_trials(study)
-            time.sleep(1.0)
-            continue
+        # Counting and creating the next trial happen under a lock shared by this folder's workers, so
+        # two workers finishing at once cannot both start the study's last trial.
+        claim.acquire()
         try:
-            study.optimize(objective, n_trials=1, catch=(VaekitError,), gc_after_trial=False)
-        except KeyboardInterrupt:
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            c = trial_counts(study)
+            if c["finished"] >= job.target:
+                return "done"
+            if c["finished"] + c["running"] >= job.target:
+                # the last trials are running elsewhere; wait in case one dies and must be run again
+                claim.release()
+                fail_stale_trials(study)
+                time.sleep(1.0)
+                continue
             try:
-                objective.requeue(study)
-            finally:
-                signal.signal(signal.SIGINT, previous)
-            raise
+                study.optimize(objective, n_trials=1, catch=(VaekitError,), gc_after_trial=False)
+            except KeyboardInterrupt:
+                with _no_interrupts():
+                    objective.requeue(study)
+                raise
+        finally:
+            claim.release()
         objective.current = None
+
+
+class _ClaimLock:
+    """An exclusive ``flock`` on a file in the tune folder (a no-op where ``fcntl`` is missing)."""
+
+    def __init__(self, path: Path):
+        self.path, self.fd = path, None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = None
+
+
+class _no_interrupts:
+    """Ignore Ctrl-C while a trial is being re-queued (in the main thread; elsewhere a no-op)."""
+
+    def __enter__(self):
+        import threading
+
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _n_trials(storage, study_name: str) -> int:
@@ -481,7 +525,12 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
         why = _run_workers(job, jobs) if before["finished"] < target else "done"
     except KeyboardInterrupt:
         interrupted = True
-    result = _results(the_study, tune_dir, name, where, metric, target, sp, figures=report and not interrupted)
+    try:
+        result = _results(the_study, tune_dir, name, where, metric, target, sp,
+                          figures=report and not interrupted)
+    except KeyboardInterrupt:  # while writing the results: the study itself is complete and safe
+        interrupted = True
+        result = TuneResult(tune_dir, name, where, metric, trial_counts(the_study), target)
     result.interrupted = interrupted
     result.timed_out = why == "timeout"
     return result
@@ -526,7 +575,10 @@ def _study(storage, name: str, desc: dict, where: str):
 def _run_workers(job: _Job, jobs: int) -> str:
     """``jobs`` = 1: in this process. Otherwise that many spawned worker processes, each with
     cores/jobs torch threads; Ctrl-C or SIGTERM is forwarded once to each, which requeues its trial."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()  # signal handlers only work there
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
     previous_int = signal.getsignal(signal.SIGINT)
     try:
         if jobs == 1:
@@ -545,7 +597,8 @@ def _run_workers(job: _Job, jobs: int) -> str:
             for p in procs:
                 p.join()
         except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if main:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             for p in procs:
                 if p.is_alive() and p.pid is not None:
                     os.kill(p.pid, signal.SIGINT)
@@ -558,8 +611,9 @@ def _run_workers(job: _Job, jobs: int) -> str:
                               "the study is kept: rerun the same command to continue it")
         return "timeout" if job.deadline is not None and time.time() >= job.deadline else "done"
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -624,7 +678,7 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
 
     from .report import _fig_png, _plt
 
-    _plt()
+    plt = _plt()
     out = []
     plots = [("history", "optimization history: each trial's value and the best so far", ovm.plot_optimization_history),
              ("intermediate", "learning curves reported to the pruner (best validation −ELBO so far, per epoch); "
@@ -635,15 +689,14 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
               ovm.plot_parallel_coordinate)]
     for key, caption, fn in plots:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), plt.rc_context():  # Optuna switches the global style to ggplot
                 warnings.simplefilter("ignore")
                 ax = fn(study)
-            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            fig.set_size_inches(9, 4.5)
-            out.append((key, caption, _fig_png(fig), ""))
+                fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+                fig.set_size_inches(9, 4.5)
+                png = _fig_png(fig)
+            out.append((key, caption, png, ""))
         except Exception as err:  # noqa: BLE001 - e.g. importances need 2+ completed trials
-            import matplotlib.pyplot as plt
-
             plt.close("all")
             out.append((key, caption, None, (str(err).splitlines() or [type(err).__name__])[0]))
     return out
