@@ -269,3 +269,9 @@ def test_cli_runs_and_refuses_to_continue_with_another_space(tmp_path):
                 "was started with different --space")
     usage_error(run("--space", space, "--trials", "3", "--out", out, "--study", "other"), "holds study 'cli'")
     assert len(study_of(out).trials) == 2
+
+
+def test_timeout_starts_no_trial_after_the_deadline(tmp_path):
+    res = tune("digits", tmp_path / "late", space=SPACE_R, sampler="random", trials=3, timeout=1e-6, quiet=True,
+               report=False)
+    assert res.timed_out and res.counts["finished"] == 0 and not res.interrupted
