@@ -722,7 +722,9 @@ def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
                      f"<b>{res.best_value:.4f}</b> nats per example; run directory {run}; "
                      f"<code>best_config.yaml</code> retrains it with <code>vaekit train --config</code>.</p>"
                      f"<table><tr><th>hyperparameter</th><th>value</th></tr>{rows}</table>")
-    parts.append("<h2 id=space>Search space</h2><pre>" + e(json.dumps(space.to_dict(), indent=1)) + "</pre>")
+    d = space.to_dict()
+    lines = [f"{k}: {json.dumps(v)}" for k, v in {**d["params"], **d["fixed"]}.items()]
+    parts.append("<h2 id=space>Search space</h2><pre>" + e("\n".join(lines)) + "</pre>")
     for key, caption, png, why in _figures(study):
         if png is not None:
             parts.append(f'<h2 id="{key}">{e(caption.split(":")[0].split("(")[0].strip().capitalize())}</h2>'
