@@ -73,7 +73,8 @@ def _masked(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        return url if u.password is None else u.render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is shown as given (it holds no parsed password)
         return url
 
@@ -108,8 +109,11 @@ def open_storage(url: str):
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3), **kwargs)
     except ImportError as err:
         cause = err.__cause__ or err
-        raise UsageError(f"--storage {shown}: its database driver is not installed ({cause}); install it "
-                         "(e.g. pip install psycopg2-binary for postgresql://) or use sqlite:///FILE") from None
+        module = getattr(cause, "name", None) or ""
+        pkg = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+               "pymysql": "pymysql"}.get(module.split(".")[0], "the driver named in the URL")
+        raise UsageError(f"--storage {shown}: its database driver is not installed ({cause}); "
+                         f"pip install {pkg}, or use sqlite:///FILE") from None
     except Exception as err:  # noqa: BLE001 - any failure to open the database is the user's URL or server
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"--storage {shown} cannot be opened ({first}); check the URL and that the "
