@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
-from .data import Dataset, Standardizer, binarize, load_source, split_dataset
+from .data import Dataset, Standardizer, binarize, fill_missing, load_source, split_dataset
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs, save_stacked
 from .model import architecture_error, build_model
@@ -130,15 +130,20 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
             base = {}
         cfg = make_config(base, **({"data": data} if data else {}), **settings)
 
-    ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir)
+    ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
+                     allow_missing=cfg.missing == "mask")
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
     if cfg.semi_supervised and (resume or cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --resume, --conditional or --condition-columns")
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
-    scaler = Standardizer.fit(splits[0].x) if ds.kind == "table" else None
+    scaler = Standardizer.fit(splits[0].x, feature_columns) if ds.kind == "table" else None
     if scaler is not None:
         for s in splits:
             s.x = scaler.transform(s.x)
+    masks: list = [None, None, None]
+    if cfg.missing == "mask":  # MIWAE: missing cells are mean-filled (0) for the encoder, masked out of p(x|z)
+        for i, s in enumerate(splits):
+            s.x, masks[i] = fill_missing(s.x)
     if not resume:
         cfg = _resolve_likelihood(cfg, ds)
     if cfg.corruption is not None:
@@ -178,10 +183,10 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
     if resume:
         trainer.load_checkpoint()
-    result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1])
+    result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1], masks[0], masks[1])
     trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
     if out_path is not None:
-        _finish_run(trained, trainer, splits, conds, ds, report_iwae_k if report else None)
+        _finish_run(trained, trainer, splits, conds, ds, report_iwae_k if report else None, masks)
     return trained
 
 
@@ -222,7 +227,7 @@ def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch
 
 
 def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Dataset,
-                report_iwae_k: int | None) -> None:
+                report_iwae_k: int | None, masks=(None, None, None)) -> None:
     """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished."""
     from .runs import save_tensors
 
@@ -236,15 +241,20 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Datase
                                "stopped_early": r.stopped_early}
     if ds.kind == "table":
         results["note"] = "losses are on standardized columns"
+    if masks[0] is not None:
+        results["missing"] = "mask: likelihoods of the observed cells only (MIWAE)"
+        results["observed_fraction"] = {n: float(m.mean()) if m.numel() else None
+                                        for n, m in zip(("train", "validation", "test"), masks)}
     torch.manual_seed(trained.config.seed + 1)
-    for name, split, c in zip(("train", "validation", "test"), splits, conds):
-        results[name] = evaluate_elbo(model, split.x, c=c) if len(split) else None
+    for name, split, c, m in zip(("train", "validation", "test"), splits, conds, masks):
+        results[name] = evaluate_elbo(model, split.x, c=c, mask=m) if len(split) else None
     if trained.config.corruption is not None:
         results["denoising"] = _denoising_results(trained, splits[2].x, conds[2], run)
     write_json(run / RESULTS, results)
     if report_iwae_k is not None:
         ev = {"data": trained.config.data, "split": "test",
-              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed, conds[2])}
+              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed, conds[2],
+                                      masks[2])}
         _write_report(trained, splits[2].x, splits[2].y, ev, conds[2])
     if ds.kind == "image":
         cond = trained.conditioning
@@ -330,28 +340,30 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
         if len(part.x) == 0:
             raise UsageError(f"the {split} split of {source} is empty; choose another --split")
         ds.x, ds.y = part.x, part.y
+        mask = fill_missing(ds.x)[1] if cfg.missing == "mask" else None
         xt, ct = trained.dataset_inputs(ds)
         where = {"data": source, "split": split}
         if cfg.binarize != "none":
             xt = binarize_split(xt, cfg, SPLITS.index(split)).to(xt.device)
-        return xt, part.y, ct, where
+        return xt, part.y, ct, where, mask
     x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
     if cfg.binarize != "none":
         x = binarize(x, seed=seed)
     if len(x) == 0:
         raise UsageError("the data to evaluate is empty")
-    return trained._input(x), None, trained._cond(c, len(x)), {"data": "array", "split": "all"}
+    mask = fill_missing(x)[1] if cfg.missing == "mask" else None
+    return trained._input(x), None, trained._cond(c, len(x)), {"data": "array", "split": "all"}, mask
 
 
 def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int,
-                          c: torch.Tensor | None = None) -> dict:
+                          c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict:
     from .evaluation import evaluate as _evaluate
 
     if iwae_k < 0 or iwae_k > 1_000_000:
         raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
     cfg = trained.config
     torch.manual_seed(seed)
-    res = _evaluate(trained.model, x, iwae_k=iwae_k, c=c,
+    res = _evaluate(trained.model, x, iwae_k=iwae_k, c=c, mask=mask,
                     binarized=None if cfg.binarize == "none" else f"{cfg.binarize} (evaluated on a fixed draw)")
     if trained.scaler is not None:
         res["note"] = "likelihoods are of standardized columns"
@@ -368,8 +380,8 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
     Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
-    x, _, ct, where = _eval_data(trained, data, split, seed, cache_dir, c)
-    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct)}
+    x, _, ct, where, mask = _eval_data(trained, data, split, seed, cache_dir, c)
+    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct, mask)}
 
 
 def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict,
@@ -396,8 +408,8 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
            seed: int = 0, cache_dir: str | None = None) -> Path:
     """Evaluate a run and write its self-contained ``report.html``; returns the report's path."""
     trained = load(run_dir)
-    x, y, c, where = _eval_data(trained, data, split, seed, cache_dir)
-    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c)}
+    x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
+    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask)}
     return _write_report(trained, x, y, ev, c)
 
 

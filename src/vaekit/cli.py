@@ -122,6 +122,7 @@ def train(
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm to this value"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to N×N"),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels"),
+    missing: Optional[str] = typer.Option(None, "--missing", help="missing table cells: error, or mask (train on incomplete rows, MIWAE) [error]"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),
     test_fraction: Optional[float] = typer.Option(None, "--test-fraction"),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -148,7 +149,7 @@ def train(
                     kl_ratio=kl_ratio, free_bits=free_bits, binarize=binarize, dropout=dropout, corruption=corruption, optimizer=optimizer, lr=lr,
                     weight_decay=weight_decay, batch_size=batch_size, epochs=epochs, patience=patience,
                     min_delta=min_delta, lr_schedule=lr_schedule, lr_gamma=lr_gamma, lr_step=lr_step,
-                    grad_clip=grad_clip, image_size=image_size, label_column=label_column,
+                    grad_clip=grad_clip, image_size=image_size, label_column=label_column, missing=missing,
                     val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, device=device,
                     precision=precision, compile=compile_)
     settings = {k: v for k, v in settings.items() if v is not None}

@@ -18,6 +18,7 @@ from .errors import UsageError
 ModelName = Literal["mlp", "conv"]
 LikelihoodName = Literal["auto", "bernoulli", "gaussian"]
 BinarizeName = Literal["none", "dynamic", "static"]
+MissingName = Literal["error", "mask"]
 KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
@@ -37,6 +38,9 @@ class TrainConfig(BaseModel):
     binarize: BinarizeName = "none"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    # missing table cells: "error" refuses them; "mask" trains on incomplete rows, the likelihood counting
+    # observed cells only (MIWAE, Mattei & Frellsen 2019)
+    missing: MissingName = "error"
 
     # conditioning (conditional VAE, Sohn et al. 2015): on the labels, or on these numeric table columns
     conditional: bool = False
@@ -115,6 +119,9 @@ class TrainConfig(BaseModel):
             raise ValueError("gaussian_std applies only to --likelihood gaussian")
         if self.binarize != "none" and self.likelihood == "gaussian":
             raise ValueError("binarized data needs --likelihood bernoulli (or auto)")
+        if self.missing == "mask" and (self.conditional or self.condition_columns or self.semi_supervised):
+            raise ValueError("--missing mask cannot be combined with --conditional, --condition-columns or "
+                             "--semi-supervised; drop one")
         return self
 
 

@@ -49,9 +49,10 @@ def _in_eval_mode(fn):
 
 @torch.no_grad()
 def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024,
-                  c: torch.Tensor | None = None) -> dict[str, float]:
-    """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1)."""
-    recon, kl = elbo_parts(model, x, batch_size, c)
+                  c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1);
+    with ``mask`` (1 = observed) the likelihood is of the observed entries only."""
+    recon, kl = elbo_parts(model, x, batch_size, c, mask)
     if len(recon) == 0:
         return {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     recon, kl = recon.double(), kl.double()
@@ -60,12 +61,14 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024,
 
 @_in_eval_mode
 def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024,
-               c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1, dropout off."""
+               c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1, dropout off
+    (observed entries only where ``mask`` is given)."""
     dev = _device(model)
     recon, kl = [], []
     for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(dev), c=_rows(c, i, batch_size, dev))
+        out = model(x[i: i + batch_size].to(dev), c=_rows(c, i, batch_size, dev),
+                    mask=_rows(mask, i, batch_size, dev))
         recon.append(out.recon.cpu())
         kl.append(out.kl.cpu())
     if not recon:
@@ -75,7 +78,7 @@ def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024,
 
 @_in_eval_mode
 def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
-               c: torch.Tensor | None = None) -> torch.Tensor:
+               c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example IWAE_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x): a lower bound on log p(x) (nats).
 
     Examples and importance samples are batched together: each decoder call sees about
@@ -94,6 +97,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
         xb = x[i: i + n_ex].to(dev)
         b = len(xb)
         cb = _rows(c, i, n_ex, dev)
+        mb = _rows(mask, i, n_ex, dev)
         mu, logvar = model.posterior_params(xb, cb)
         std = (0.5 * logvar).exp()
         acc = torch.full((b,), -math.inf, device=dev)
@@ -104,7 +108,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
             log_q = (-0.5 * eps * eps - 0.5 * logvar - 0.5 * log2pi).sum(-1)
             log_pz = (-0.5 * z * z - 0.5 * log2pi).sum(-1)
             params = model.decoder_params(z.reshape(s * b, -1), None if cb is None else cb.repeat(s, 1))
-            log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb)
+            log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb, mb)
             acc = torch.logaddexp(acc, torch.logsumexp(log_px + log_pz - log_q, dim=0))
             calls += 1
             if calls % 8 == 0:
@@ -153,36 +157,41 @@ def collapse_warning(n_active: int, latent_dim: int) -> str | None:
 
 @_in_eval_mode
 def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
-                         c: torch.Tensor | None = None) -> dict[str, float]:
-    """Mean squared error per feature of the mean reconstruction, and per-example BCE for [0, 1] data."""
+                         c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean squared error per feature of the mean reconstruction, and per-example BCE for [0, 1] data
+    (over the observed entries only where ``mask`` is given)."""
     dev = _device(model)
     se = 0.0
     bce = 0.0
     unit = bool(((x >= 0) & (x <= 1)).all())
     for i in range(0, len(x), batch_size):
         xb = x[i: i + batch_size].to(dev)
+        mb = _rows(mask, i, batch_size, dev)
         rec = model.reconstruct(xb, _rows(c, i, batch_size, dev))
         rec = rec.clamp(0, 1) if unit else rec
-        se += float(((rec - xb) ** 2).sum())
+        sq = (rec - xb) ** 2
+        se += float((sq if mb is None else sq * mb).sum())
         if unit:
-            bce += float(torch.nn.functional.binary_cross_entropy(rec.clamp(1e-6, 1 - 1e-6), xb,
-                                                                  reduction="sum"))
+            b = torch.nn.functional.binary_cross_entropy(rec.clamp(1e-6, 1 - 1e-6), xb, reduction="none")
+            bce += float((b if mb is None else b * mb).sum())
     d = x[0].numel() if len(x) else 1
-    res = {"mse": se / max(1, len(x) * d)}
+    count = float(mask.sum()) if mask is not None else len(x) * d
+    res = {"mse": se / max(1.0, count)}
     if unit:
         res["bce"] = bce / max(1, len(x))
     return res
 
 
 def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 1024,
-             binarized: str | None = None, c: torch.Tensor | None = None) -> dict:
+             binarized: str | None = None, c: torch.Tensor | None = None,
+             mask: torch.Tensor | None = None) -> dict:
     """Everything above for data ``x`` (model units). ``iwae_k = 0`` skips the IWAE bound.
 
     Returns a JSON-ready dict; likelihoods are nats per example, ``bits_per_dim`` divides the best
     bound on −log p(x) by (number of features × ln 2).
     """
     d = x[0].numel()
-    recon, kl = elbo_parts(model, x, batch_size, c)
+    recon, kl = elbo_parts(model, x, batch_size, c, mask)
     neg_elbo = recon + kl
     mu, logvar = posterior_stats(model, x, batch_size, c)
     n_active, activity = active_units(mu)
@@ -197,12 +206,12 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         "latent_dim": model.latent_dim,
         "activity": activity.tolist(),
         "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
-        **reconstruction_error(model, x, batch_size, c),
+        **reconstruction_error(model, x, batch_size, c, mask),
     }
     best = res["neg_elbo"]
     best_name = "ELBO (1 sample)"
     if iwae_k > 0:
-        iw = iwae_bound(model, x, iwae_k, c=c)
+        iw = iwae_bound(model, x, iwae_k, c=c, mask=mask)
         res["iwae_k"] = iwae_k
         res["neg_iwae"] = float(-iw.mean())
         best, best_name = res["neg_iwae"], f"IWAE (k={iwae_k})"
@@ -217,6 +226,9 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         warnings.append("Bernoulli likelihood on continuous targets in [0, 1]: the number is a cross-entropy, "
                         "not a normalized log-likelihood; train and evaluate with --binarize dynamic or static "
                         "for values comparable with the literature")
+    if mask is not None:
+        res["observed_fraction"] = float(mask.float().mean())
+        res["note_missing"] = "likelihoods and reconstruction error are of the observed entries only"
     res["binarized"] = binarized or "no"
     res["warnings"] = warnings
     return res

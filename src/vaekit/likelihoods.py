@@ -25,16 +25,34 @@ class Likelihood(nn.Module):
     def forward(self, params: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood per example (nats), summed over features."""
-        return -self(params).log_prob(x)
+    def nll(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood per example (nats), summed over features; with ``mask`` (1 = observed,
+        0 = missing, same shape as x) only the observed features count (MIWAE's masked likelihood)."""
+        if mask is None:
+            return -self(params).log_prob(x)
+        return (self.nll_features(params, x) * mask).flatten(1).sum(1)
 
-    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def nll_features(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each feature (nats), shape of x."""
+        base = self(params).base_dist
+        return -base.log_prob(x)
+
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """NLL of each example under each of ``s`` decoder outputs: params ``[s, b, *shape]``, x ``[b, *shape]``
-        -> ``[s, b]`` (nats). Subclasses broadcast x instead of copying it ``s`` times."""
+        -> ``[s, b]`` (nats); ``mask`` ``[b, *shape]`` as in :meth:`nll`. Subclasses broadcast x instead of
+        copying it ``s`` times."""
         s, b = params.shape[:2]
         target = x.unsqueeze(0).expand_as(params).reshape(s * b, *x.shape[1:])
-        return self.nll(params.reshape(s * b, *x.shape[1:]), target).view(s, b)
+        m = None if mask is None else mask.unsqueeze(0).expand_as(params).reshape(s * b, *x.shape[1:])
+        return self.nll(params.reshape(s * b, *x.shape[1:]), target, m).view(s, b)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x|z] for decoder outputs ``params`` (data in model units)."""
+        return self(params).mean
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw x ~ p(x|z) per row of ``params``."""
+        return self(params).sample()
 
 
 class BernoulliLikelihood(Likelihood):
@@ -49,15 +67,29 @@ class BernoulliLikelihood(Likelihood):
     def forward(self, params: torch.Tensor) -> Distribution:
         return Independent(Bernoulli(logits=params, validate_args=False), params.dim() - 1)
 
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def nll(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         # Same value as -log_prob, without building distribution objects in the training step.
-        bce = nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
+        bce = self.nll_features(params, x)
+        if mask is not None:
+            bce = bce * mask
         return bce.flatten(1).sum(1)
 
-    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def nll_features(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
+
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         # -log Bernoulli(x; sigmoid(l)) = softplus(l) - x * l, with x broadcast over the samples
         per_feature = nn.functional.softplus(params) - x.unsqueeze(0) * params
+        if mask is not None:
+            per_feature = per_feature * mask.unsqueeze(0)
         return per_feature.flatten(2).sum(-1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = torch.rand(params.shape, generator=generator).to(params.device, params.dtype)
+        return (u < torch.sigmoid(params)).to(params.dtype)
 
 
 class GaussianLikelihood(Likelihood):
@@ -81,16 +113,31 @@ class GaussianLikelihood(Likelihood):
         scale = self.log_scale.exp().expand_as(params)
         return Independent(Normal(params, scale, validate_args=False), params.dim() - 1)
 
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        log_scale = self.log_scale
-        z = (x - params) * torch.exp(-log_scale)
-        per_feature = 0.5 * z * z + log_scale + 0.5 * math.log(2 * math.pi)
+    def nll(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        per_feature = self.nll_features(params, x)
+        if mask is not None:
+            per_feature = per_feature * mask
         return per_feature.flatten(1).sum(1)
 
-    def nll_samples(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def nll_features(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_scale = self.log_scale
+        z = (x - params) * torch.exp(-log_scale)
+        return 0.5 * z * z + log_scale + 0.5 * math.log(2 * math.pi)
+
+    def nll_samples(self, params: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         z = (x.unsqueeze(0) - params) * torch.exp(-self.log_scale)
-        const = (self.log_scale + 0.5 * math.log(2 * math.pi)).sum()
-        return 0.5 * (z * z).flatten(2).sum(-1) + const
+        if mask is None:
+            const = (self.log_scale + 0.5 * math.log(2 * math.pi)).sum()
+            return 0.5 * (z * z).flatten(2).sum(-1) + const
+        per_feature = (0.5 * z * z + self.log_scale + 0.5 * math.log(2 * math.pi)) * mask.unsqueeze(0)
+        return per_feature.flatten(2).sum(-1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = torch.randn(params.shape, generator=generator).to(params.device, params.dtype)
+        return params + eps * self.log_scale.exp()
 
 
 def build_likelihood(name: str, shape: tuple[int, ...], std: float | None = None) -> Likelihood:

@@ -78,8 +78,13 @@ class VAE(nn.Module):
 
     # -- objective -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None,
-                free_bits: float = 0.0, c: torch.Tensor | None = None) -> LossOutput:
+                free_bits: float = 0.0, c: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> LossOutput:
         """One-sample −ELBO (β-weighted KL) of a batch; ``target`` defaults to ``x``.
+
+        With ``mask`` (1 = observed, 0 = missing, shape of x) the reconstruction term is the likelihood of
+        the observed entries only (MIWAE, Mattei & Frellsen 2019); the encoder sees x as given, with its
+        missing entries already filled (zeros in model units: the training mean for standardized tables).
 
         With ``free_bits`` λ > 0 the objective's KL is Σ_u max(λ, mean over the batch of KL_u)
         (Kingma et al. 2016): a dimension whose KL is below λ nats gets no gradient from the KL term.
@@ -87,7 +92,7 @@ class VAE(nn.Module):
         """
         mu, logvar = self.posterior_params(x, c)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = self.likelihood.nll(self.decoder_params(z, c), x if target is None else target)
+        recon = self.likelihood.nll(self.decoder_params(z, c), x if target is None else target, mask)
         kl_dims = gaussian_kl(mu, logvar)
         kl = kl_dims.sum(1)
         if free_bits > 0:

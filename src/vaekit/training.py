@@ -143,11 +143,18 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, train_x: torch.Tensor, val_x: torch.Tensor, train_c: torch.Tensor | None = None,
-            val_c: torch.Tensor | None = None) -> TrainResult:
-        """Train on ``train_x`` (conditions ``train_c`` for conditional models), validating on ``val_x``."""
+            val_c: torch.Tensor | None = None, train_mask: torch.Tensor | None = None,
+            val_mask: torch.Tensor | None = None) -> TrainResult:
+        """Train on ``train_x`` (conditions ``train_c`` for conditional models), validating on ``val_x``.
+
+        ``train_mask``/``val_mask`` (1 = observed, 0 = missing, shape of x) train on incomplete data: the
+        likelihood counts observed entries only (MIWAE); x must hold a fill value (not NaN) where missing.
+        """
         cfg, model, opt = self.cfg, self.model, self.opt
         train_x = train_x.to(self.device)
         val_x = val_x.to(self.device)
+        train_mask = None if train_mask is None else train_mask.to(self.device, train_x.dtype)
+        val_mask = None if val_mask is None else val_mask.to(self.device, val_x.dtype)
         train_c = None if train_c is None else train_c.to(self.device)
         val_c = None if val_c is None else val_c.to(self.device)
         n = len(train_x)
@@ -173,13 +180,14 @@ class Trainer:
                     idx = perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]
                     xb = train_x[idx]
                     cb = None if train_c is None else train_c[idx]
+                    mb = None if train_mask is None else train_mask[idx]
                     if dynamic:  # a fresh Bernoulli draw of every pixel at every step (Burda et al.)
                         xb = torch.bernoulli(xb)
                     target = None
                     if noise is not None:  # denoising VAE: encode a fresh corruption, score the clean batch
                         target, xb = xb, corrupt(xb, noise, bounded)
                     with autocast:
-                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb)
+                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb, mask=mb)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
@@ -197,7 +205,7 @@ class Trainer:
                         f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{kept}; "
                         "lower --lr, set --grad-clip, or check the data for extreme values")
                 tr_loss, tr_recon, tr_kl = (sums / n).tolist()
-                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024), c=val_c)
+                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024), c=val_c, mask=val_mask)
                 lr = opt.param_groups[0]["lr"]
                 if self.sched is not None:
                     if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):

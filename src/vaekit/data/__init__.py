@@ -6,7 +6,7 @@ Everything the rest of vaekit needs is importable from here::
 """
 
 from .builtin import BUILTIN_NAMES, FASHION_MNIST_CLASSES, default_cache_dir, read_idx
-from .dataset import Dataset, Split, Standardizer, binarize, split_dataset
+from .dataset import Dataset, Split, Standardizer, binarize, fill_missing, split_dataset
 from .images import IMAGE_SUFFIXES
 from .sources import load_source
 from .tables import TABLE_SUFFIXES
@@ -21,6 +21,7 @@ __all__ = [
     "Standardizer",
     "binarize",
     "default_cache_dir",
+    "fill_missing",
     "load_source",
     "read_idx",
     "split_dataset",

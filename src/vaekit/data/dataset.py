@@ -180,14 +180,29 @@ class Standardizer:
     std: torch.Tensor
 
     @classmethod
-    def fit(cls, x: torch.Tensor) -> Standardizer:
-        """Column means and standard deviations of ``x`` ``[N, D]``; constant columns get std 1."""
+    def fit(cls, x: torch.Tensor, columns: list[str] | None = None) -> Standardizer:
+        """Column means and standard deviations of ``x`` ``[N, D]``; constant columns get std 1.
+
+        NaN entries (missing cells) are ignored; a column with no observed value is an error."""
         x64 = _as_float_tensor(x).to(torch.float64)
         if x64.ndim != 2 or x64.shape[0] == 0:
             raise DataError(f"Standardizer.fit needs a non-empty [N, D] table; got shape {tuple(x64.shape)}")
-        mean = x64.mean(dim=0)
-        std = x64.std(dim=0, unbiased=False)
-        constant = (x64.amax(dim=0) == x64.amin(dim=0)) | ~torch.isfinite(std) | (std <= 0)
+        seen = ~torch.isnan(x64)
+        if not bool(seen.any(0).all()):
+            j = int((~seen.any(0)).nonzero()[0, 0])
+            name = repr(columns[j]) if columns and j < len(columns) else f"number {j + 1}"
+            raise DataError(f"column {name} has no observed value in the training split; drop that column")
+        if bool(seen.all()):
+            mean = x64.mean(dim=0)
+            std = x64.std(dim=0, unbiased=False)
+            hi, lo = x64.amax(dim=0), x64.amin(dim=0)
+        else:
+            mean = x64.nanmean(dim=0)
+            dev = torch.where(seen, x64 - mean, torch.zeros_like(x64))
+            std = (dev.pow(2).sum(0) / seen.sum(0)).sqrt()
+            hi = torch.where(seen, x64, torch.full_like(x64, -torch.inf)).amax(dim=0)
+            lo = torch.where(seen, x64, torch.full_like(x64, torch.inf)).amin(dim=0)
+        constant = (hi == lo) | ~torch.isfinite(std) | (std <= 0)
         std = torch.where(constant, torch.ones_like(std), std)
         return cls(mean=mean.to(torch.float32), std=std.to(torch.float32))
 
@@ -226,6 +241,15 @@ class Standardizer:
         if not bool(torch.all(std > 0)):
             raise DataError("invalid standardizer record: every std must be positive")
         return cls(mean=mean, std=std)
+
+
+def fill_missing(x: torch.Tensor, value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x with NaN entries replaced by ``value``, mask of float 1 = observed / 0 = missing).
+
+    On standardized tables 0 is the training mean: the encoder sees missing cells mean-filled, and the
+    mask takes them out of the likelihood (MIWAE)."""
+    observed = ~torch.isnan(x)
+    return torch.where(observed, x, torch.full_like(x, value)), observed.to(x.dtype)
 
 
 def binarize(x: torch.Tensor, seed: int | None = None) -> torch.Tensor:

@@ -31,8 +31,11 @@ def load_source(
     label_column: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     download: bool = True,
+    allow_missing: bool = False,
 ) -> Dataset:
-    """Load ``source`` (a built-in name or a path) into memory as a :class:`Dataset`."""
+    """Load ``source`` (a built-in name or a path) into memory as a :class:`Dataset`.
+
+    ``allow_missing`` (tables only) keeps missing cells as NaN instead of refusing the table."""
     if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
         raise DataError(f"data source must be a non-empty name or path; got {source!r} ({EXPECTED})")
     text = os.fspath(source)
@@ -40,6 +43,9 @@ def load_source(
         raise DataError(f"image_size must be a positive integer; got {image_size!r}")
 
     key = text.strip().lower()
+    if allow_missing and not is_table_path(Path(text)):
+        raise DataError(f"--missing mask applies to tables (.csv/.parquet) only, not to {text}; drop it "
+                        "(images and arrays must be complete)")
     if isinstance(source, str) and key in BUILTIN_NAMES:
         if label_column is not None:
             raise DataError(f"label_column applies to tables (.csv/.parquet) only; {key} has its own labels")
@@ -64,7 +70,7 @@ def load_source(
     if is_table_path(path):
         if image_size is not None:
             raise DataError(f"image_size applies to images only, not to the table {text}; drop it")
-        return load_table(path, label_column=label_column, name=text)
+        return load_table(path, label_column=label_column, name=text, allow_missing=allow_missing)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return load_array_file(path, image_size=image_size, name=text)
     accepted = ", ".join(ARRAY_SUFFIXES + TABLE_SUFFIXES)

@@ -1,7 +1,9 @@
 """CSV and Parquet tables -> a table :class:`Dataset` with raw float32 features.
 
 Every feature column must be numeric (int, float, bool) and complete (no missing, NaN or infinite
-values). An optional label column becomes class indices over its sorted unique values.
+values), unless ``allow_missing``: then empty/NA/NaN cells become NaN (the mask of missing entries is
+``isnan(x)``; infinite values stay an error, and so do rows with no observed value). An optional label
+column becomes class indices over its sorted unique values.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ def _bad_rows_text(bad: np.ndarray) -> str:
     return f"{len(rows)} row{'s' if len(rows) > 1 else ''}: data row{'s' if len(rows) > 1 else ''} {shown}"
 
 
-def load_table(path: Path, *, label_column: str | None = None, name: str | None = None) -> Dataset:
-    """Load a CSV/Parquet table; ``label_column`` (if given) becomes ``y`` and ``classes``."""
+def load_table(path: Path, *, label_column: str | None = None, name: str | None = None,
+               allow_missing: bool = False) -> Dataset:
+    """Load a CSV/Parquet table; ``label_column`` (if given) becomes ``y`` and ``classes``; with
+    ``allow_missing`` missing cells are NaN in ``x``."""
     table = read_table(path)
     names = list(table.column_names)
     if label_column is not None:
@@ -90,16 +94,24 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
         else:
             with np.errstate(over="ignore"):
                 values = pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy().astype(np.float32)
-        bad = ~np.isfinite(values)
+        bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
         if bad.any():
             problems.append(f"{names[i]!r} ({_bad_rows_text(bad)})")
         columns.append(values)
     if problems:
+        if allow_missing:
+            raise DataError(f"{path}: infinite (or beyond float32) values in column(s) {'; '.join(problems)}; "
+                            "fix them or leave those cells empty (missing)")
         raise DataError(
             f"{path}: missing, NaN or infinite (or beyond float32) values in column(s) "
-            f"{'; '.join(problems)}; fill or drop them"
+            f"{'; '.join(problems)}; fill or drop them, or train with --missing mask to learn from incomplete rows"
         )
     x = torch.from_numpy(np.stack(columns, axis=1))
+    if allow_missing:
+        empty = torch.isnan(x).all(1).numpy()
+        if empty.any():
+            raise DataError(f"{path}: {_bad_rows_text(empty)} with every feature missing; drop those rows "
+                            "(a row needs at least one observed value)")
 
     y = classes = None
     if label_column is not None:
