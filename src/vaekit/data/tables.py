@@ -127,3 +127,45 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
             values = values.astype(str)
         y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
     return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=[names[i] for i in feature_idx])
+
+
+def _format_value(v: float) -> str:
+    """Shortest text that reads back as the same float32 (imputed values are float32)."""
+    return str(np.float32(v))
+
+
+def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, missing: np.ndarray) -> str:
+    """The table at ``path`` as CSV text with the ``missing`` cells of ``columns`` replaced by ``filled``.
+
+    ``filled`` and ``missing`` are ``[rows, len(columns)]``. Every other cell keeps its original text
+    (CSV input: the very characters of the file; Parquet input: the shortest text of the stored value), so
+    observed values survive bit for bit.
+    """
+    import csv
+    import gzip
+    import io
+
+    if path.name.lower().endswith((".csv", ".csv.gz")):
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        try:
+            with opener(path, "rt", newline="") as f:
+                rows = [r for r in csv.reader(f) if r]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(one_line(f"cannot read {path} as CSV text: {exc}")) from None
+        header, body = rows[0], rows[1:]
+    else:
+        table = read_table(path)
+        header = list(table.column_names)
+        cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        body = [["" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row] for row in zip(*cols)]
+    if len(body) != len(filled) or any(len(r) != len(header) for r in body):
+        raise DataError(f"{path}: cannot line up the file's rows with its parsed table (ragged or blank-looking "
+                        "rows); clean the file (one header line, one line per row)")
+    where = [header.index(c) for c in columns]
+    for i, j in zip(*np.nonzero(missing)):
+        body[i][where[j]] = _format_value(filled[i, j])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(body)
+    return buf.getvalue()
