@@ -70,6 +70,9 @@ class TrainConfig(BaseModel):
     # denoising VAE (Im et al. 2017): train on corrupted inputs against the clean data, e.g. gaussian:0.3,
     # masking:0.25, salt-pepper:0.1 (vaekit.data.noise)
     corruption: str | None = None
+    # importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (Burda et al. 2015);
+    # with missing: mask this is MIWAE's objective (Mattei & Frellsen 2019)
+    iw_samples: int = Field(default=1, ge=1, le=10_000)
 
     # optimisation
     optimizer: OptimizerName = "adam"
@@ -119,6 +122,10 @@ class TrainConfig(BaseModel):
             raise ValueError("gaussian_std applies only to --likelihood gaussian")
         if self.binarize != "none" and self.likelihood == "gaussian":
             raise ValueError("binarized data needs --likelihood bernoulli (or auto)")
+        if self.iw_samples > 1 and (self.beta != 1.0 or self.kl_warmup or self.free_bits or
+                                    self.kl_schedule != "linear" or self.semi_supervised):
+            raise ValueError("--iw-samples > 1 trains the IWAE bound, which has no β: drop --beta, --kl-warmup, "
+                             "--kl-schedule, --free-bits and --semi-supervised")
         if self.missing == "mask" and (self.conditional or self.condition_columns or self.semi_supervised):
             raise ValueError("--missing mask cannot be combined with --conditional, --condition-columns or "
                              "--semi-supervised; drop one")

@@ -5,6 +5,7 @@ Pure torch maths: no files, no progress bars, no CLI. All losses are in nats per
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -79,18 +80,22 @@ class VAE(nn.Module):
     # -- objective -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None,
                 free_bits: float = 0.0, c: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> LossOutput:
+                mask: torch.Tensor | None = None, iw_samples: int = 1) -> LossOutput:
         """One-sample −ELBO (β-weighted KL) of a batch; ``target`` defaults to ``x``.
 
         With ``mask`` (1 = observed, 0 = missing, shape of x) the reconstruction term is the likelihood of
         the observed entries only (MIWAE, Mattei & Frellsen 2019); the encoder sees x as given, with its
         missing entries already filled (zeros in model units: the training mean for standardized tables).
+        With ``iw_samples`` K > 1 the loss is −IWAE_K (Burda et al. 2015; β and free bits do not apply);
+        ``recon`` is then the mean NLL over the K samples and ``kl`` the closed-form KL.
 
         With ``free_bits`` λ > 0 the objective's KL is Σ_u max(λ, mean over the batch of KL_u)
         (Kingma et al. 2016): a dimension whose KL is below λ nats gets no gradient from the KL term.
         ``recon`` and ``kl`` stay the true per-example values.
         """
         mu, logvar = self.posterior_params(x, c)
+        if iw_samples > 1:
+            return self._iwae_loss(mu, logvar, x if target is None else target, iw_samples, c, mask)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = self.likelihood.nll(self.decoder_params(z, c), x if target is None else target, mask)
         kl_dims = gaussian_kl(mu, logvar)
@@ -101,6 +106,20 @@ class VAE(nn.Module):
         else:
             loss = (recon + beta * kl).mean()
         return LossOutput(loss=loss, recon=recon, kl=kl)
+
+    def _iwae_loss(self, mu: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, k: int,
+                   c: torch.Tensor | None, mask: torch.Tensor | None) -> LossOutput:
+        b = len(x)
+        std = (0.5 * logvar).exp()
+        eps = torch.randn((k,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
+        z = mu + eps * std  # [k, b, latent]
+        cc = None if c is None else c.repeat(k, 1)
+        params = self.decoder_params(z.reshape(k * b, -1), cc).view(k, b, *x.shape[1:])
+        nll = self.likelihood.nll_samples(params, x, mask)  # [k, b]
+        log_q = (-0.5 * eps * eps - 0.5 * logvar).sum(-1)
+        log_p = (-0.5 * z * z).sum(-1)  # the (2π) constants cancel between p(z) and q(z|x)
+        bound = torch.logsumexp(-nll + log_p - log_q, 0) - math.log(k)  # [b]
+        return LossOutput(loss=-bound.mean(), recon=nll.mean(0), kl=gaussian_kl(mu, logvar).sum(1))
 
     # -- uses ------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -187,7 +187,8 @@ class Trainer:
                     if noise is not None:  # denoising VAE: encode a fresh corruption, score the clean batch
                         target, xb = xb, corrupt(xb, noise, bounded)
                     with autocast:
-                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb, mask=mb)
+                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb, mask=mb,
+                                    iw_samples=cfg.iw_samples)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
