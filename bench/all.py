@@ -15,7 +15,7 @@ from . import common as C
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny settings: checks the benches run, numbers are noise")
-    p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory")
+    p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory,imputation,inpainting")
     args = p.parse_args(argv)
     q = args.quick
     plan = {
@@ -23,6 +23,9 @@ def main(argv=None) -> dict:
         "time_to_quality": ["--max-epochs", "2", "--threshold", "300"] if q else ["--repeats", "2"],
         "eval_speed": ["--k", "50", "--n", "200", "--train-epochs", "0", "--matmul-seconds", "0.2"] if q else [],
         "memory": ["--cases", "import,classic"] if q else [],
+        "imputation": ["--tables", "wine", "--rates", "0.2", "--epochs", "20", "--k", "50", "--steps", "20",
+                       "--fm-n", "0"] if q else [],
+        "inpainting": ["--data", "lfw-faces", "--face-epochs", "5", "--steps", "20", "--k", "50"] if q else [],
     }
     out, t0 = {}, time.perf_counter()
     for name in args.only.split(","):
@@ -43,6 +46,12 @@ def main(argv=None) -> dict:
         head["eval_speed"] = {k: out["eval_speed"][k] for k in ("k", "n", "impl", "examples_per_s", "gflops")}
     if "memory" in out:
         head["memory_mb"] = {k: v["peak_rss_mb"] for k, v in out["memory"]["cases"].items()}
+    if "imputation" in out:
+        head["imputation_rmse"] = {f"{t['table']} {t['rate']:.0%}": t["rmse"] for t in out["imputation"]["tables"]}
+        head["imputation_rmse"].update({f"fashion-mnist {t['rate']:.0%}": t["rmse"]
+                                        for t in out["imputation"]["fashion_mnist"]})
+    if "inpainting" in out:
+        head["inpainting_mse"] = {c["data"]: c["mse"] for c in out["inpainting"]["cases"]}
     C.write_result("all", {"quick": q, "seconds": time.perf_counter() - t0, "headline": head})
     return head
 

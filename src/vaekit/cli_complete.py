@@ -26,6 +26,7 @@ def impute(
     method: str = typer.Option("iw", "--method", help=METHOD_HELP),
     k: int = typer.Option(1000, "--k", help="importance samples of --method iw"),
     steps: int = typer.Option(500, "--steps", help="chain length of --method gibbs/mwg (the first half is burn-in)"),
+    passes: int = typer.Option(1, "--passes", help="IW passes, each refilling the encoder's input with the last estimate (gibbs/mwg start from passes-1)"),
     seed: int = typer.Option(0, "--seed", help="seed of the sampling"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
@@ -57,7 +58,7 @@ def impute(
                             f"give a table with the columns {', '.join(expected)}")
         ds.x = ds.x[:, [got.index(c) for c in expected]]  # same columns in another order: reorder
     missing = torch.isnan(ds.x)
-    filled = trained.impute(ds.x, method=method, k=k, steps=steps, seed=seed)
+    filled = trained.impute(ds.x, method=method, k=k, steps=steps, seed=seed, passes=passes)
     text = completed_table_text(Path(data), expected, filled.numpy(), missing.numpy())
     atomic_write_text(out, text)
     n_rows = int(missing.any(1).sum())
@@ -79,6 +80,7 @@ def inpaint(
     method: str = typer.Option("mwg", "--method", help=METHOD_HELP),
     steps: int = typer.Option(500, "--steps", help="chain length of --method gibbs/mwg (the first half is burn-in)"),
     k: int = typer.Option(1000, "--k", help="importance samples of --method iw"),
+    passes: int = typer.Option(3, "--passes", help="IW passes, each refilling the encoder's input with the last estimate (gibbs/mwg start from passes-1) [3: a zero-filled hole misleads the encoder]"),
     draw: bool = typer.Option(False, "--draw", help="show the chain's last sample instead of the conditional mean"),
     seed: int = typer.Option(0, "--seed", help="seed of random masks and of the sampling"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
@@ -109,7 +111,8 @@ def inpaint(
         raise UsageError(f"the images are {list(x.shape[1:])} but {run} was trained on {list(trained.shape)}; "
                          "pass --image-size or images like the training data")
     observed = observed_mask(mask, len(x), tuple(x.shape[1:]), seed)
-    completed = trained.impute(x, mask=observed, method=method, k=k, steps=steps, seed=seed, draw=draw).clamp(0, 1)
+    completed = trained.impute(x, mask=observed, method=method, k=k, steps=steps, seed=seed, draw=draw,
+                               passes=passes).clamp(0, 1)
     shown = torch.where(observed, x, torch.full_like(x, 0.5))  # hidden pixels in mid grey
     save_image_grid(torch.stack([shown, completed, x], 1).flatten(0, 1), out, ncol=3)
     hidden = ~observed

@@ -189,14 +189,16 @@ class TrainedVAE:
 
     @torch.no_grad()
     def impute(self, x: Any, mask: Any = None, method: str = "iw", k: int = 1000, steps: int = 200,
-               burn_in: int | None = None, seed: int | None = 0, draw: bool = False) -> torch.Tensor:
+               burn_in: int | None = None, seed: int | None = 0, draw: bool = False,
+               passes: int = 1) -> torch.Tensor:
         """``x`` with its missing entries filled in, in data units; observed entries are returned unchanged.
 
         Missing entries are NaN, or where ``mask`` (same shape as x, true = observed) is false. ``method``:
         ``iw`` (importance-weighted conditional mean with ``k`` samples, MIWAE), ``gibbs`` (pseudo-Gibbs) or
         ``mwg`` (Metropolis-within-Gibbs, Mattei & Frellsen 2018) with ``steps`` steps; the Gibbs samplers
         give the conditional mean averaged over the chain, or with ``draw`` the chain's last sample.
-        The encoder sees missing table cells mean-filled and missing pixels zero-filled.
+        The encoder sees missing table cells mean-filled and missing pixels zero-filled; ``passes`` > 1
+        refills them with the IW estimate and repeats (for ``gibbs``/``mwg``: starts the chain there).
         """
         from .apps.completion import METHODS, complete
 
@@ -204,8 +206,8 @@ class TrainedVAE:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
         if self.model.cond_dim:
             raise UsageError("completion needs an unconditional run; this one is conditional")
-        if k < 1 or steps < 1:
-            raise UsageError(f"--k and --steps must be at least 1, got {k} and {steps}")
+        if k < 1 or steps < 1 or passes < 1:
+            raise UsageError(f"--k, --steps and --passes must be at least 1, got {k}, {steps} and {passes}")
         if draw and method == "iw":
             raise UsageError("a drawn completion needs --method gibbs or mwg")
         raw = _tensor(x)
@@ -223,7 +225,7 @@ class TrainedVAE:
         xm = torch.where(observed, xm, torch.zeros_like(xm))
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         res = complete(self.model, xm.to(self.device), observed.to(self.device).float(), method=method, k=k,
-                       steps=steps, burn_in=burn_in, generator=gen)
+                       steps=steps, burn_in=burn_in, generator=gen, passes=passes)
         filled = self._output(res.draw if draw else res.mean)
         self.last_acceptance = res.acceptance
         return torch.where(observed, raw, filled)

@@ -74,15 +74,27 @@ def _with_eval(fn):
 
 @_with_eval
 def iw_conditional_mean(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int = 1000,
-                        rows_per_chunk: int = 4096, generator: torch.Generator | None = None) -> Completion:
+                        rows_per_chunk: int = 4096, generator: torch.Generator | None = None,
+                        passes: int = 1) -> Completion:
     """E[x_miss | x_obs] ≈ Σ_k w_k E[x_miss | z_k], w ∝ p(x_obs|z_k) p(z_k) / q(z_k | x̃) (self-normalised).
 
     Examples and importance samples are chunked together (about ``rows_per_chunk`` decoder rows per call),
-    so memory is bounded for any ``k``.
+    so memory is bounded for any ``k``. With ``passes`` > 1 the estimate is refined: each pass fills x̃'s
+    missing entries with the previous estimate, so the proposal q(z | x̃) no longer sees an arbitrary fill
+    (a zero-filled hole in an image pulls q towards dark images). Every pass is a valid importance-sampling
+    estimate, since the weights use the density of the proposal actually drawn from.
     """
     _check(model, x, mask)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    if k < 1 or passes < 1:
+        raise ValueError(f"k and passes must be at least 1, got {k} and {passes}")
+    current = x
+    for _ in range(passes):
+        current = _iw_pass(model, current, mask, k, rows_per_chunk, generator)
+    return Completion(mean=current)
+
+
+def _iw_pass(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int, rows_per_chunk: int,
+             generator: torch.Generator | None) -> torch.Tensor:
     dev = next(model.parameters()).device
     n_ex = max(1, min(len(x), rows_per_chunk // min(k, rows_per_chunk)))
     s_chunk = max(1, rows_per_chunk // n_ex)
@@ -111,11 +123,12 @@ def iw_conditional_mean(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int 
             top = new_top
         est = acc / total.view(b, *((1,) * (xb.dim() - 1)))
         out.append(torch.where(mb.bool(), xb, est).cpu())
-    return Completion(mean=torch.cat(out))
+    return torch.cat(out)
 
 
 def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in: int | None,
-           generator: torch.Generator | None, metropolis: bool, batch_size: int) -> Completion:
+           generator: torch.Generator | None, metropolis: bool, batch_size: int,
+           init: torch.Tensor | None = None) -> Completion:
     _check(model, x, mask)
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -128,7 +141,7 @@ def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in:
     for i in range(0, len(x), batch_size):
         xo, mb = x[i: i + batch_size].to(dev), mask[i: i + batch_size].to(dev, x.dtype)
         obs = mb.bool()
-        cur = xo.clone()
+        cur = xo.clone() if init is None else torch.where(obs, xo, init[i: i + batch_size].to(dev))
         z_cur = params_cur = log_joint_cur = None
         total = torch.zeros_like(xo)
         for t in range(steps):
@@ -165,33 +178,41 @@ def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in:
 
 @_with_eval
 def pseudo_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 200, burn_in: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 4096) -> Completion:
+                 generator: torch.Generator | None = None, batch_size: int = 4096,
+                 init: torch.Tensor | None = None) -> Completion:
     """Pseudo-Gibbs sampling (Rezende et al. 2014): z ~ q(z | x̃), x_miss ~ p(x_miss | z), ``steps`` times;
-    the estimate averages E[x_miss | z_t] over the steps after ``burn_in`` (default: the first half)."""
-    return _chain(model, x, mask, steps, burn_in, generator, False, batch_size)
+    the estimate averages E[x_miss | z_t] over the steps after ``burn_in`` (default: the first half).
+    The chain starts from x as given, or with its missing entries taken from ``init``."""
+    return _chain(model, x, mask, steps, burn_in, generator, False, batch_size, init)
 
 
 @_with_eval
 def metropolis_within_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 200,
                             burn_in: int | None = None, generator: torch.Generator | None = None,
-                            batch_size: int = 4096) -> Completion:
+                            batch_size: int = 4096, init: torch.Tensor | None = None) -> Completion:
     """Metropolis-within-Gibbs (Mattei & Frellsen 2018): propose z' ~ q(z | x̃), accept with probability
     min(1, p(x̃|z') p(z') q(z|x̃) / (p(x̃|z) p(z) q(z'|x̃))), then x_miss ~ p(x_miss | z). Asymptotically
-    exact draws from p(x_miss | x_obs) for any trained VAE (it need not have seen missing data)."""
-    return _chain(model, x, mask, steps, burn_in, generator, True, batch_size)
+    exact draws from p(x_miss | x_obs) for any trained VAE (it need not have seen missing data).
+    The chain starts from x as given, or with its missing entries taken from ``init``."""
+    return _chain(model, x, mask, steps, burn_in, generator, True, batch_size, init)
 
 
 METHODS = ("iw", "gibbs", "mwg")
 
 
 def complete(model: VAE, x: torch.Tensor, mask: torch.Tensor, method: str = "iw", k: int = 1000,
-             steps: int = 200, burn_in: int | None = None, generator: torch.Generator | None = None) -> Completion:
-    """Dispatch to :func:`iw_conditional_mean` (``iw``), :func:`pseudo_gibbs` (``gibbs``) or
-    :func:`metropolis_within_gibbs` (``mwg``)."""
+             steps: int = 200, burn_in: int | None = None, generator: torch.Generator | None = None,
+             passes: int = 1) -> Completion:
+    """Dispatch to :func:`iw_conditional_mean` (``iw``, ``passes`` refinements), :func:`pseudo_gibbs`
+    (``gibbs``) or :func:`metropolis_within_gibbs` (``mwg``). With ``passes`` > 1 the chains start from
+    the IW estimate of ``passes - 1`` passes (``k`` samples) instead of x's fill."""
     if method == "iw":
-        return iw_conditional_mean(model, x, mask, k=k, generator=generator)
+        return iw_conditional_mean(model, x, mask, k=k, generator=generator, passes=passes)
+    init = iw_conditional_mean(model, x, mask, k=k, generator=generator, passes=passes - 1).mean \
+        if passes > 1 else None
     if method == "gibbs":
-        return pseudo_gibbs(model, x, mask, steps=steps, burn_in=burn_in, generator=generator)
+        return pseudo_gibbs(model, x, mask, steps=steps, burn_in=burn_in, generator=generator, init=init)
     if method == "mwg":
-        return metropolis_within_gibbs(model, x, mask, steps=steps, burn_in=burn_in, generator=generator)
+        return metropolis_within_gibbs(model, x, mask, steps=steps, burn_in=burn_in, generator=generator,
+                                       init=init)
     raise ValueError(f"unknown completion method {method!r}; choose one of {', '.join(METHODS)}")
