@@ -79,7 +79,7 @@ def inpaint(
     n: int = typer.Option(8, "-n", "--n", help="number of images"),
     method: str = typer.Option("mwg", "--method", help=METHOD_HELP),
     steps: int = typer.Option(500, "--steps", help="chain length of --method gibbs/mwg (the first half is burn-in)"),
-    k: int = typer.Option(1000, "--k", help="importance samples of --method iw"),
+    k: int = typer.Option(1000, "--k", help="importance samples of --method iw and of the --passes"),
     passes: int = typer.Option(3, "--passes", help="IW passes, each refilling the encoder's input with the last estimate (gibbs/mwg start from passes-1) [3: a zero-filled hole misleads the encoder]"),
     draw: bool = typer.Option(False, "--draw", help="show the chain's last sample instead of the conditional mean"),
     seed: int = typer.Option(0, "--seed", help="seed of random masks and of the sampling"),
