@@ -108,3 +108,18 @@ def test_partly_labelled_npz_with_minus_one(tmp_path):
     assert 80 < known_train < 200 and res["test_accuracy"] > 0.6
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "d.npz"), "--conditional", "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "-1" in r.stderr
+
+
+def test_classifier_regularisation_settings_reach_the_classifier(tmp_path):
+    out = tmp_path / "m2"
+    r = runner.invoke(app, ["train", "--data", "digits", "--semi-supervised", "--labeled", "50", "--epochs", "1",
+                            "--latent-dim", "2", "--hidden", "8", "--classifier-dropout", "0.25",
+                            "--classifier-noise", "0", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    trained = vaekit.load(out)
+    drops = [m.p for m in trained.classifier.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.25]
+    assert trained.config.classifier_noise == 0.0 and make_config().classifier_dropout == 0.5
+    r = runner.invoke(app, ["train", "--data", "digits", "--semi-supervised", "--labeled", "50",
+                            "--classifier-dropout", "1.5", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--classifier-dropout" in r.stderr and not (tmp_path / "bad").exists()

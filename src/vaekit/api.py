@@ -294,7 +294,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         if info.get("semi_supervised"):
             from .apps.semisupervised import M2, Classifier
 
-            model = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.dropout), cond.dim)
+            model = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
             from None

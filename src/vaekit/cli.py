@@ -93,6 +93,8 @@ def train(
     semi_supervised: Optional[bool] = typer.Option(None, "--semi-supervised", help="M2 semi-supervised VAE (Kingma et al. 2014); needs --labeled"),
     labeled: Optional[int] = typer.Option(None, "--labeled", help="training labels kept for --semi-supervised"),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="classification weight of M2, times the training set size [0.1]"),
+    classifier_dropout: Optional[float] = typer.Option(None, "--classifier-dropout", help="dropout in M2's classifier q(y|x) [0.5]"),
+    classifier_noise: Optional[float] = typer.Option(None, "--classifier-noise", help="std of Gaussian noise on M2's labelled classifier inputs [0.3]"),
     model: Optional[str] = typer.Option(None, "--model", help="mlp or conv"),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="latent size"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="hidden layer sizes, e.g. 400,200"),
@@ -144,6 +146,7 @@ def train(
     cond_cols = [c.strip() for c in condition_columns.split(",") if c.strip()] if condition_columns else None
     settings = dict(conditional=conditional or (True if cond_cols else None), condition_columns=cond_cols,
                     semi_supervised=semi_supervised, labeled=labeled, alpha=alpha,
+                    classifier_dropout=classifier_dropout, classifier_noise=classifier_noise,
                     model=model, latent_dim=latent_dim, hidden=_int_list(hidden, "--hidden"),
                     channels=_int_list(channels, "--channels"), likelihood=likelihood, gaussian_std=gaussian_std,
                     beta=beta, kl_warmup=kl_warmup, kl_schedule=kl_schedule, kl_cycles=kl_cycles,

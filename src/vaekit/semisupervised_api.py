@@ -38,7 +38,7 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
         prepare_run_dir(out, overwrite, info)
     torch.manual_seed(cfg.seed)
     vae = build_model(cfg, shape, cond.dim)
-    m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.dropout), cond.dim)
+    m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
     summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha)
     m2.eval()
     accuracy = {name: float((m2.predict_proba(s.x[s.y >= 0]).argmax(1) == s.y[s.y >= 0]).float().mean())

@@ -8,6 +8,10 @@ Per example (nats):
 - labelled:   L(x, y) = −log p(x|y,z) + KL(q(z|x,y) || p(z)) + log K          (−ELBO with p(y) = 1/K)
 - unlabelled: U(x) = Σ_y q(y|x) L(x, y) − H(q(y|x))
 - objective:  (N_l mean L + N_u mean U) / N + α (N_l / N) mean CE(q(y|x), y),  α = alpha × N (Kingma: 0.1 N)
+
+The classifier is trained directly on only the labelled examples, so it memorises them (cross-entropy
+→ 0.0004 on 100 Fashion-MNIST labels); dropout (``classifier_dropout``) and Gaussian input noise on the labelled
+batch (``classifier_noise``) regularise it; the unlabelled term then adds on top (numbers: bench/README.md).
 """
 
 from __future__ import annotations
@@ -108,7 +112,10 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
             li = torch.randint(0, n_l, (min(cfg.batch_size, n_l),), generator=gen).to(device)
             U = m2.unlabelled_loss(xb).mean()
             L = m2.labelled_loss(xl[li], yl[li]).mean()
-            ce = nn.functional.cross_entropy(m2.classifier(xl[li]), yl[li])
+            xc = xl[li]
+            if cfg.classifier_noise > 0:  # the classifier sees only the few labelled inputs: jitter them
+                xc = xc + cfg.classifier_noise * torch.randn_like(xc)
+            ce = nn.functional.cross_entropy(m2.classifier(xc), yl[li])
             loss = (n_l * L + n_u * U) / n + w_cls * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
