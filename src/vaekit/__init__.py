@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "evaluate", "tune", "TrainedVAE", "TrainConfig", "load_source", "__version__"]
+__all__ = ["train", "load", "evaluate", "tune", "TrainedVAE", "TrainConfig", "load_source", "VAE",
+           "AnomalyDetector", "__version__"]
 
 _LAZY = {
     "train": ("vaekit.api", "train"),
@@ -20,6 +21,8 @@ _LAZY = {
     "TrainedVAE": ("vaekit.trained", "TrainedVAE"),
     "TrainConfig": ("vaekit.config", "TrainConfig"),
     "load_source": ("vaekit.data", "load_source"),
+    "VAE": ("vaekit.estimator", "VAE"),
+    "AnomalyDetector": ("vaekit.estimator", "AnomalyDetector"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import TrainConfig
     from .data import load_source
     from .tuning import tune
+    from .estimator import VAE, AnomalyDetector
 
 
 def __getattr__(name: str) -> Any:

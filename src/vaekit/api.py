@@ -5,6 +5,7 @@ The CLI is a thin layer over these functions; anything the CLI does can be done 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import shutil
@@ -91,17 +92,24 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     shutil.rmtree(out)
 
 
-def train(data: str | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
+def train(data: str | Dataset | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
           on_epoch_end=None, report: bool = True, report_iwae_k: int = 100, **settings: Any) -> TrainedVAE:
     """Train a VAE and return it; with ``out``, everything is saved in that run directory.
 
+    ``data`` is a source string (see :func:`vaekit.data.load_source`) or an in-memory :class:`Dataset`
+    (e.g. from :func:`vaekit.data.dataset_from_array`; the config's ``data`` then records its name).
     ``config`` is a YAML path, a dict or a :class:`TrainConfig`; keyword ``settings`` (the CLI's flags,
     e.g. ``latent_dim=8``) override it. ``resume=True`` continues an interrupted run in ``out`` with
     its saved settings. With ``report``, the run ends with ``evaluation.json`` (IWAE with
     ``report_iwae_k`` samples on the test split) and ``report.html``.
     """
     out_path = Path(out) if out is not None else None
+    in_memory: Dataset | None = None
+    if isinstance(data, Dataset):
+        if resume:
+            raise UsageError("--resume re-reads the run's data source; it cannot continue from an in-memory dataset")
+        in_memory, data = dataclasses.replace(data), data.name or "in-memory array"
     if resume:
         if out_path is None:
             raise UsageError("--resume needs --out RUN, the run directory to continue")
@@ -130,8 +138,9 @@ def train(data: str | None = None, out: str | os.PathLike | None = None, *, conf
             base = {}
         cfg = make_config(base, **({"data": data} if data else {}), **settings)
 
-    ds = load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
-                     allow_missing=cfg.missing == "mask")
+    ds = in_memory if in_memory is not None else \
+        load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
+                    allow_missing=cfg.missing == "mask")
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
     if cfg.semi_supervised and (resume or cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --resume, --conditional or --condition-columns")

@@ -350,6 +350,7 @@ def denoise(
 from . import cli_inspect  # noqa: E402,F401  (registers the inspection commands on `app`)
 from . import cli_tune  # noqa: E402,F401  (registers `vaekit tune`)
 from . import cli_complete  # noqa: E402,F401  (registers impute and inpaint on `app`)
+from . import cli_anomaly  # noqa: E402,F401  (registers `vaekit score`)
 
 
 def main() -> None:

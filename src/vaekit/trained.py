@@ -16,7 +16,7 @@ import torch
 from .conditions import Conditioning
 from .config import TrainConfig
 from .data import Dataset, Standardizer, load_source
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .evaluation import evaluate_elbo
 from .model import VAE
 
@@ -95,12 +95,28 @@ class TrainedVAE:
         return torch.cat([fn(x[i: i + batch_size], None if c is None else c[i: i + batch_size]).cpu()
                           for i in range(0, len(x), batch_size)])
 
+    def check_columns(self, columns: list[str] | None, source: str) -> None:
+        """A one-line DataError when a table's feature columns differ from the training table's."""
+        want = self.info.get("data", {}).get("columns")
+        if self.info.get("data", {}).get("kind") != "table" or want is None or columns is None:
+            return
+        if list(columns) != list(want):
+            missing = [c for c in want if c not in columns]
+            extra = [c for c in columns if c not in want]
+            what = (f"missing {', '.join(missing[:5])}" if missing else "") + \
+                ("; " if missing and extra else "") + (f"unexpected {', '.join(extra[:5])}" if extra else "")
+            raise DataError(f"{source} has different columns from the training table ({what or 'another order'}); "
+                            f"give the columns {', '.join(want[:8])}{', ...' if len(want) > 8 else ''} in that order")
+
     def dataset_inputs(self, ds: Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features in model units, condition rows or None) for a loaded dataset."""
         cond, x, c = self.conditioning, ds.x, None
         if cond is not None and cond.kind == "attributes":
             x, raw = cond.take(ds.x, ds.columns, ds.attributes, ds.attribute_names)
+            self.check_columns(cond.feature_columns(ds.columns) if ds.columns else None, ds.name)
             c = cond.encode_raw(raw)
+        elif ds.kind == "table":
+            self.check_columns(ds.columns, ds.name)
         elif cond is not None:
             if ds.y is None:
                 raise UsageError(f"this run is conditioned on labels and {ds.name} has none; use labelled data")

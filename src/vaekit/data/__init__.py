@@ -8,7 +8,7 @@ Everything the rest of vaekit needs is importable from here::
 from .builtin import BUILTIN_NAMES, FASHION_MNIST_CLASSES, default_cache_dir, read_idx
 from .dataset import Dataset, Split, Standardizer, binarize, fill_missing, split_dataset
 from .images import IMAGE_SUFFIXES
-from .sources import load_source
+from .sources import dataset_from_array, load_source
 from .tables import TABLE_SUFFIXES
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Split",
     "Standardizer",
     "binarize",
+    "dataset_from_array",
     "default_cache_dir",
     "fill_missing",
     "load_source",

@@ -87,7 +87,8 @@ class Dataset:
                 continue
             arr = np.ascontiguousarray(t.detach().cpu().numpy())
             h.update(f"{field}:{arr.dtype.str}:{list(arr.shape)};".encode())
-            h.update(memoryview(arr).cast("B"))
+            if arr.size:  # memoryview cannot cast an empty array (an in-memory dataset's empty test split)
+                h.update(memoryview(arr).cast("B"))
         return h.hexdigest()
 
 

@@ -208,3 +208,27 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
         xt = resize_images(xt, image_size)
     return Dataset(x=xt, y=y, kind="image", name=name or str(path), classes=classes, attributes=attributes,
                    attribute_names=y_names if attributes is not None else None)
+
+
+def dataset_from_array(x: object, *, kind: str = "array", columns: list[str] | None = None,
+                       name: str = "in-memory array", holdout_test: bool = True) -> Dataset:
+    """An in-memory ``[N, D]`` numeric array as a :class:`Dataset` (for training without a file).
+
+    ``kind`` is "array" (values used as they are) or "table" (training standardizes the columns).
+    With ``holdout_test=False`` the dataset gets an empty official test split, so
+    :func:`~vaekit.data.split_dataset` puts every row into training and validation.
+    """
+    if kind not in ("array", "table"):
+        raise DataError(f"kind must be 'array' or 'table' for an in-memory array, got {kind!r}")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"the data has dtype {arr.dtype}; give a numeric (int, float or bool) array")
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"the data must be a non-empty 2-D [N, D] array, got shape {list(arr.shape)}")
+    xt = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if not bool(torch.isfinite(xt).all()):
+        raise DataError("the data has NaN or infinite values (or values beyond float32); fill or drop them")
+    if columns is not None and len(columns) != arr.shape[1]:
+        raise DataError(f"{len(columns)} column names for {arr.shape[1]} columns; give one name per column")
+    test = None if holdout_test else xt[:0].clone()
+    return Dataset(x=xt, kind=kind, name=name, columns=list(columns) if columns is not None else None, test_x=test)

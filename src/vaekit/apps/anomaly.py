@@ -1,0 +1,139 @@
+"""Anomaly scores from a VAE: higher is more normal (scikit-learn's ``score_samples`` convention).
+
+- ``iwae``: the IWAE_k estimate of log p(x) (nats per example; a lower bound in expectation);
+- ``elbo``: the k-sample ELBO (nats per example; ≤ IWAE_k);
+- ``recon``: minus the squared error of the mean reconstruction at the posterior mean (sum over features).
+
+Sampled scores use common random numbers: every example shares the same k standard-normal draws ε_i
+(seeded), so an example's score is a deterministic function of the example (the same alone, in any batch,
+in any order) and score differences between examples are not noise between their draws.
+
+Tables are standardized before the model sees them; a density of standardized values differs from the
+density of the raw values by the constant log-Jacobian −Σ_j log σ_j. :func:`score_examples` adds it
+(``log_det``), so ``iwae``/``elbo`` scores are log-densities of the data in its own units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data import Standardizer
+from ..errors import UsageError
+from ..evaluation import importance_bounds, reconstruction_errors
+from ..model import VAE
+
+SCORES = ("iwae", "elbo", "recon")
+ROWS_PER_CHUNK = 2048  # decoder rows per call (examples × importance samples), as in evaluation.iwae_bound
+RECON_BATCH = 256
+DEFAULT_QUANTILE = 0.01  # contamination "auto": flag what scores below 1% of held-out normal data
+
+
+def check_score_settings(score: str, iwae_k: int, contamination: object = "auto",
+                         threshold_quantile: float | None = None) -> None:
+    """One-line errors for bad anomaly settings (names as in the CLI flags and estimator parameters)."""
+    if score not in SCORES:
+        raise UsageError(f"score method must be one of {', '.join(SCORES)}, got {score!r}")
+    if isinstance(iwae_k, bool) or not isinstance(iwae_k, (int, np.integer)) or not 1 <= iwae_k <= 100_000:
+        raise UsageError(f"iwae_k must be an integer between 1 and 100000, got {iwae_k!r}")
+    if not (isinstance(contamination, str) and contamination == "auto"):
+        if isinstance(contamination, bool) or not isinstance(contamination, (int, float, np.floating)) \
+                or not 0.0 < float(contamination) <= 0.5:
+            raise UsageError(f"contamination must be 'auto' or a fraction in (0, 0.5], got {contamination!r}")
+    if threshold_quantile is not None:
+        if isinstance(threshold_quantile, bool) or not isinstance(threshold_quantile, (int, float, np.floating)) \
+                or not 0.0 < float(threshold_quantile) < 1.0:
+            raise UsageError(f"threshold_quantile must be a fraction in (0, 1), got {threshold_quantile!r}")
+        if contamination != "auto":
+            raise UsageError("give contamination or threshold_quantile, not both (contamination thresholds "
+                             "the fitted data, threshold_quantile the held-out validation scores)")
+
+
+def log_det(scaler: Standardizer | None) -> float:
+    """log |d x_std / d x| = −Σ_j log σ_j of a table's standardization (0 without one)."""
+    return 0.0 if scaler is None else -float(scaler.std.double().log().sum())
+
+
+def common_noise(k: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """``[k, latent_dim]`` standard-normal draws shared by every scored example."""
+    return torch.randn(k, latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def score_examples(model: VAE, x: torch.Tensor, score: str = "iwae", k: int = 100, seed: int = 0,
+                   log_det: float = 0.0, c: torch.Tensor | None = None) -> np.ndarray:
+    """Per-example scores (float64, higher = more normal) of ``x`` in model units; see the module doc.
+
+    The rows are padded to whole blocks, so every network call has the same number of rows whatever
+    ``len(x)`` is: BLAS picks its kernel by matrix size, and a float32 score would otherwise differ in the
+    6th digit between scoring an example alone and in a large batch.
+    """
+    check_score_settings(score, k)
+    n = len(x)
+    rows = ROWS_PER_CHUNK if score != "recon" else RECON_BATCH
+    block = max(1, rows // min(k, rows)) if score != "recon" else rows
+    pad = (-n) % block
+    if pad:
+        x = torch.cat([x, x[:1].expand(pad, *x.shape[1:])])
+        c = None if c is None else torch.cat([c, c[:1].expand(pad, *c.shape[1:])])
+    if score == "recon":
+        return -reconstruction_errors(model, x, batch_size=rows, c=c)[:n].double().numpy()
+    iw, elbo = importance_bounds(model, x, k, rows_per_chunk=rows, c=c,
+                                 noise=common_noise(k, model.latent_dim, seed))
+    return (iw if score == "iwae" else elbo)[:n].double().numpy() + log_det
+
+
+def describe(score: str, k: int, standardized: bool) -> str:
+    """What the numbers are, for CSV headers and messages."""
+    if score == "recon":
+        unit = "standardized columns" if standardized else "data units"
+        return f"minus squared reconstruction error ({unit}, summed over features)"
+    what = f"IWAE (k={k}) estimate of log p(x)" if score == "iwae" else f"ELBO (k={k} samples)"
+    return f"{what}, nats per example" + (" (raw units: log-Jacobian of the standardization added)"
+                                          if standardized else "")
+
+
+def threshold(scores: np.ndarray, fraction: float) -> float:
+    """The score below which ``fraction`` of ``scores`` lie (linear interpolation, like sklearn's offset_)."""
+    return float(np.percentile(np.asarray(scores, dtype=np.float64), 100.0 * fraction))
+
+
+def ranking_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, float]:
+    """AUROC and average precision of ranking anomalies first (lowest score first)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    a = np.asarray(is_anomaly, dtype=bool)
+    if a.all() or not a.any():
+        raise UsageError("AUROC needs both normal and anomalous examples among the labelled ones; "
+                         "check the labels (or --normal-label)")
+    s = -np.asarray(scores, dtype=np.float64)
+    return {"auroc": float(roc_auc_score(a, s)), "average_precision": float(average_precision_score(a, s)),
+            "n_anomalies": int(a.sum()), "n": int(len(a))}
+
+
+def anomaly_labels(y: np.ndarray, classes: list[str] | None, normal_label: str | None) -> np.ndarray | None:
+    """Boolean anomaly flags from class labels, or None when the labels do not say which class is normal.
+
+    With ``normal_label`` (a class name, or an integer index into ``classes``), every other class is an
+    anomaly. Without it, two-class labels named 0/1 or False/True mean 1/True = anomaly; anything else
+    returns None. Labels of −1 (unknown) come back as flags of the −1 rows too: callers drop them.
+    """
+    names = list(classes or [])
+    if normal_label is not None:
+        if normal_label in names:
+            idx = names.index(normal_label)
+        else:
+            try:
+                idx = int(normal_label)
+            except ValueError:
+                idx = -1
+            if not 0 <= idx < len(names):
+                raise UsageError(f"--normal-label {normal_label!r} is not a class of the data "
+                                 f"(classes: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
+        return np.asarray(y) != idx
+    if sorted(names) in (["0", "1"], ["False", "True"], ["false", "true"]):
+        return np.asarray(y) == names.index(sorted(names)[1])
+    return None
+
+
+__all__ = ["SCORES", "DEFAULT_QUANTILE", "check_score_settings", "log_det", "common_noise", "score_examples",
+           "describe", "threshold", "ranking_metrics", "anomaly_labels"]

@@ -1,0 +1,104 @@
+"""``vaekit score``: anomaly scores of data under a trained run (a thin face over
+:class:`vaekit.AnomalyDetector`). Registered on :data:`vaekit.cli.app`; torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import _check_out_file, _user_errors, app
+from .errors import DataError, UsageError
+
+
+@app.command()
+@_user_errors
+def score(
+    run: Path = typer.Argument(..., help="run directory"),
+    data: str = typer.Option(..., "--data", help="data to score (same kind and columns as the training data)"),
+    out: Path = typer.Option(..., "--out", help="FILE.csv: index, score, is_anomaly (and label when known)"),
+    method: str = typer.Option("iwae", "--score", help="iwae (log-likelihood), elbo, or recon (reconstruction error)"),
+    iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the iwae/elbo scores"),
+    threshold_quantile: Optional[float] = typer.Option(None, "--threshold-quantile", help="flag what scores below this quantile of the run's validation scores [0.01]"),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="instead: flag this fraction of --data, in (0, 0.5]"),
+    normal_label: Optional[str] = typer.Option(None, "--normal-label", help="the class that is normal (others are anomalies) for AUROC/AP"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels [the run's]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    seed: int = typer.Option(0, "--seed", help="seed of the shared importance samples"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+) -> None:
+    """Anomaly scores of --data (higher = more normal) and a threshold; AUROC and AP when labelled."""
+    _check_out_file(out, overwrite, (".csv",))
+    from .apps.anomaly import anomaly_labels, check_score_settings, describe, ranking_metrics
+
+    check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)
+    if seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {seed}")
+    import numpy as np
+
+    from .data import split_dataset
+    from .estimator import VAE, AnomalyDetector
+    from .runs import atomic_write_text
+
+    vae = VAE.load(run)
+    trained = vae.trained_
+    kw = {k: v for k, v in (("image_size", image_size), ("label_column", label_column)) if v is not None}
+    ds = trained.load_data(data, **kw)
+    if ds.kind == "table":
+        trained.check_columns(ds.columns, data)
+    y = ds.y.numpy() if ds.y is not None else None
+    names = ds.classes or []
+    if y is None and normal_label is not None:
+        raise UsageError(f"--normal-label needs labelled data and {data} has no labels "
+                         "(tables: --label-column NAME)")
+    flags = anomaly_labels(y, names, normal_label) if y is not None else None  # bad --normal-label: fail now
+    x = ds.x.reshape(len(ds.x), -1).numpy()
+    if x.shape[1] != vae.n_features_in_:
+        raise DataError(f"{data} has examples of shape {list(ds.x.shape[1:])} but {run} was trained on "
+                        f"{list(trained.shape)}; score data like the training data (same --image-size)")
+    det = AnomalyDetector(os.fspath(run), method=method, iwae_k=iwae_k, random_state=seed,
+                          contamination="auto" if contamination is None else contamination,
+                          threshold_quantile=threshold_quantile)
+    if contamination is not None:
+        det.fit(x)
+        where = f"{contamination:g} of {data} below it"
+    else:
+        cfg = trained.config
+        try:
+            ref = trained.load_data(cfg.data, **({"image_size": image_size} if image_size else {}))
+        except DataError as err:
+            raise DataError(f"the threshold is a quantile of the validation split of the run's data {cfg.data!r}, "
+                            f"which cannot be loaded ({str(err).rstrip('.')}); pass --contamination C to "
+                            f"threshold on {data} itself") from None
+        val = split_dataset(ref, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
+        det.fit(val.x.reshape(len(val.x), -1).numpy())
+        q = 0.01 if threshold_quantile is None else threshold_quantile
+        where = f"the {q:g}-quantile of the scores of {run}'s {len(val.x)} validation examples"
+    scores = det.score_samples(x)
+    flagged = scores < det.offset_
+    header = ["index", "score", "is_anomaly"] + (["label"] if y is not None else [])
+    rows = [",".join(header)]
+    for i, s in enumerate(scores):
+        row = f"{i},{s:.6f},{int(flagged[i])}"
+        if y is not None:
+            lab = names[y[i]] if 0 <= y[i] < len(names) else ""
+            row += "," + lab.replace(",", ";").replace('"', "'")
+        rows.append(row)
+    atomic_write_text(out, "\n".join(rows) + "\n")
+    standardized = trained.scaler is not None
+    typer.echo(f"scored {len(scores)} examples of {data}: {describe(method, iwae_k, standardized)}")
+    typer.echo(f"threshold {det.offset_:.4f} ({where}): {int(flagged.sum())} flagged as anomalies "
+               f"({flagged.mean():.1%})")
+    if y is not None:
+        known = y >= 0
+        if flags is None:
+            typer.echo(f"labels have {len(names)} classes; pass --normal-label NAME for AUROC and average precision")
+        else:
+            m = ranking_metrics(scores[known], flags[known])
+            which = f"labels other than {normal_label!r}" if normal_label is not None else "label 1/True"
+            typer.echo(f"AUROC {m['auroc']:.4f}, average precision {m['average_precision']:.4f} "
+                       f"(anomalies: {which}, {m['n_anomalies']} of {m['n']})")
+    typer.echo(f"wrote {out}")
