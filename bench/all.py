@@ -15,7 +15,8 @@ from . import common as C
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny settings: checks the benches run, numbers are noise")
-    p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory,imputation,inpainting")
+    p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory,imputation,inpainting,"
+                                      "anomaly,anomaly_tabular")
     args = p.parse_args(argv)
     q = args.quick
     plan = {
@@ -26,6 +27,8 @@ def main(argv=None) -> dict:
         "imputation": ["--tables", "wine", "--rates", "0.2", "--epochs", "20", "--k", "50", "--steps", "20",
                        "--fm-n", "0"] if q else [],
         "inpainting": ["--data", "lfw-faces", "--face-epochs", "5", "--steps", "20", "--k", "50"] if q else [],
+        "anomaly": ["--classes", "0", "--epochs", "1", "--iwae-k", "2"] if q else [],
+        "anomaly_tabular": ["--sets", "glass", "--trials", "1"] if q else [],
     }
     out, t0 = {}, time.perf_counter()
     for name in args.only.split(","):
@@ -52,6 +55,10 @@ def main(argv=None) -> dict:
                                         for t in out["imputation"]["fashion_mnist"]})
     if "inpainting" in out:
         head["inpainting_mse"] = {c["data"]: c["mse"] for c in out["inpainting"]["cases"]}
+    if "anomaly" in out:
+        head["anomaly_fashion_mnist_mean_auroc"] = out["anomaly"]["mean_auroc"]
+    if "anomaly_tabular" in out:
+        head["anomaly_odds_mean_auroc"] = out["anomaly_tabular"]["mean_auroc"]
     C.write_result("all", {"quick": q, "seconds": time.perf_counter() - t0, "headline": head})
     return head
 

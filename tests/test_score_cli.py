@@ -79,8 +79,10 @@ def test_score_images_with_a_normal_label(tmp_path):
             "--threshold-quantile", "0.05", "--iwae-k", "8")
     assert r.exit_code == 0, r.output
     assert "0.05-quantile" in r.output and "labels other than '3'" in r.output
-    r = run("score", runp, "--data", "digits", "--out", tmp_path / "t.csv", "--iwae-k", "8")
+    r = run("score", runp, "--data", "digits", "--out", tmp_path / "t.csv", "--iwae-k", "8", "--split", "test")
     assert r.exit_code == 0 and "pass --normal-label" in r.output  # ten classes: which one is normal?
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 1 + 180  # digits' test split: 10% of 1797
+    assert "the test split of digits" in r.output
     assert_usage_error(run("score", runp, "--data", "digits", "--out", tmp_path / "u.csv", "--normal-label", "cat"),
                        "--normal-label 'cat'")
 
@@ -97,6 +99,7 @@ def test_score_bad_inputs(tables, tmp_path):
         assert_usage_error(run("score", runp, "--data", test, "--label-column", "kind", "--out",
                                tmp_path / "b.csv", *flags), needle)
     assert_usage_error(run("score", runp, "--data", test, "--out", tmp_path / "b.txt"), "suffix")
+    assert_usage_error(run("score", runp, "--data", test, "--out", tmp_path / "b.csv", "--split", "dev"), "--split")
     assert_usage_error(run("score", tmp_path / "nope", "--data", test, "--out", tmp_path / "b.csv"), "not found")
     assert_usage_error(run("score", runp, "--data", test, "--out", tmp_path / "b.csv"),  # forgot --label-column
                        "different columns", "unexpected kind")

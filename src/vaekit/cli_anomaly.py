@@ -19,6 +19,7 @@ from .errors import DataError, UsageError
 def score(
     run: Path = typer.Argument(..., help="run directory"),
     data: str = typer.Option(..., "--data", help="data to score (same kind and columns as the training data)"),
+    split: str = typer.Option("all", "--split", help="all examples of --data, or its train, validation or test split (split like the run's data)"),
     out: Path = typer.Option(..., "--out", help="FILE.csv: index, score, is_anomaly (and label when known)"),
     method: str = typer.Option("iwae", "--score", help="iwae (log-likelihood), elbo, or recon (reconstruction error)"),
     iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the iwae/elbo scores"),
@@ -37,7 +38,7 @@ def score(
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
-    import numpy as np
+    import torch
 
     from .data import split_dataset
     from .estimator import VAE, AnomalyDetector
@@ -46,7 +47,18 @@ def score(
     vae = VAE.load(run)
     trained = vae.trained_
     kw = {k: v for k, v in (("image_size", image_size), ("label_column", label_column)) if v is not None}
+    if split not in ("all", "train", "validation", "test"):
+        raise UsageError(f"--split must be all, train, validation or test, got {split!r}")
     ds = trained.load_data(data, **kw)
+    cfg = trained.config
+    if split != "all":
+        part = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                             seed=cfg.seed)[("train", "validation", "test").index(split)]
+        ds.x, ds.y, ds.test_x, ds.test_y = part.x, part.y, None, None
+    elif ds.test_x is not None:  # a built-in's official test set is part of "all"
+        ds.x = torch.cat([ds.x, ds.test_x])
+        ds.y = None if ds.y is None or ds.test_y is None else torch.cat([ds.y, ds.test_y])
+        ds.test_x = ds.test_y = None
     if ds.kind == "table":
         trained.check_columns(ds.columns, data)
     y = ds.y.numpy() if ds.y is not None else None
@@ -64,9 +76,8 @@ def score(
                           threshold_quantile=threshold_quantile)
     if contamination is not None:
         det.fit(x)
-        where = f"{contamination:g} of {data} below it"
+        where = f"{contamination:g} of the scored examples below it"
     else:
-        cfg = trained.config
         try:
             ref = trained.load_data(cfg.data, **({"image_size": image_size} if image_size else {}))
         except DataError as err:
@@ -89,7 +100,8 @@ def score(
         rows.append(row)
     atomic_write_text(out, "\n".join(rows) + "\n")
     standardized = trained.scaler is not None
-    typer.echo(f"scored {len(scores)} examples of {data}: {describe(method, iwae_k, standardized)}")
+    what = data if split == "all" else f"the {split} split of {data}"
+    typer.echo(f"scored {len(scores)} examples of {what}: {describe(method, iwae_k, standardized)}")
     typer.echo(f"threshold {det.offset_:.4f} ({where}): {int(flagged.sum())} flagged as anomalies "
                f"({flagged.mean():.1%})")
     if y is not None:
