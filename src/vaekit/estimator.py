@@ -134,7 +134,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = int(trained.result.epochs_run)
         self.best_epoch_ = int(trained.result.best_epoch)
         self.history_ = list(trained.result.history)
-        index = Dataset(x=torch.arange(n, dtype=torch.float32)[:, None], test_x=torch.empty(0, 1))
+        index = Dataset(x=torch.arange(n)[:, None], test_x=torch.empty(0, 1, dtype=torch.long))
         val = split_dataset(index, val_fraction=cfg.val_fraction, seed=cfg.seed)[1]
         self.validation_index_ = val.x[:, 0].long().numpy()
         self._n_features_out = int(cfg.latent_dim)
