@@ -1,6 +1,7 @@
 """Semi-supervised M2: the unlabelled term is the exact expectation over y, training learns from few labels,
 and the run behaves like a conditional run plus a classifier."""
 
+import json
 import math
 
 import numpy as np
@@ -123,3 +124,24 @@ def test_classifier_regularisation_settings_reach_the_classifier(tmp_path):
     r = runner.invoke(app, ["train", "--data", "digits", "--semi-supervised", "--labeled", "50",
                             "--classifier-dropout", "1.5", "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "--classifier-dropout" in r.stderr and not (tmp_path / "bad").exists()
+
+
+def test_m2_resume_continues_exactly(tmp_path):
+    from vaekit.runs import load_tensors
+
+    kw = dict(semi_supervised=True, labeled=50, latent_dim=2, hidden=[8], epochs=3, patience=None, report=False)
+    vaekit.train("digits", out=tmp_path / "full", **kw)
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vaekit.train("digits", out=tmp_path / "cut", on_epoch_end=interrupt, **kw)
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
+    vaekit.train(out=tmp_path / "cut", resume=True)
+    a, b = load_tensors(tmp_path / "full" / "model.safetensors"), load_tensors(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(r)["epoch"] for r in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    r = runner.invoke(app, ["train", "--resume", "--out", str(tmp_path / "cut")])
+    assert r.exit_code == 2 and "already finished" in r.stderr

@@ -142,8 +142,8 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask")
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
-    if cfg.semi_supervised and (resume or cfg.conditional or cfg.condition_columns):
-        raise UsageError("--semi-supervised cannot be combined with --resume, --conditional or --condition-columns")
+    if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
+        raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
     scaler = Standardizer.fit(splits[0].x, feature_columns) if ds.kind == "table" else None
     if scaler is not None:
@@ -186,7 +186,8 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     if cfg.semi_supervised:
         from .semisupervised_api import train_semisupervised
 
-        return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress)
+        return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress,
+                                    resume=resume, on_epoch_end=on_epoch_end)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, shape, cond.dim if cond is not None else 0)
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)

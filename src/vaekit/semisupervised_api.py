@@ -14,14 +14,15 @@ from .data import Dataset, Standardizer
 from .evaluation import evaluate_elbo
 from .figures import save_image_grid
 from .model import build_model
-from .runs import RESULTS, STATE_JSON, WEIGHTS, save_tensors, write_json
+from .runs import RESULTS, STATE_JSON, WEIGHTS, read_json, save_tensors, write_json
 from .trained import TrainedVAE
 
 
 def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
                          scaler: Standardizer | None, out: Path | None, overwrite: bool, device: torch.device,
-                         progress: bool) -> TrainedVAE:
-    """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy."""
+                         progress: bool, resume: bool = False, on_epoch_end=None) -> TrainedVAE:
+    """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy.
+    ``resume`` continues the interrupted run in ``out`` (the same labelled examples: they are drawn from the seed)."""
     from .api import prepare_run_dir
 
     cond = Conditioning.for_labels(ds)
@@ -34,12 +35,13 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     labelled_idx = known[torch.from_numpy(choose_labeled(train.y[known].numpy(), n, cfg.seed))]
     info = {**info, "condition": cond.to_dict(),
             "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
-    if out is not None:
+    if out is not None and not resume:
         prepare_run_dir(out, overwrite, info)
     torch.manual_seed(cfg.seed)
     vae = build_model(cfg, shape, cond.dim)
     m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
-    summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha)
+    summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha,
+                     resume=resume, on_epoch_end=on_epoch_end)
     m2.eval()
     accuracy = {name: float((m2.predict_proba(s.x[s.y >= 0]).argmax(1) == s.y[s.y >= 0]).float().mean())
                 if bool((s.y >= 0).any()) else None for name, s in (("validation", val), ("test", test))}
@@ -53,7 +55,7 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
                    "test": evaluate_elbo(vae, test.x[kt], c=cond.encode_raw(test.y[kt])) if bool(kt.any()) else None,
                    "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
         write_json(out / RESULTS, results)
-        write_json(out / STATE_JSON, {"finished": True, "semi_supervised": True})
+        write_json(out / STATE_JSON, {**read_json(out / STATE_JSON), "finished": True})
         if ds.kind == "image":
             from .report import class_grid
 

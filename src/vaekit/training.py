@@ -250,22 +250,15 @@ class Trainer:
             tensors[f"model.{k}"] = v
         for k, v in self.best_state.items():
             tensors[f"best.{k}"] = v
-        opt_sd = self.opt.state_dict()
-        opt_scalars: dict[str, dict] = {}
-        for pid, st in opt_sd["state"].items():
-            for key, v in st.items():
-                if torch.is_tensor(v):
-                    tensors[f"opt.{pid}.{key}"] = v
-                else:
-                    opt_scalars.setdefault(str(pid), {})[key] = v
+        opt_tensors, opt_json = optimizer_state(self.opt)
+        tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.shuffle"] = self.gen.get_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         state = {"epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
                  "bad_epochs": self.bad_epochs, "finished": finished,
-                 "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars,
-                               "state_keys": sorted(str(p) for p in opt_sd["state"])},
+                 "optimizer": opt_json,
                  "scheduler": self.sched.state_dict() if self.sched is not None else None}
         # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
         # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
@@ -279,13 +272,7 @@ class Trainer:
         state = json.loads(meta["state"]) if "state" in meta else read_json(self.run_dir / STATE_JSON)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
-        opt_state: dict[int, dict] = {}
-        for pid in state["optimizer"]["state_keys"]:
-            st = dict(state["optimizer"]["scalars"].get(pid, {}))
-            prefix = f"opt.{pid}."
-            st.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            opt_state[int(pid)] = st
-        self.opt.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+        load_optimizer_state(self.opt, tensors, state["optimizer"])
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -301,6 +288,32 @@ class Trainer:
         rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if metrics.exists() else []
         self.history = [r for r in rows if r["epoch"] <= self.epoch]
         atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state as tensors (keys ``opt.<param>.<name>``, for safetensors) and JSON (groups, scalars)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for pid, st in sd["state"].items():
+        for key, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{key}"] = v
+            else:
+                scalars.setdefault(str(pid), {})[key] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars,
+                     "state_keys": sorted(str(p) for p in sd["state"])}
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Restore what :func:`optimizer_state` returned."""
+    state: dict[int, dict] = {}
+    for pid in meta["state_keys"]:
+        st = dict(meta["scalars"].get(pid, {}))
+        prefix = f"opt.{pid}."
+        st.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        state[int(pid)] = st
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class _progress:

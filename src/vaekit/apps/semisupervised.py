@@ -20,15 +20,18 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 from ..model import VAE, gaussian_kl
 from ..networks import _mlp
+from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, atomic_write_text, load_tensors, read_json,
+                    read_tensor_metadata, save_tensors, write_json)
 
 
 class Classifier(nn.Module):
@@ -83,11 +86,13 @@ class M2(nn.Module):
 
 def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.Tensor, train_y: torch.Tensor,
            val_x: torch.Tensor, device: torch.device, run_dir: Path | None = None, progress: bool = False,
-           alpha: float = 0.1) -> dict:
+           alpha: float = 0.1, resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None) -> dict:
     """Train M2 for ``cfg.epochs`` (early stopping on the label-free validation U with ``cfg.patience``).
 
     Each step takes a batch of all training examples (labels hidden) and a batch of the labelled ones.
-    Returns the training history summary; the best weights (lowest validation U) are restored.
+    With ``run_dir`` every epoch ends in a checkpoint (the run's trainer-state files); ``resume`` continues
+    from it exactly (same weights as an uninterrupted run). Returns the history summary; the best weights
+    (lowest validation U) are restored.
     """
     from ..training import make_optimizer
 
@@ -101,8 +106,12 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
     n_u = n - n_l
     w_cls = alpha * n * n_l / n  # α (N_l/N) with α = alpha N
     steps = math.ceil(n / cfg.batch_size)
-    best, best_state, bad, history = math.inf, copy.deepcopy(m2.state_dict()), 0, []
-    for epoch in range(1, cfg.epochs + 1):
+    st = {"epoch": 0, "best": math.inf, "bad": 0}
+    best_state, history = copy.deepcopy(m2.state_dict()), []
+    if resume:
+        assert run_dir is not None
+        best_state, history = _load_m2_checkpoint(run_dir, m2, opt, gen, st, device)
+    for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         m2.train()
         perm = torch.randperm(n, generator=gen).to(device)
@@ -134,20 +143,61 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
         row = {"epoch": epoch, "train_unlabelled": u, "train_labelled": lab, "train_ce": ce_mean,
                "val_unlabelled": val_u, "seconds": time.perf_counter() - t0}
         history.append(row)
+        if val_u < st["best"] - cfg.min_delta:
+            st["best"], st["bad"], best_state = val_u, 0, copy.deepcopy(m2.state_dict())
+        else:
+            st["bad"] += 1
+        st["epoch"] = epoch
         if run_dir is not None:
-            with open(run_dir / "metrics.jsonl", "a") as f:
+            with open(run_dir / METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            _save_m2_checkpoint(run_dir, m2, best_state, opt, gen, st)
         if progress:
             print(f"epoch {epoch}/{cfg.epochs}: U {u:.2f}  L {lab:.2f}  CE {ce_mean:.3f}  val U {val_u:.2f} nats",
                   flush=True)
-        if val_u < best - cfg.min_delta:
-            best, best_state, bad = val_u, copy.deepcopy(m2.state_dict()), 0
-        else:
-            bad += 1
-            if cfg.patience is not None and bad >= cfg.patience:
-                break
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+        if cfg.patience is not None and st["bad"] >= cfg.patience:
+            break
     m2.load_state_dict(best_state)
-    return {"epochs_run": len(history), "best_val_unlabelled": best, "history": history}
+    return {"epochs_run": len(history), "best_val_unlabelled": st["best"], "history": history}
+
+
+def _save_m2_checkpoint(run_dir: Path, m2: M2, best_state: dict, opt: torch.optim.Optimizer,
+                        gen: torch.Generator, st: dict) -> None:
+    """M2's resume state in the run's trainer-state files (safetensors + JSON, the JSON also in the metadata)."""
+    from ..training import optimizer_state
+
+    opt_tensors, opt_json = optimizer_state(opt)
+    tensors = {**{f"model.{k}": v for k, v in m2.state_dict().items()},
+               **{f"best.{k}": v for k, v in best_state.items()}, **opt_tensors,
+               "rng.torch": torch.get_rng_state(), "rng.shuffle": gen.get_state()}
+    state = {**st, "finished": False, "semi_supervised": True, "optimizer": opt_json}
+    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"state": json.dumps(state)})
+    write_json(run_dir / STATE_JSON, state)
+
+
+def _load_m2_checkpoint(run_dir: Path, m2: M2, opt: torch.optim.Optimizer, gen: torch.Generator, st: dict,
+                        device: torch.device) -> tuple[dict, list[dict]]:
+    from ..training import load_optimizer_state
+
+    tensors = load_tensors(run_dir / STATE_TENSORS)
+    meta = read_tensor_metadata(run_dir / STATE_TENSORS)
+    state = json.loads(meta["state"]) if "state" in meta else read_json(run_dir / STATE_JSON)
+    if not state.get("semi_supervised"):
+        raise RunError(f"{run_dir} holds no semi-supervised trainer state to resume")
+    m2.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    load_optimizer_state(opt, tensors, state["optimizer"])
+    torch.set_rng_state(tensors["rng.torch"])
+    gen.set_state(tensors["rng.shuffle"])
+    st.update(epoch=state["epoch"], best=state["best"], bad=state["bad"])
+    # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
+    metrics = run_dir / METRICS
+    rows = [json.loads(r) for r in metrics.read_text().splitlines() if r.strip()] if metrics.exists() else []
+    history = [r for r in rows if r["epoch"] <= st["epoch"]]
+    atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in history))
+    return best, history
 
 
 def check_labeled(labeled: int | None, n_labelled_available: int) -> int:
