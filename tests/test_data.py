@@ -398,7 +398,10 @@ def test_csv_label_column_numeric_and_string(tmp_path):
     assert ds.x.tolist() == [[1], [2], [3]] and ds.y.tolist() == [0, 1, 0] and ds.classes == ["setosa", "virginica"]
     with raises_one_line(r"label column 'species' is not in .*available columns: x1, kind"):
         load_source(str(p), label_column="species")
-    with raises_one_line(r"non-numeric column\(s\) 'kind' \(string\); drop them.*--label-column"):
+    ds = load_source(str(p))  # without --label-column a text column is a categorical feature (one-hot)
+    assert ds.columns == ["x1", "kind=setosa", "kind=virginica"] and ds.x.tolist() == [[1, 1, 0], [2, 0, 1], [3, 1, 0]]
+    p.write_text("x1,when\n1,2024-01-02\n2,2024-01-03\n")  # a date column is neither numbers nor text
+    with raises_one_line(r"column 'when' has type date32\[day\], neither numbers nor text; drop it.*--label-column"):
         load_source(str(p))
 
 
@@ -437,8 +440,7 @@ def test_parquet(tmp_path):
     assert ds.kind == "table" and ds.columns == ["u", "v"] and ds.x.tolist() == [[1, 0.5], [2, 1.5], [3, -2]]
     assert ds.y.tolist() == [1, 0, 1] and ds.classes == ["a", "b"]
     pq.write_table(table, tmp_path / "t.pq")
-    with raises_one_line(r"non-numeric column\(s\) 'label'"):
-        load_source(str(tmp_path / "t.pq"))
+    assert load_source(str(tmp_path / "t.pq")).schema[2]["categories"] == ["a", "b"]  # text: categorical
     pq.write_table(pa.table({"u": [1.0, None, float("nan")]}), tmp_path / "n.parquet")
     with raises_one_line(r"'u' \(2 rows: data rows 2, 3\)"):
         load_source(str(tmp_path / "n.parquet"))

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source, split_dataset
+from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs, save_stacked
 from .model import architecture_error, build_model
@@ -36,8 +37,14 @@ def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
     lo, hi = torch.aminmax(ds.x)  # no [N, D] boolean temporaries: Fashion-MNIST is 188 MB of float32
     in_unit = bool(lo >= 0) and bool(hi <= 1)
     lik = cfg.likelihood
+    mixed = has_categorical(ds.schema)
     if lik == "auto":
-        lik = "bernoulli" if ds.kind != "table" and in_unit else "gaussian"
+        lik = "mixed" if mixed else "bernoulli" if ds.kind != "table" and in_unit else "gaussian"
+    elif lik == "mixed" and not mixed:
+        raise UsageError("--likelihood mixed needs a table with text (categorical) columns; use --likelihood auto")
+    elif mixed and lik != "mixed":
+        raise UsageError(f"{cfg.data} has text (categorical) columns, which --likelihood {lik} cannot model; "
+                         "use --likelihood auto (or mixed)")
     elif lik == "bernoulli" and (ds.kind == "table" or not in_unit):
         why = "tables are standardized" if ds.kind == "table" else "the data has values outside [0, 1]"
         raise UsageError(f"--likelihood bernoulli needs data in [0, 1] but {why}; use --likelihood gaussian")
@@ -47,7 +54,8 @@ def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
 def _data_info(ds: Dataset, splits, fingerprint: str, shape: tuple[int, ...], columns: list[str] | None) -> dict:
     return {"source": ds.name, "kind": ds.kind, "shape": list(shape), "fingerprint": fingerprint,
             "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
-            "classes": ds.classes, "columns": columns}
+            "classes": ds.classes, "columns": columns,
+            **({"schema": ds.schema} if has_categorical(ds.schema) else {})}
 
 
 def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | None, list, list[str] | None]:
@@ -144,8 +152,12 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
     if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
+    if has_categorical(ds.schema) and (cfg.conditional or cfg.condition_columns or cfg.semi_supervised):
+        raise UsageError(f"{cfg.data} has text (categorical) columns; --conditional, --condition-columns and "
+                         "--semi-supervised need numeric tables: drop the flag or the text columns")
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
-    scaler = Standardizer.fit(splits[0].x, feature_columns) if ds.kind == "table" else None
+    scaler = Standardizer.fit(splits[0].x, feature_columns, categorical_features(ds.schema, ds.x.shape[1])) \
+        if ds.kind == "table" else None
     if scaler is not None:
         for s in splits:
             s.x = scaler.transform(s.x)
@@ -189,7 +201,7 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
         return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress,
                                     resume=resume, on_epoch_end=on_epoch_end)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, shape, cond.dim if cond is not None else 0)
+    model = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
     if resume:
         trainer.load_checkpoint()
@@ -299,7 +311,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     try:
         shape = tuple(int(s) for s in info["data"]["shape"])
         cond = Conditioning.from_dict(info["condition"]) if info.get("condition") else None
-        vae = build_model(cfg, shape, cond.dim if cond is not None else 0)
+        vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
         model = vae
         if info.get("semi_supervised"):
             from .apps.semisupervised import M2, Classifier

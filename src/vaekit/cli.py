@@ -56,8 +56,11 @@ def _check_out_file(out: Path, overwrite: bool, suffixes: tuple[str, ...]) -> No
         raise UsageError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
 
 
-def _write_array(values, out: Path, kind: str, columns: list[str] | None = None) -> None:
-    """Write a tensor as PNG grid (images), .npy or .csv, atomically."""
+def _write_array(values, out: Path, kind: str, columns: list[str] | None = None,
+                 schema: list[dict] | None = None) -> None:
+    """Write a tensor as PNG grid (images), .npy or .csv, atomically. With a mixed-type table's ``schema``
+    the CSV has the table's own columns: numbers, and category names (the block's argmax) for text columns;
+    .npy keeps the feature array (category probabilities in the one-hot blocks)."""
     import io
 
     import numpy as np
@@ -75,6 +78,16 @@ def _write_array(values, out: Path, kind: str, columns: list[str] | None = None)
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
         atomic_write_bytes(out, buf.getvalue())
+    elif schema is not None:
+        import csv
+
+        from .data.tables import table_cells
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([c["name"] for c in schema])
+        w.writerows(table_cells(schema, arr, lambda v: f"{v:.7g}").tolist())
+        atomic_write_text(out, buf.getvalue())
     else:
         flat = arr.reshape(len(arr), -1)
         header = columns if columns and len(columns) == flat.shape[1] else [f"x{i}" for i in range(flat.shape[1])]
@@ -240,7 +253,7 @@ def sample(
     trained = load(run)
     c = _user_condition(trained, label, attributes, n)
     x = trained.sample(n, temperature=temperature, seed=seed, c=c)
-    _write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"))
+    _write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"), trained.schema)
     typer.echo(f"wrote {n} samples to {out}")
 
 
@@ -274,7 +287,7 @@ def reconstruct(
 
         save_pairs(x, rec, out)
     else:
-        _write_array(rec, out, ds.kind, ds.columns)
+        _write_array(rec, out, ds.kind, ds.columns, trained.schema)
     typer.echo(f"wrote {len(rec)} reconstructions to {out}")
 
 
@@ -339,7 +352,7 @@ def denoise(
 
         save_stacked([noisy, den, clean] if add_noise is not None else [noisy, den], out)
     else:
-        _write_array(den, out, ds.kind, ds.columns)
+        _write_array(den, out, ds.kind, ds.columns, trained.schema)
     typer.echo(f"wrote {len(den)} denoised examples to {out}")
     if add_noise is not None:
         mse = lambda a: float(((a - clean) ** 2).mean())  # noqa: E731

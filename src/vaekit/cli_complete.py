@@ -53,13 +53,26 @@ def impute(
         lacking = [c for c in expected if c not in got]
         extra = [c for c in got if c not in expected]
         if lacking or extra or len(got) != len(expected):
+            names = [c["name"] for c in trained.schema] if trained.schema is not None else None
+            if names is not None:  # say it in the table's own column names, not one-hot features
+                file_cols = [c["name"] for c in ds.schema or []]
+                lacking = [c for c in names if c not in file_cols]
+                extra = [c for c in file_cols if c not in names]
             raise DataError(f"{data} has other columns than the table {run} was trained on (missing: "
                             f"{', '.join(lacking) or 'none'}; unexpected: {', '.join(extra) or 'none'}); "
-                            f"give a table with the columns {', '.join(expected)}")
+                            f"give a table with the columns {', '.join(names or expected)}")
         ds.x = ds.x[:, [got.index(c) for c in expected]]  # same columns in another order: reorder
     missing = torch.isnan(ds.x)
     filled = trained.impute(ds.x, method=method, k=k, steps=steps, seed=seed, passes=passes)
-    text = completed_table_text(Path(data), expected, filled.numpy(), missing.numpy())
+    if trained.schema is not None:  # mixed-type table: cells per original column, categories by name
+        from .data.tables import missing_cells, table_cells
+
+        schema = trained.schema
+        missing = torch.from_numpy(missing_cells(schema, missing.numpy()))
+        text = completed_table_text(Path(data), [c["name"] for c in schema],
+                                    table_cells(schema, filled.numpy()), missing.numpy())
+    else:
+        text = completed_table_text(Path(data), expected, filled.numpy(), missing.numpy())
     atomic_write_text(out, text)
     n_rows = int(missing.any(1).sum())
     how = {"iw": f"importance-weighted conditional mean, k={k}", "gibbs": f"pseudo-Gibbs, {steps} steps",

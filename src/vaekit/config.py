@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UsageError
 
 ModelName = Literal["mlp", "conv"]
-LikelihoodName = Literal["auto", "bernoulli", "gaussian"]
+LikelihoodName = Literal["auto", "bernoulli", "gaussian", "mixed"]
 BinarizeName = Literal["none", "dynamic", "static"]
 MissingName = Literal["error", "mask"]
 KLScheduleName = Literal["linear", "cyclical"]
@@ -124,7 +124,7 @@ class TrainConfig(BaseModel):
     def _consistent(self) -> "TrainConfig":
         if self.gaussian_std is not None and self.likelihood == "bernoulli":
             raise ValueError("gaussian_std applies only to --likelihood gaussian")
-        if self.binarize != "none" and self.likelihood == "gaussian":
+        if self.binarize != "none" and self.likelihood in ("gaussian", "mixed"):
             raise ValueError("binarized data needs --likelihood bernoulli (or auto)")
         if self.iw_samples > 1 and (self.beta != 1.0 or self.kl_warmup or self.free_bits or
                                     self.kl_schedule != "linear" or self.semi_supervised):

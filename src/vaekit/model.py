@@ -152,9 +152,11 @@ def architecture_error(cfg: TrainConfig, shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0) -> VAE:
+def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0,
+                schema: list[dict] | None = None) -> VAE:
     """The VAE that ``cfg`` describes for examples of ``shape`` (``cfg.likelihood`` must be resolved);
-    ``cond_dim > 0`` makes it conditional on vectors of that size."""
+    ``cond_dim > 0`` makes it conditional on vectors of that size; ``schema`` (a table's column schema) is
+    needed by the ``mixed`` likelihood."""
     shape = tuple(int(s) for s in shape)
     err = architecture_error(cfg, shape)
     if err:
@@ -166,5 +168,5 @@ def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0) -> 
         chans = resolve_channels(cfg, shape)
         enc = ConvEncoder(shape, chans, cfg.hidden, cfg.latent_dim, cfg.dropout, cond_dim)
         dec = ConvDecoder(shape, chans, cfg.hidden, cfg.latent_dim, cfg.dropout, cond_dim)
-    lik = build_likelihood(cfg.likelihood, shape, cfg.gaussian_std)
+    lik = build_likelihood(cfg.likelihood, shape, cfg.gaussian_std, schema)
     return VAE(enc, dec, lik, cfg.latent_dim, shape, cond_dim)

@@ -52,6 +52,21 @@ class TrainedVAE:
     def shape(self) -> tuple[int, ...]:
         return self.model.shape
 
+    @property
+    def schema(self) -> list[dict] | None:
+        """Column schema of a mixed-type table run (text columns as one-hot blocks), else None."""
+        return self.info.get("data", {}).get("schema")
+
+    def table_cells(self, values: Any) -> tuple[list[str], np.ndarray]:
+        """(original column names, text cells ``[rows, columns]``) of feature rows in data units, for a
+        mixed-type table run: numbers for numeric columns, category names (the block's argmax) for text ones."""
+        from .data.tables import table_cells
+
+        if self.schema is None:
+            raise UsageError("this run was not trained on a table with text columns")
+        arr = values.detach().cpu().numpy() if torch.is_tensor(values) else np.asarray(values)
+        return [c["name"] for c in self.schema], table_cells(self.schema, arr, lambda v: f"{v:.7g}")
+
     def to(self, device: str | torch.device) -> "TrainedVAE":
         self.model.to(device)
         return self
@@ -150,12 +165,17 @@ class TrainedVAE:
 
     @torch.no_grad()
     def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None, c: Any = None) -> torch.Tensor:
-        """``n`` new examples: means of p(x|z[, c]) with z ~ N(0, temperature² I), in data units."""
+        """``n`` new examples: means of p(x|z[, c]) with z ~ N(0, temperature² I), in data units. Mixed-type
+        tables: text columns are a one-hot draw from p(category|z), not its probabilities."""
         if n < 1:
             raise UsageError(f"-n must be at least 1, got {n}")
         if temperature <= 0:
             raise UsageError(f"--temperature must be positive, got {temperature}")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
+            z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
+            params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
+            return self._output(self.model.likelihood.mean_with_drawn_categories(params, gen))
         return self._output(self.model.sample(n, temperature, generator=gen, c=self._cond(c, n)))
 
     @torch.no_grad()
@@ -237,6 +257,9 @@ class TrainedVAE:
                 raise UsageError(f"the mask has shape {list(m.shape)} but the data has {list(raw.shape)}; "
                                  "give one mask entry per value")
             observed = observed & m
+        for col in self.schema or []:  # a categorical cell is observed or missing as a whole block
+            a, b = col["start"], col["stop"]
+            observed[:, a:b] = observed[:, a:b].all(1, keepdim=True)
         xm = self.scaler.transform(raw) if self.scaler is not None else raw
         xm = torch.where(observed, xm, torch.zeros_like(xm))
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -254,4 +277,8 @@ class TrainedVAE:
             kwargs.setdefault("label_column", cfg.label_column)
             if cfg.missing == "mask":
                 kwargs.setdefault("allow_missing", True)
+            if self.schema is not None:
+                from .data.tables import schema_categories
+
+                kwargs.setdefault("categories", schema_categories(self.schema))
         return load_source(source, **kwargs)

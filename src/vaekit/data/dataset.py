@@ -39,6 +39,9 @@ class Dataset:
     # conditional VAE, like a table's --condition-columns
     attributes: torch.Tensor | None = None
     attribute_names: list[str] | None = None
+    # tables: one entry per original column, {name, kind: numeric|categorical, categories, start, stop}
+    # (its features x[:, start:stop]; a categorical column is a one-hot block), see data.tables
+    schema: list[dict] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -181,10 +184,12 @@ class Standardizer:
     std: torch.Tensor
 
     @classmethod
-    def fit(cls, x: torch.Tensor, columns: list[str] | None = None) -> Standardizer:
+    def fit(cls, x: torch.Tensor, columns: list[str] | None = None,
+            keep: torch.Tensor | None = None) -> Standardizer:
         """Column means and standard deviations of ``x`` ``[N, D]``; constant columns get std 1.
 
-        NaN entries (missing cells) are ignored; a column with no observed value is an error."""
+        NaN entries (missing cells) are ignored; a column with no observed value is an error. Columns where
+        ``keep`` (bool ``[D]``) is true are left as they are (mean 0, std 1): one-hot blocks stay 0/1."""
         x64 = _as_float_tensor(x).to(torch.float64)
         if x64.ndim != 2 or x64.shape[0] == 0:
             raise DataError(f"Standardizer.fit needs a non-empty [N, D] table; got shape {tuple(x64.shape)}")
@@ -205,6 +210,9 @@ class Standardizer:
             lo = torch.where(seen, x64, torch.full_like(x64, torch.inf)).amin(dim=0)
         constant = (hi == lo) | ~torch.isfinite(std) | (std <= 0)
         std = torch.where(constant, torch.ones_like(std), std)
+        if keep is not None:
+            mean = torch.where(keep, torch.zeros_like(mean), mean)
+            std = torch.where(keep, torch.ones_like(std), std)
         return cls(mean=mean.to(torch.float32), std=std.to(torch.float32))
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:

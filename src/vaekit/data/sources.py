@@ -32,10 +32,12 @@ def load_source(
     cache_dir: str | os.PathLike | None = None,
     download: bool = True,
     allow_missing: bool = False,
+    categories: dict[str, list[str]] | None = None,
 ) -> Dataset:
     """Load ``source`` (a built-in name or a path) into memory as a :class:`Dataset`.
 
-    ``allow_missing`` (tables only) keeps missing cells as NaN instead of refusing the table."""
+    ``allow_missing`` (tables only) keeps missing cells as NaN instead of refusing the table; ``categories``
+    (tables only: a trained run's categorical columns) fixes their one-hot blocks."""
     if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
         raise DataError(f"data source must be a non-empty name or path; got {source!r} ({EXPECTED})")
     text = os.fspath(source)
@@ -70,7 +72,8 @@ def load_source(
     if is_table_path(path):
         if image_size is not None:
             raise DataError(f"image_size applies to images only, not to the table {text}; drop it")
-        return load_table(path, label_column=label_column, name=text, allow_missing=allow_missing)
+        return load_table(path, label_column=label_column, name=text, allow_missing=allow_missing,
+                          categories=categories)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return load_array_file(path, image_size=image_size, name=text)
     accepted = ", ".join(ARRAY_SUFFIXES + TABLE_SUFFIXES)

@@ -1,14 +1,22 @@
 """CSV and Parquet tables -> a table :class:`Dataset` with raw float32 features.
 
-Every feature column must be numeric (int, float, bool) and complete (no missing, NaN or infinite
-values), unless ``allow_missing``: then empty/NA/NaN cells become NaN (the mask of missing entries is
-``isnan(x)``; infinite values stay an error, and so do rows with no observed value). An optional label
+Numeric columns (int, float, bool, decimal) are one feature each. Text columns (string or dictionary) are
+categorical: one one-hot block each, over the column's categories in sorted order (at most
+:data:`MAX_CATEGORIES`; more looks like an ID column and is an error). A column's kind is decided by its
+type alone: an integer column with few values (0/1/2, a code) stays numeric; write it as text to make it
+categorical. The column schema (:func:`column_schema` entries: name, kind, categories, feature slice) is
+kept on the Dataset and saved with a run, so a trained run reads new tables with the same categories
+(``categories``); a value unseen in training is an error naming the column and the value.
+
+Every feature column must be complete (no missing, NaN or infinite values), unless ``allow_missing``: then empty/NA/NaN cells become NaN (a missing categorical cell is NaN
+across its block; the mask of missing entries is ``isnan(x)``; infinite values stay an error, and so do rows with no observed value). An optional label
 column becomes class indices over its sorted unique values.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +28,8 @@ from ._common import encode_labels, one_line
 from .dataset import Dataset
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: more distinct text values than this in one column: most likely an ID or free text, not a category
+MAX_CATEGORIES = 100
 
 
 def is_table_path(path: Path) -> bool:
@@ -55,9 +65,10 @@ def _bad_rows_text(bad: np.ndarray) -> str:
 
 
 def load_table(path: Path, *, label_column: str | None = None, name: str | None = None,
-               allow_missing: bool = False) -> Dataset:
+               allow_missing: bool = False, categories: dict[str, list[str]] | None = None) -> Dataset:
     """Load a CSV/Parquet table; ``label_column`` (if given) becomes ``y`` and ``classes``; with
-    ``allow_missing`` missing cells are NaN in ``x``."""
+    ``allow_missing`` missing cells are NaN in ``x``. ``categories`` (column name -> categories, from a
+    trained run's schema) fixes those columns' one-hot blocks; a value outside them is an error."""
     table = read_table(path)
     names = list(table.column_names)
     if label_column is not None:
@@ -74,21 +85,28 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
     if not feature_idx:
         raise DataError(f"{path} has no feature columns besides the label; give at least one numeric column")
 
-    non_numeric = [
-        f"{names[i]!r} ({table.column(i).type})"
-        for i in feature_idx
-        if not _is_numeric(table.column(i).type) and not pa.types.is_null(table.column(i).type)
-    ]
-    if non_numeric:
-        raise DataError(
-            f"{path}: non-numeric column(s) {', '.join(non_numeric)}; drop them, encode them as numbers, "
-            "or pass one as the label column (--label-column NAME)"
-        )
-
+    known = categories or {}
     columns: list[np.ndarray] = []
+    schema: list[dict] = []
+    feature_names: list[str] = []
     problems: list[str] = []
+    start = 0
     for i in feature_idx:
-        col = table.column(i)
+        col, name_i = table.column(i), names[i]
+        if name_i in known or _is_text(col.type):
+            values, cats = _categorical_block(col, name_i, known.get(name_i), path)
+            feature_names += [f"{name_i}={c}" for c in cats]
+            missing_rows = np.isnan(values[:, 0])
+            if missing_rows.any() and not allow_missing:
+                problems.append(f"{name_i!r} ({_bad_rows_text(missing_rows)})")
+            schema.append({"name": name_i, "kind": "categorical", "categories": cats,
+                           "start": start, "stop": start + len(cats)})
+            columns.extend(values.T)
+            start += len(cats)
+            continue
+        if not _is_numeric(col.type) and not pa.types.is_null(col.type):
+            raise DataError(f"{path}: column {name_i!r} has type {col.type}, neither numbers nor text; drop it, "
+                            "encode it as numbers or text, or pass it as the label column (--label-column NAME)")
         if pa.types.is_null(col.type):
             values = np.full(table.num_rows, np.nan, dtype=np.float32)
         else:
@@ -96,8 +114,11 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
                 values = pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy().astype(np.float32)
         bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
         if bad.any():
-            problems.append(f"{names[i]!r} ({_bad_rows_text(bad)})")
+            problems.append(f"{name_i!r} ({_bad_rows_text(bad)})")
         columns.append(values)
+        feature_names.append(name_i)
+        schema.append({"name": name_i, "kind": "numeric", "categories": None, "start": start, "stop": start + 1})
+        start += 1
     if problems:
         if allow_missing:
             raise DataError(f"{path}: infinite (or beyond float32) values in column(s) {'; '.join(problems)}; "
@@ -126,7 +147,92 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
         if values.dtype == object:
             values = values.astype(str)
         y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
-    return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=[names[i] for i in feature_idx])
+    return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=feature_names,
+                   schema=schema)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+
+
+def _categorical_block(col: pa.ChunkedArray, name: str, fixed: list[str] | None,
+                       path: Path) -> tuple[np.ndarray, list[str]]:
+    """One-hot ``[N, K]`` float32 (NaN rows where the cell is missing) and the K categories of a column.
+
+    ``fixed`` (a trained run's categories) is used as given; else the sorted distinct values."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if not _is_text(col.type):  # numbers in a column that was text in training: compare as text
+        col = col.cast(pa.string())
+    raw = col.to_pylist()
+    present = sorted({v for v in raw if v is not None and v != ""})
+    if fixed is None:
+        if len(present) > MAX_CATEGORIES:
+            raise DataError(f"{path}: text column {name!r} has {len(present)} distinct values (more than "
+                            f"{MAX_CATEGORIES}), which looks like an ID or free text, not a category; drop it")
+        cats = present
+    else:
+        cats = list(fixed)
+        unseen = [v for v in present if v not in set(cats)]
+        if unseen:
+            raise DataError(f"{path}: column {name!r} has the value {unseen[0]!r}"
+                            f"{f' (and {len(unseen) - 1} more)' if len(unseen) > 1 else ''}, unseen in "
+                            f"training (categories: {', '.join(cats)}); map it to one of those or leave the "
+                            "cell empty (missing)")
+    if not cats:
+        raise DataError(f"{path}: text column {name!r} has no values; drop it")
+    index = {c: k for k, c in enumerate(cats)}
+    out = np.zeros((len(raw), len(cats)), dtype=np.float32)
+    for r, v in enumerate(raw):
+        if v is None or v == "":
+            out[r] = np.nan
+        else:
+            out[r, index[v]] = 1.0
+    return out, cats
+
+
+def categorical_features(schema: list[dict] | None, width: int) -> torch.Tensor:
+    """Bool ``[width]``: which features belong to one-hot blocks of ``schema`` (all False without one)."""
+    flags = torch.zeros(width, dtype=torch.bool)
+    for col in schema or []:
+        if col["kind"] == "categorical":
+            flags[col["start"]: col["stop"]] = True
+    return flags
+
+
+def has_categorical(schema: list[dict] | None) -> bool:
+    """Whether ``schema`` has a categorical column (a mixed-type table)."""
+    return any(c["kind"] == "categorical" for c in schema or [])
+
+
+def schema_categories(schema: list[dict] | None) -> dict[str, list[str]]:
+    """Column name -> categories of the categorical columns of ``schema``."""
+    return {c["name"]: list(c["categories"]) for c in schema or [] if c["kind"] == "categorical"}
+
+
+def table_cells(schema: list[dict], values: np.ndarray, fmt: Callable[[float], str] | None = None) -> np.ndarray:
+    """Text cells ``[rows, columns of schema]`` of feature rows ``values`` ``[rows, features]`` (data units):
+    numeric features through ``fmt`` (default: shortest float32 text), each categorical block as the name of
+    its most probable category (argmax; a one-hot draw gives the drawn category). All-NaN blocks give ""."""
+    fmt = fmt or _format_value
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty((len(values), len(schema)), dtype=object)
+    for j, col in enumerate(schema):
+        block = values[:, col["start"]: col["stop"]]
+        if col["kind"] == "numeric":
+            out[:, j] = ["" if np.isnan(v) else fmt(v) for v in block[:, 0]]
+        else:
+            cats = col["categories"]
+            best = np.argmax(np.nan_to_num(block, nan=-np.inf), axis=1)
+            empty = np.isnan(block).all(1)
+            out[:, j] = ["" if e else cats[k] for k, e in zip(best, empty)]
+    return out
+
+
+def missing_cells(schema: list[dict], missing: np.ndarray) -> np.ndarray:
+    """Bool ``[rows, columns of schema]``: a cell is missing when any of its features is."""
+    return np.stack([missing[:, c["start"]: c["stop"]].any(1) for c in schema], axis=1)
+
 
 
 def _format_value(v: float) -> str:
@@ -137,7 +243,8 @@ def _format_value(v: float) -> str:
 def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, missing: np.ndarray) -> str:
     """The table at ``path`` as CSV text with the ``missing`` cells of ``columns`` replaced by ``filled``.
 
-    ``filled`` and ``missing`` are ``[rows, len(columns)]``. Every other cell keeps its original text
+    ``filled`` and ``missing`` are ``[rows, len(columns)]``; ``filled`` holds numbers or ready text
+    (category names, see :func:`table_cells`). Every other cell keeps its original text
     (CSV input: the very characters of the file; Parquet input: the shortest text of the stored value), so
     observed values survive bit for bit.
     """
@@ -163,7 +270,8 @@ def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, mis
                         "rows); clean the file (one header line, one line per row)")
     where = [header.index(c) for c in columns]
     for i, j in zip(*np.nonzero(missing)):
-        body[i][where[j]] = _format_value(filled[i, j])
+        v = filled[i, j]
+        body[i][where[j]] = v if isinstance(v, str) else _format_value(v)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
