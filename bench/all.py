@@ -16,7 +16,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny settings: checks the benches run, numbers are noise")
     p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory,imputation,inpainting,"
-                                      "anomaly,anomaly_tabular")
+                                      "anomaly,anomaly_tabular,mixed")
     args = p.parse_args(argv)
     q = args.quick
     plan = {
@@ -29,6 +29,7 @@ def main(argv=None) -> dict:
         "inpainting": ["--data", "lfw-faces", "--face-epochs", "5", "--steps", "20", "--k", "50"] if q else [],
         "anomaly": ["--classes", "0", "--epochs", "1", "--iwae-k", "2"] if q else [],
         "anomaly_tabular": ["--sets", "glass", "--trials", "1"] if q else [],
+        "mixed": ["--quick"] if q else [],
     }
     out, t0 = {}, time.perf_counter()
     for name in args.only.split(","):
@@ -49,6 +50,8 @@ def main(argv=None) -> dict:
         head["eval_speed"] = {k: out["eval_speed"][k] for k in ("k", "n", "impl", "examples_per_s", "gflops")}
     if "memory" in out:
         head["memory_mb"] = {k: v["peak_rss_mb"] for k, v in out["memory"]["cases"].items()}
+    if "mixed" in out:
+        head["mixed_accuracy"] = {f"{r['table']} seed {r['seed']}": r["accuracy"] for r in out["mixed"]["runs"]}
     if "imputation" in out:
         head["imputation_rmse"] = {f"{t['table']} {t['rate']:.0%}": t["rmse"] for t in out["imputation"]["tables"]}
         head["imputation_rmse"].update({f"fashion-mnist {t['rate']:.0%}": t["rmse"]
