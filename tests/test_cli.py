@@ -130,7 +130,7 @@ def _csv(tmp_path, text, name="t.csv"):
     (lambda t: _folder(t, sizes=((8, 8), (8, 8)), extra=lambda d: (d / "bad.png").write_bytes(b"not a png")),
      "bad.png"),
     (lambda t: _folder(t, sizes=((8, 8), (10, 12))), "--image-size"),
-    (lambda t: _csv(t, "a,b\n1,x\n2,y\n3,z\n"), "'b'"),
+    (lambda t: _csv(t, "a,b\n1,2024-01-02\n2,2024-01-03\n3,2024-01-04\n"), "'b'"),  # dates: neither numbers nor text
     (lambda t: _csv(t, "a,b\n1,2\n3,\n4,5\n"), "'b'"),
     (lambda t: _csv(t, "a,b\n1,2\n3,nan\n4,5\n"), "'b'"),
     (lambda t: _csv(t, "a,b\n1,2\n3,inf\n4,5\n"), "'b'"),

@@ -156,8 +156,8 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
         raise UsageError(f"{cfg.data} has text (categorical) columns; --conditional, --condition-columns and "
                          "--semi-supervised need numeric tables: drop the flag or the text columns")
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
-    scaler = Standardizer.fit(splits[0].x, feature_columns, categorical_features(ds.schema, ds.x.shape[1])) \
-        if ds.kind == "table" else None
+    one_hot = categorical_features(ds.schema, ds.x.shape[1]) if has_categorical(ds.schema) else None
+    scaler = Standardizer.fit(splits[0].x, feature_columns, one_hot) if ds.kind == "table" else None
     if scaler is not None:
         for s in splits:
             s.x = scaler.transform(s.x)
