@@ -109,3 +109,16 @@ def test_score_bad_inputs(tables, tmp_path):
     assert_usage_error(run("score", runp, "--data", test, "--out", tmp_path / "keep.csv"), "--overwrite")
     assert (tmp_path / "keep.csv").read_text() == "precious\n"
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_score_refuses_incomplete_rows_and_points_to_impute(tables, tmp_path):
+    lines = (tables / "train.csv").read_text().splitlines()
+    holes = [lines[0]] + [",".join("" if (i + j) % 7 == 0 else v for j, v in enumerate(row.split(",")))
+                          for i, row in enumerate(lines[1:])]
+    (tmp_path / "holes.csv").write_text("\n".join(holes) + "\n")
+    r = run("train", "--data", tmp_path / "holes.csv", "--missing", "mask", "--out", tmp_path / "m", "--epochs", "2",
+            "--latent-dim", "2", "--hidden", "16", "--report-iwae-k", "0", "-q")
+    assert r.exit_code == 0, r.output
+    assert_usage_error(run("score", tmp_path / "m", "--data", tmp_path / "holes.csv", "--out", tmp_path / "s.csv"),
+                       "missing cells", "vaekit impute")
+    assert not (tmp_path / "s.csv").exists()

@@ -46,7 +46,8 @@ def _validate(est: BaseEstimator, X: Any, reset: bool) -> np.ndarray:
         lines = [s.strip() for s in str(err).splitlines() if s.strip() and not s.startswith("array=")]
         msg = " ".join(lines) or "invalid input X"
         if "NaN" in msg or "infinity" in msg:
-            msg += " Fill or drop those values (vaekit's VAE does not model missing values)."
+            msg = ("X contains NaN or infinite values; fill or drop them (e.g. sklearn's SimpleImputer in a "
+                   "Pipeline, or a --missing mask run's TrainedVAE.impute)")
         raise DataError(msg) from None
 
 
