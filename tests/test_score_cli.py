@@ -111,14 +111,29 @@ def test_score_bad_inputs(tables, tmp_path):
     assert not (tmp_path / "b.csv").exists()
 
 
-def test_score_refuses_incomplete_rows_and_points_to_impute(tables, tmp_path):
-    lines = (tables / "train.csv").read_text().splitlines()
-    holes = [lines[0]] + [",".join("" if (i + j) % 7 == 0 else v for j, v in enumerate(row.split(",")))
-                          for i, row in enumerate(lines[1:])]
-    (tmp_path / "holes.csv").write_text("\n".join(holes) + "\n")
-    r = run("train", "--data", tmp_path / "holes.csv", "--missing", "mask", "--out", tmp_path / "m", "--epochs", "2",
-            "--latent-dim", "2", "--hidden", "16", "--report-iwae-k", "0", "-q")
+def test_score_rows_with_missing_cells_of_a_masked_run(tables, tmp_path):
+    """A --missing mask run scores incomplete rows by log p(x_obs); planted outliers still rank first."""
+    def holes(src, dst):
+        lines = src.read_text().splitlines()
+        out = [lines[0]]
+        for i, row in enumerate(lines[1:]):
+            cells = row.split(",")
+            out.append(",".join("" if j < 6 and (i + j) % 7 == 0 else v for j, v in enumerate(cells)))
+        dst.write_text("\n".join(out) + "\n")
+
+    holes(tables / "train.csv", tmp_path / "train.csv")
+    holes(tables / "test.csv", tmp_path / "test.csv")
+    r = run("train", "--data", tmp_path / "train.csv", "--missing", "mask", "--out", tmp_path / "m", "--epochs", "60",
+            "--latent-dim", "2", "--hidden", "32", "--batch-size", "64", "--no-early-stopping",
+            "--report-iwae-k", "0", "-q")
     assert r.exit_code == 0, r.output
-    assert_usage_error(run("score", tmp_path / "m", "--data", tmp_path / "holes.csv", "--out", tmp_path / "s.csv"),
-                       "missing cells", "vaekit impute")
-    assert not (tmp_path / "s.csv").exists()
+    r = run("score", tmp_path / "m", "--data", tmp_path / "test.csv", "--label-column", "kind",
+            "--out", tmp_path / "s.csv", "--iwae-k", "20")
+    assert r.exit_code == 0, r.output
+    auroc = float(r.stdout.split("AUROC ")[1].split(",")[0])
+    assert auroc > 0.95
+    rows = [line.split(",") for line in (tmp_path / "s.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 120 and all(np.isfinite(float(r[1])) for r in rows)
+    assert_usage_error(run("score", tmp_path / "m", "--data", tmp_path / "test.csv", "--label-column", "kind",
+                           "--score", "recon", "--out", tmp_path / "r.csv"), "missing cells", "--score iwae")
+    assert not (tmp_path / "r.csv").exists()

@@ -61,10 +61,10 @@ def score(
         ds.test_x = ds.test_y = None
     if ds.kind == "table":
         trained.check_columns(ds.columns, data)
-    if bool(torch.isnan(ds.x).any()):
-        raise UsageError(f"{data} has {int(torch.isnan(ds.x).any(1).sum())} row(s) with missing cells and vaekit score "
-                         f"needs complete rows; fill them first (vaekit impute {run} --data {data} --out "
-                         "completed.csv) and score the completed table")
+    if bool(torch.isnan(ds.x).any()) and method == "recon":
+        raise UsageError(f"{data} has {int(torch.isnan(ds.x).any(1).sum())} row(s) with missing cells: score them "
+                         f"with --score iwae or elbo (the density of the observed cells), or fill them first "
+                         f"(vaekit impute {run} --data {data} --out completed.csv)")
     y = ds.y.numpy() if ds.y is not None else None
     names = ds.classes or []
     if y is None and normal_label is not None:

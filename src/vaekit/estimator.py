@@ -38,10 +38,11 @@ def _seed(random_state: Any) -> int:
         raise UsageError(f"random_state must be None, a non-negative int or a numpy RandomState; {err}") from None
 
 
-def _validate(est: BaseEstimator, X: Any, reset: bool) -> np.ndarray:
+def _validate(est: BaseEstimator, X: Any, reset: bool, allow_nan: bool = False) -> np.ndarray:
     """sklearn's input validation, its ValueErrors as one-line DataErrors (TypeErrors pass unchanged)."""
     try:
-        return validate_data(est, X, reset=reset, dtype=np.float64)
+        return validate_data(est, X, reset=reset, dtype=np.float64,
+                             ensure_all_finite="allow-nan" if allow_nan else True)
     except ValueError as err:
         lines = [s.strip() for s in str(err).splitlines() if s.strip() and not s.startswith("array=")]
         msg = " ".join(lines) or "invalid input X"
@@ -160,11 +161,25 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self.trained_._input(t)
 
     def _scores(self, X: Any, score: str, k: int, seed: int) -> np.ndarray:
+        """Per-row scores; a ``--missing mask`` run also scores rows with NaN cells (log p of the observed ones)."""
+        import torch
+
         from .apps.anomaly import log_det, score_examples
 
-        xt = self._model_input(X)
+        self._check_fitted()
+        if self.trained_.config.missing != "mask":
+            xt, mask = self._model_input(X), None
+        else:
+            X = _validate(self, X, reset=False, allow_nan=True)
+            t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), *self.trained_.shape)
+            observed = ~torch.isnan(t)
+            if not bool(observed.reshape(len(t), -1).any(1).all()):
+                raise DataError("a row has no observed value; drop rows whose every cell is missing")
+            xt = self.trained_._input(t)  # missing cells mean-filled, as in training
+            mask = None if bool(observed.all()) else observed.to(xt.dtype)
         scaler = self.trained_.scaler
-        return score_examples(self.trained_.model, xt, score, k, seed, log_det(scaler) if score != "recon" else 0.0)
+        ld = (log_det(scaler, mask) if mask is not None else log_det(scaler)) if score != "recon" else 0.0
+        return score_examples(self.trained_.model, xt, score, k, seed, ld, mask=mask)
 
     # -- uses ------------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
@@ -312,8 +327,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
         check_score_settings(self.method, self.iwae_k, self.contamination, self.threshold_quantile)
         seed = _seed(self.random_state)
-        X = _validate(self, X, reset=True)
+        X = _validate(self, X, reset=True, allow_nan=isinstance(self.vae, (str, os.PathLike)))
         vae, trained_here = self._fit_vae(X)
+        if vae.trained_.config.missing != "mask" and np.isnan(X).any():  # only a --missing mask run takes NaN
+            _validate(self, X, reset=False)
         if X.shape[1] != vae.n_features_in_:
             raise DataError(f"X has {X.shape[1]} features, but the VAE was trained on {vae.n_features_in_}; "
                             "give rows like the training data")
@@ -339,7 +356,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """Per-row normality scores (higher is more normal; see ``method``)."""
         if not hasattr(self, "vae_"):
             self._check_fitted()
-        X = _validate(self, X, reset=False)
+        X = _validate(self, X, reset=False, allow_nan=self.vae_.trained_.config.missing == "mask")
         return self.vae_._scores(X, self.method, int(self.iwae_k), self._seed_)
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -49,9 +49,15 @@ def check_score_settings(score: str, iwae_k: int, contamination: object = "auto"
                              "the fitted data, threshold_quantile the held-out validation scores)")
 
 
-def log_det(scaler: Standardizer | None) -> float:
-    """log |d x_std / d x| = −Σ_j log σ_j of a table's standardization (0 without one)."""
-    return 0.0 if scaler is None else -float(scaler.std.double().log().sum())
+def log_det(scaler: Standardizer | None, mask: torch.Tensor | None = None) -> float | np.ndarray:
+    """log |d x_std / d x| = −Σ_j log σ_j of a table's standardization (0 without one); with ``mask``
+    (1 = observed, ``[n, D]``) per row over the observed columns only."""
+    if scaler is None:
+        return 0.0
+    logs = scaler.std.double().log()
+    if mask is None:
+        return -float(logs.sum())
+    return -(mask.double() * logs).sum(1).numpy()
 
 
 def common_noise(k: int, latent_dim: int, seed: int) -> torch.Tensor:
@@ -60,14 +66,22 @@ def common_noise(k: int, latent_dim: int, seed: int) -> torch.Tensor:
 
 
 def score_examples(model: VAE, x: torch.Tensor, score: str = "iwae", k: int = 100, seed: int = 0,
-                   log_det: float = 0.0, c: torch.Tensor | None = None) -> np.ndarray:
+                   log_det: float | np.ndarray = 0.0, c: torch.Tensor | None = None,
+                   mask: torch.Tensor | None = None) -> np.ndarray:
     """Per-example scores (float64, higher = more normal) of ``x`` in model units; see the module doc.
+
+    With ``mask`` (1 = observed; a ``--missing mask`` run's incomplete rows) the iwae/elbo scores estimate
+    log p(x_obs), the density of the observed cells: rows with fewer observed cells are not penalised for
+    the missing ones, so compare like with like.
 
     The rows are padded to whole blocks, so every network call has the same number of rows whatever
     ``len(x)`` is: BLAS picks its kernel by matrix size, and a float32 score would otherwise differ in the
     6th digit between scoring an example alone and in a large batch.
     """
     check_score_settings(score, k)
+    if mask is not None and score == "recon":
+        raise UsageError("rows with missing cells can be scored by iwae or elbo (the density of the observed "
+                         "cells), not recon; use --score iwae or impute the rows first")
     n = len(x)
     rows = ROWS_PER_CHUNK if score != "recon" else RECON_BATCH
     block = max(1, rows // min(k, rows)) if score != "recon" else rows
@@ -75,10 +89,11 @@ def score_examples(model: VAE, x: torch.Tensor, score: str = "iwae", k: int = 10
     if pad:
         x = torch.cat([x, x[:1].expand(pad, *x.shape[1:])])
         c = None if c is None else torch.cat([c, c[:1].expand(pad, *c.shape[1:])])
+        mask = None if mask is None else torch.cat([mask, mask[:1].expand(pad, *mask.shape[1:])])
     if score == "recon":
         return -reconstruction_errors(model, x, batch_size=rows, c=c)[:n].double().numpy()
     iw, elbo = importance_bounds(model, x, k, rows_per_chunk=rows, c=c,
-                                 noise=common_noise(k, model.latent_dim, seed))
+                                 noise=common_noise(k, model.latent_dim, seed), mask=mask)
     return (iw if score == "iwae" else elbo)[:n].double().numpy() + log_det
 
 
