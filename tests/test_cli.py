@@ -1,6 +1,5 @@
 """The command line: the happy path end to end, and every bad input ending in one line and exit code 2."""
 
-import gzip
 import json
 import subprocess
 import sys
@@ -8,25 +7,10 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from vaekit.cli import app
+from cli_helpers import assert_usage_error, run
 
-runner = CliRunner()
 FAST = ["--latent-dim", "3", "--hidden", "16", "--batch-size", "256", "--epochs", "2", "-q"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_usage_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in err, (n, err)
 
 
 @pytest.fixture(scope="module")

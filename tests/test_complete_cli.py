@@ -5,26 +5,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 from vaekit import api
-from vaekit.cli import app
 from vaekit.data.masks import observed_mask
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_usage_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in err, (n, err)
+from cli_helpers import assert_usage_error, run
 
 
 def table(n, seed):

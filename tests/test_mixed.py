@@ -13,30 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.distributions import Categorical, Normal
-from typer.testing import CliRunner
 
 from vaekit import api
-from vaekit.cli import app
 from vaekit.data import Standardizer, load_source
 from vaekit.data.tables import categorical_features, table_cells
 from vaekit.errors import DataError
 from vaekit.likelihoods import MixedLikelihood
 
-runner = CliRunner()
+from cli_helpers import assert_usage_error, run
+
 COLORS = ("red", "green", "blue")
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_usage_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n in err, (n, err)
 
 
 def mixed_table(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,23 +3,8 @@ every bad input ending in one line and exit code 2."""
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from vaekit.cli import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_usage_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    for n in needles:
-        assert n in err, (n, err)
+from cli_helpers import assert_usage_error, run
 
 
 def write_table(path, x, labels=None, names=None):

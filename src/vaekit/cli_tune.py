@@ -52,7 +52,7 @@ def tune(
                    f"{out / 'best_config.yaml'}, {out / 'trials.csv'}"
                    + ("" if res.interrupted else f", {out / 'tune_report.html'}"))
     if res.interrupted:
-        typer.echo(f"interrupted; the study is kept: rerun the same command to continue it", err=True)
+        typer.echo("interrupted; the study is kept: rerun the same command to continue it", err=True)
         raise typer.Exit(130)
     if res.timed_out and c["finished"] < res.target:
         typer.echo("stopped by --timeout; rerun the same command to continue the study")
