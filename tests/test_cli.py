@@ -1,6 +1,7 @@
 """The command line: the happy path end to end, and every bad input ending in one line and exit code 2."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -88,6 +89,15 @@ def test_real_entry_point_exit_code(tmp_path):
     p = subprocess.run([sys.executable, "-m", "vaekit.cli", "train", "--data", tmp_path / "missing.csv",
                         "--out", tmp_path / "r"], capture_output=True, text=True)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("module", ["vaekit", "vaekit.cli"])
+def test_python_m_lists_every_command(module):
+    p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert p.returncode == 0
+    for command in ("train", "evaluate", "tune", "score", "impute", "inpaint", "denoise"):
+        assert f" {command} " in p.stdout, (command, p.stdout)
 
 
 # -- bad input -------------------------------------------------------------------------------------

@@ -372,4 +372,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m vaekit.cli`: the other command modules register on vaekit.cli's app, not on this __main__ copy
+    from vaekit.cli import main as _main
+
+    sys.exit(_main())
