@@ -16,7 +16,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny settings: checks the benches run, numbers are noise")
     p.add_argument("--only", default="train_speed,time_to_quality,eval_speed,memory,imputation,inpainting,"
-                                      "anomaly,anomaly_tabular,mixed")
+                                      "anomaly,anomaly_tabular,mixed,denoising")
     args = p.parse_args(argv)
     q = args.quick
     plan = {
@@ -30,6 +30,7 @@ def main(argv=None) -> dict:
         "anomaly": ["--classes", "0", "--epochs", "1", "--iwae-k", "2"] if q else [],
         "anomaly_tabular": ["--sets", "glass", "--trials", "1"] if q else [],
         "mixed": ["--quick"] if q else [],
+        "denoising": ["--epochs", "1", "--n", "200", "--noise", "masking:0.5"] if q else [],
     }
     out, t0 = {}, time.perf_counter()
     for name in args.only.split(","):
