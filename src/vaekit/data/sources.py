@@ -18,7 +18,7 @@ from ._common import encode_labels, one_line, resize_images
 from .builtin import BUILTIN_NAMES, load_builtin
 from .dataset import Dataset
 from .images import load_image_folder
-from .tables import TABLE_SUFFIXES, is_table_path, load_table
+from .tables import TABLE_SUFFIXES, check_unique_columns, is_table_path, load_table
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 EXPECTED = f"expected a folder of images, .npy/.npz, .csv/.parquet, or one of: {', '.join(BUILTIN_NAMES)}"
@@ -175,6 +175,8 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
                             "drop those rows")
         if y_names is not None and len(y_names) != a.shape[1]:
             raise DataError(f"y_names in {path} has {len(y_names)} names for {a.shape[1]} columns of y")
+        if y_names is not None:
+            check_unique_columns(y_names, f"y_names in {path}")
         attributes = torch.from_numpy(a)
         if y_names is None and a.shape[1] == 1:
             y_names = ["y"]

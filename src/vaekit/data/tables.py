@@ -15,6 +15,7 @@ column becomes class indices over its sorted unique values.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -38,20 +39,112 @@ def is_table_path(path: Path) -> bool:
 
 
 def read_table(path: Path) -> pa.Table:
-    """Read a CSV or Parquet file with pyarrow, turning its errors into DataError."""
+    """Read a CSV or Parquet file with pyarrow, turning its errors into DataError.
+
+    A CSV's delimiter is detected (:func:`sniff_delimiter`: comma, semicolon, tab or bar); text that is not
+    UTF-8 and repeated column names are refused in one line."""
     is_csv = path.name.lower().endswith((".csv", ".csv.gz"))
     try:
         if is_csv:
             import pyarrow.csv as pacsv
 
             # strings_can_be_null: an empty or "NA" cell in a text (label) column is missing too
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        import pyarrow.parquet as pq
+            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sniff_delimiter(path)),
+                                   convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+            if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
+                raise DataError(_not_utf8_message(path))  # pyarrow reads undecodable text as binary
+        else:
+            import pyarrow.parquet as pq
 
-        return pq.read_table(path)
+            check_unique_columns(pq.read_schema(path).names, path)  # read_table fails obscurely on repeats
+            table = pq.read_table(path)
+        check_unique_columns(table.column_names, path)  # (names are decoded here: a UnicodeDecodeError)
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8_message(path)) from None
     except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, DataError):
+            raise
         kind = "CSV" if is_csv else "Parquet"
         raise DataError(one_line(f"cannot read {path} as {kind}: {exc}; check the file")) from None
+    return table
+
+
+def check_unique_columns(names: list[str], path: Path | str) -> None:
+    """A one-line DataError naming the first repeated column name (a repeated header silently mixed up
+    columns: impute wrote into the wrong one, --condition-columns took one of two)."""
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            count = list(names).count(n)
+            raise DataError(f"{path} has {count} columns named {n!r}; rename them so every column name is "
+                            "unique")
+        seen.add(n)
+
+
+#: delimiters a CSV may use, in order of preference (the comma first: it keeps what older versions read)
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _open_text(path: Path, errors: str = "strict"):
+    import gzip
+
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors=errors, newline="")
+    return open(path, encoding="utf-8-sig", errors=errors, newline="")
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file: the comma when it splits the first records (up to 20) into the same
+    number (> 1) of fields, else the one of ``; TAB |`` that does with the most fields, else the comma
+    (a one-column table). Semicolon files (European spreadsheets) used to load as one text column."""
+    import csv
+    import io
+    import zlib
+
+    try:
+        with _open_text(path, errors="replace") as f:
+            head = f.read(1 << 16)
+            truncated = bool(f.read(1))
+    except (OSError, EOFError, zlib.error):
+        return ","  # pyarrow reports the problem
+    best, best_fields = ",", 1
+    for d in DELIMITERS:
+        records = [r for r in csv.reader(io.StringIO(head), delimiter=d) if r]
+        if truncated and len(records) > 1:
+            records = records[:-1]  # the last record may be cut off
+        counts = {len(r) for r in records[:20]}
+        if len(counts) == 1 and (n := counts.pop()) > 1:
+            if d == ",":
+                return d
+            if n > best_fields:
+                best, best_fields = d, n
+    return best
+
+
+def _not_utf8_message(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits in ``path``, as an error message with the fix."""
+    import codecs
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    where = "somewhere"
+    try:
+        with opener(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    bad = chunk[exc.start:exc.start + 1]
+                    line += chunk[:exc.start].count(b"\n")
+                    where = f"byte 0x{bad.hex()} on line {line}"
+                    break
+                line += chunk.count(b"\n")
+    except OSError:
+        pass
+    return (f"{path} is not UTF-8 text ({where}; probably Latin-1 or Windows-1252); save it as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > utf8.csv`")
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -94,6 +187,8 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
     for i in feature_idx:
         col, name_i = table.column(i), names[i]
         if name_i in known or _is_text(col.type):
+            if name_i not in known:
+                _refuse_decimal_commas(col, name_i, path)
             values, cats = _categorical_block(col, name_i, known.get(name_i), path)
             feature_names += [f"{name_i}={c}" for c in cats]
             missing_rows = np.isnan(values[:, 0])
@@ -147,8 +242,38 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
         if values.dtype == object:
             values = values.astype(str)
         y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
+        _refuse_continuous_labels(values, len(classes), label_column)
     return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=feature_names,
                    schema=schema)
+
+
+def _refuse_continuous_labels(values: np.ndarray, k: int, name: str) -> None:
+    """Refuse a label column that holds a continuous quantity: more than half of the rows (and more than
+    20) distinct values, or more than :data:`MAX_CATEGORIES` distinct fractional numbers. Such a column
+    used to become one class per row."""
+    n = len(values)
+    fractional = values.dtype.kind == "f" and bool((values != np.round(values)).any())
+    if k > 20 and (2 * k > n or (fractional and k > MAX_CATEGORIES)):
+        raise DataError(f"label column {name!r} has {k} distinct values in {n} rows; a label column must be "
+                        "categorical (a few classes, each on many rows); use --condition-columns for a "
+                        "continuous attribute, or drop --label-column")
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
+
+
+def _refuse_decimal_commas(col: pa.ChunkedArray, name: str, path: Path) -> None:
+    """In a CSV delimited by other than commas, refuse a text column whose every value is a number written
+    with a decimal comma ("1,5"): it would silently become a categorical column."""
+    if not path.name.lower().endswith((".csv", ".csv.gz")) or sniff_delimiter(path) == ",":
+        return
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = [v for v in col.to_pylist() if v]
+    if values and all(_DECIMAL_COMMA.match(v) for v in values):
+        raise DataError(f"{path}: column {name!r} holds numbers written with a decimal comma ({values[0]!r}), "
+                        "which would be read as text categories; write them with a decimal point (1.5), e.g. "
+                        "by exporting the table with a comma delimiter")
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -249,15 +374,17 @@ def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, mis
     observed values survive bit for bit.
     """
     import csv
-    import gzip
     import io
 
+    delimiter = ","
     if path.name.lower().endswith((".csv", ".csv.gz")):
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        delimiter = sniff_delimiter(path)
         try:
-            with opener(path, "rt", newline="") as f:
-                rows = [r for r in csv.reader(f) if r]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            with _open_text(path) as f:
+                rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
+        except UnicodeDecodeError:
+            raise DataError(_not_utf8_message(path)) from None
+        except (OSError, EOFError, csv.Error) as exc:
             raise DataError(one_line(f"cannot read {path} as CSV text: {exc}")) from None
         header, body = rows[0], rows[1:]
     else:
@@ -268,12 +395,13 @@ def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, mis
     if len(body) != len(filled) or any(len(r) != len(header) for r in body):
         raise DataError(f"{path}: cannot line up the file's rows with its parsed table (ragged or blank-looking "
                         "rows); clean the file (one header line, one line per row)")
+    check_unique_columns(header, path)
     where = [header.index(c) for c in columns]
     for i, j in zip(*np.nonzero(missing)):
         v = filled[i, j]
         body[i][where[j]] = v if isinstance(v, str) else _format_value(v)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
     w.writerow(header)
     w.writerows(body)
     return buf.getvalue()
