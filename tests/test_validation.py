@@ -135,3 +135,141 @@ def test_continuous_label_column_is_refused(tmp_path):
     cls = "\n".join(f"{i},{i % 30}.0" for i in range(120))
     (tmp_path / "c.csv").write_text("x,k\n" + cls + "\n")
     assert len(load_source(str(tmp_path / "c.csv"), label_column="k").classes) == 30
+
+
+# ---------------------------------------------------------------------------------------------
+# arrays: members that are not arrays, headers that claim more than the file holds, memory
+
+
+def test_npz_member_that_is_not_an_array_is_one_line(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as z:
+        z.writestr("x", b"just some bytes")
+    with one_line_error(r"'x' in .*raw.npz is not a NumPy array"):
+        load_source(str(tmp_path / "raw.npz"))
+    np.savez(tmp_path / "obj.npz", x=np.zeros((3, 2)), y=np.array([{"a": 1}, 2, 3], dtype=object))
+    with one_line_error(r"'y' in .*obj.npz holds Python objects .*never unpickles"):
+        load_source(str(tmp_path / "obj.npz"))
+
+
+def _npy_claiming(path, shape, payload: bytes = b"\0" * 64):
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        f.write(payload)
+
+
+def test_npy_header_claiming_terabytes_is_refused_before_allocating(tmp_path, monkeypatch):
+    _npy_claiming(tmp_path / "huge.npy", (10**7, 10**6))
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load must not be reached"))
+    with one_line_error(r"huge.npy is truncated or damaged: its header says shape \[10000000, 1000000\] of "
+                        r"float32 \(36.4 TiB\) but the file holds 64 B"):
+        load_source(str(tmp_path / "huge.npy"))
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        _npy_claiming(tmp_path / "m.npy", (10**9, 100))
+        z.write(tmp_path / "m.npy", "x.npy")
+    with one_line_error(r"'x' in .*huge.npz is truncated or damaged"):
+        load_source(str(tmp_path / "huge.npz"))
+
+
+def test_arrays_and_images_beyond_available_memory_are_refused(tmp_path, monkeypatch):
+    from vaekit.data import _common
+
+    np.save(tmp_path / "a.npy", np.zeros((100, 10), np.float32))
+    assert load_source(str(tmp_path / "a.npy")).x.shape == (100, 10)
+    monkeypatch.setattr(_common, "available_memory", lambda: 4000)
+    with one_line_error(r"a.npy \(shape \[100, 10\], float32, loaded as float32\) would take 7.8 KiB of "
+                        r"memory, more than the 3.9 KiB available; load a smaller subset"):
+        load_source(str(tmp_path / "a.npy"))
+    monkeypatch.setattr(_common, "available_memory", lambda: 10**8)
+    with one_line_error(r"1797 images of 1024x1024 would take 7.0 GiB of memory, more than the 95.4 MiB "
+                        r"available; pass a smaller --image-size"):
+        load_source("digits", image_size=1024)
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(_common, "available_memory", lambda: 1000)
+    with one_line_error(r"3 images of 64x64 would take 96.0 KiB"):
+        load_source(str(tmp_path), image_size=64)
+
+
+# ---------------------------------------------------------------------------------------------
+# images: unreadable folders, float TIFFs, symbolic-link loops
+
+
+def _png(path, value: int = 0, size: int = 8):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size), value, np.uint8)).save(path)
+
+
+def test_unreadable_class_folder_is_an_error_naming_it(tmp_path, monkeypatch):
+    import os
+
+    _png(tmp_path / "a" / "1.png")
+    _png(tmp_path / "b" / "2.png")
+    locked = tmp_path / "b"
+    os.chmod(locked, 0)
+    try:
+        if os.access(locked, os.R_OK):  # root reads anyway: make scandir fail as it does for other users
+            real = os.scandir
+
+            def scandir(p="."):
+                if os.fspath(p) == str(locked):
+                    raise PermissionError(13, "Permission denied", str(locked))
+                return real(p)
+
+            monkeypatch.setattr(os, "scandir", scandir)
+        with one_line_error(r"cannot read the folder .*/b: Permission denied; make it readable"):
+            load_source(str(tmp_path))
+    finally:
+        os.chmod(locked, 0o755)
+
+
+def test_float_tiffs_in_unit_range_load_and_others_are_refused(tmp_path):
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "a.tif")
+    Image.fromarray(ramp[::-1].copy(), mode="F").save(tmp_path / "b.tif")
+    ds = load_source(str(tmp_path))
+    assert ds.x.shape == (2, 1, 8, 8)
+    assert np.array_equal(ds.x[0, 0].numpy(), ramp) and np.array_equal(ds.x[1, 0].numpy(), ramp[::-1])
+    resized = load_source(str(tmp_path), image_size=4).x
+    assert resized.shape == (2, 1, 4, 4) and 0.0 < float(resized.mean()) < 1.0
+    Image.fromarray(ramp * 255, mode="F").save(tmp_path / "b.tif")
+    with one_line_error(r"float image .*b.tif has values in \[0, 255\]; vaekit reads float images as "
+                        r"intensities in \[0, 1\]; rescale"):
+        load_source(str(tmp_path))
+    Image.fromarray(np.full((8, 8), np.nan, np.float32), mode="F").save(tmp_path / "b.tif")
+    with one_line_error(r"float image .*b.tif has values in \[nan, nan\]"):
+        load_source(str(tmp_path))
+    Image.fromarray(np.full((8, 8), 70000, np.int32), mode="I").save(tmp_path / "b.tif")
+    with one_line_error(r"32-bit integer image .*b.tif has values in \[70000, 70000\]"):
+        load_source(str(tmp_path))
+
+
+def test_symlink_loop_is_refused_and_links_inside_class_folders_are_not_followed(tmp_path):
+    import os
+
+    root = tmp_path / "imgs"
+    _png(root / "a" / "1.png")
+    _png(root / "b" / "2.png")
+    os.symlink("..", root / "a" / "up")  # inside a class folder: not followed, no duplicates
+    ds = load_source(str(root))
+    assert ds.classes == ["a", "b"] and len(ds.x) == 2
+    os.symlink(".", root / "loop")
+    with one_line_error(r"imgs/loop is a link to .*imgs, inside \(or above\) the image folder .*remove the link"):
+        load_source(str(root))
+    os.remove(root / "loop")
+    os.symlink("a", root / "again")  # a second name for a class
+    with one_line_error(r"imgs/again is a link to .*imgs/a, inside"):
+        load_source(str(root))
+    os.remove(root / "again")
+    _png(tmp_path / "elsewhere" / "3.png")
+    os.symlink(tmp_path / "elsewhere", root / "c")  # a class folder linked from outside still loads
+    assert load_source(str(root)).classes == ["a", "b", "c"]

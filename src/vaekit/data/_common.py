@@ -1,6 +1,8 @@
-"""Helpers shared by the data sources: one-line messages, label encoding, image resizing."""
+"""Helpers shared by the data sources: one-line messages, label encoding, image resizing, memory checks."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -44,5 +46,52 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear (antialiased) resize of ``[N, C, H, W]`` images in [0, 1] to ``size`` x ``size``."""
     if tuple(x.shape[-2:]) == (size, size):
         return x
+    check_memory(x.shape[0] * x.shape[1] * size * size * 4, f"{x.shape[0]} images of {size}x{size}",
+                 "pass a smaller --image-size")
     out = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return out.clamp_(0.0, 1.0)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still allocate: MemAvailable of /proc/meminfo (capped by a cgroup
+    v2 limit when one is set), else the free physical pages; None when the system does not say."""
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+        if limit != "max":
+            avail = min(avail, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as text with a binary unit (1.5 GiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def check_memory(nbytes: int, what: str, hint: str) -> None:
+    """A one-line DataError when ``what`` would take ``nbytes`` bytes, more than the memory available
+    (checked before allocating: a failed allocation escaped as a MemoryError, or the machine swapped)."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise DataError(f"{what} would take {format_bytes(nbytes)} of memory, more than the "
+                        f"{format_bytes(avail)} available; {hint}")

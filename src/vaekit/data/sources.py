@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ._common import encode_labels, one_line, resize_images
+from ._common import check_memory, encode_labels, format_bytes, one_line, resize_images
 from .builtin import BUILTIN_NAMES, load_builtin
 from .dataset import Dataset
 from .images import load_image_folder
@@ -80,22 +80,73 @@ def load_source(
     raise DataError(f"unsupported file type {path.suffix or '(no suffix)'!r} for {text}; accepted: {accepted}, or a folder of images")
 
 
+def _pickled(what: str) -> str:
+    return f"{what} holds Python objects (an object array), which vaekit never unpickles; save a numeric array"
+
+
+def _check_npy_header(f, size: int, what: str) -> None:
+    """Read the ``.npy`` header at the start of ``f`` (a file of ``size`` bytes) and refuse, before anything
+    is allocated, an object array, a header whose shape needs more bytes than the file holds (a header
+    claiming terabytes escaped as a MemoryError) and an array beyond the memory available."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            return  # format 3.0 (structured arrays with non-ASCII names): np.load decides
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(one_line(f"{what} is not a NumPy array ({exc}); save it with np.save/np.savez")) from None
+    if dtype.hasobject:
+        raise DataError(_pickled(what))
+    count = 1
+    for n in shape:
+        count *= int(n)
+    need, have = count * dtype.itemsize, size - f.tell()
+    if need > have:
+        raise DataError(f"{what} is truncated or damaged: its header says shape {list(shape)} of {dtype} "
+                        f"({format_bytes(need)}) but the file holds {format_bytes(max(have, 0))}; save the array again")
+    check_memory(need + count * 4, f"{what} (shape {list(shape)}, {dtype}, loaded as float32)",
+                 "load a smaller subset of it")
+
+
+def _check_npz_members(path: Path) -> None:
+    """Check the headers of the arrays vaekit reads from an ``.npz`` (``x``, ``y``, ``y_names``)."""
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        for key in ("x", "y", "y_names"):
+            member = f"{key}.npy" if f"{key}.npy" in names else key if key in names else None
+            if member is not None:
+                info = zf.getinfo(member)
+                with zf.open(info) as m:
+                    _check_npy_header(m, info.file_size, f"{key!r} in {path}")
+
+
 def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    pickled = f"{path} holds Python objects (an object array), which vaekit never unpickles; save a numeric array"
+    pickled = _pickled(str(path))
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
+            if magic == b"\x93NUMPY":
+                f.seek(0)
+                _check_npy_header(f, os.fstat(f.fileno()).st_size, str(path))
     except OSError as exc:
         raise DataError(one_line(f"cannot read {path}: {exc}")) from None
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
         raise DataError(f"cannot read {path}: not a NumPy .npy/.npz file; save it with np.save or np.savez")
     try:
+        if magic.startswith(b"PK"):
+            _check_npz_members(path)
         obj = np.load(path, allow_pickle=False)
     except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
         if "pickle" in str(exc).lower():
             raise DataError(pickled) from None
         raise DataError(one_line(f"cannot read {path} as a NumPy file: {exc}")) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise DataError(one_line(f"cannot read {path} as a NumPy file: {exc}")) from None
     if isinstance(obj, np.ndarray):
         return obj, None, None
@@ -107,16 +158,21 @@ def _load_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | No
                     f"{path} has no array named 'x' (found: {', '.join(found) or 'none'}); "
                     "save it with np.savez(path, x=..., y=...)"
                 )
-            names = npz["y_names"] if "y_names" in found else None
+            arrays = {k: npz[k] for k in ("x", "y", "y_names") if k in found}
+            for k, v in arrays.items():
+                if not isinstance(v, np.ndarray):  # a member that is not a .npy comes back as raw bytes
+                    raise DataError(f"{k!r} in {path} is not a NumPy array; save it with np.savez(path, x=..., y=...)")
+            names = arrays.get("y_names")
             if names is not None and names.dtype.kind not in "US":
                 raise DataError(f"y_names in {path} must be an array of strings, one name per column of y")
-            return npz["x"], (npz["y"] if "y" in found else None), (
-                None if names is None else [str(v) for v in names.reshape(-1).tolist()])
+            return arrays["x"], arrays.get("y"), (None if names is None else [str(v) for v in names.reshape(-1).tolist()])
     except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
         if "pickle" in str(exc).lower():
             raise DataError(pickled) from None
         raise DataError(one_line(f"cannot read {path}: {exc}")) from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as exc:
         raise DataError(one_line(f"cannot read {path}: {exc}")) from None
 
 
