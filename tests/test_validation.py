@@ -273,3 +273,86 @@ def test_symlink_loop_is_refused_and_links_inside_class_folders_are_not_followed
     _png(tmp_path / "elsewhere" / "3.png")
     os.symlink(tmp_path / "elsewhere", root / "c")  # a class folder linked from outside still loads
     assert load_source(str(root)).classes == ["a", "b", "c"]
+
+
+# ---------------------------------------------------------------------------------------------
+# settings: finite floats, no booleans for numbers, no repeated YAML keys; weights: finite
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("nan")), ("min_delta", float("inf")),
+                                          ("grad_clip", float("inf")), ("gaussian_std", float("nan")),
+                                          ("beta", float("-inf"))])
+def test_non_finite_float_settings_are_refused(field, value):
+    from vaekit.config import make_config
+    from vaekit.errors import UsageError
+
+    with one_line_error(rf"invalid --{field.replace('_', '-')}=.*finite number", UsageError):
+        make_config(**{field: value})
+
+
+def test_cli_refuses_nan_flags(tmp_path):
+    r = run("train", "--out", tmp_path / "r", "--min-delta", "nan")
+    assert_usage_error(r, "--min-delta", "finite")
+    assert not (tmp_path / "r").exists()
+
+
+def test_booleans_are_not_numbers_but_numeric_strings_are(tmp_path):
+    from vaekit.config import load_config_file, make_config
+    from vaekit.errors import UsageError
+
+    for field, value in [("latent_dim", True), ("lr", False), ("hidden", [True, 8]), ("patience", True)]:
+        with one_line_error(rf"invalid --{field.replace('_', '-')}=.*not true/false", UsageError):
+            make_config(**{field: value})
+    (tmp_path / "c.yaml").write_text("latent_dim: true\n")
+    with one_line_error(r"invalid --latent-dim=True", UsageError):
+        make_config(load_config_file(tmp_path / "c.yaml"))
+    (tmp_path / "c.yaml").write_text("latent_dim: '3'\nlr: 1e-3\ncompile: true\n")  # YAML 1.1: 1e-3 is a string
+    cfg = make_config(load_config_file(tmp_path / "c.yaml"))
+    assert (cfg.latent_dim, cfg.lr, cfg.compile) == (3, 1e-3, True)
+
+
+def test_repeated_yaml_keys_are_refused_naming_key_and_lines(tmp_path):
+    from vaekit.config import load_config_file
+    from vaekit.errors import UsageError
+
+    (tmp_path / "c.yaml").write_text("lr: 0.01\nepochs: 3\nlr: 0.1\n")
+    with one_line_error(r"not valid YAML \(duplicate key 'lr' on line 3 \(first on line 1\)", UsageError):
+        load_config_file(tmp_path / "c.yaml")
+    (tmp_path / "m.yaml").write_text("base: &b {lr: 0.01, epochs: 3}\nrun:\n  <<: *b\n  lr: 0.1\n")
+    assert load_config_file(tmp_path / "m.yaml")["run"] == {"lr": 0.1, "epochs": 3}  # a merge may be overridden
+    from vaekit.space import load_space
+
+    (tmp_path / "s.yaml").write_text("lr: {low: 0.001, high: 0.1, log: true}\nlr: {choices: [0.1]}\n")
+    with pytest.raises(UsageError, match="duplicate key 'lr'"):
+        load_space(tmp_path / "s.yaml")
+
+
+def test_non_finite_weights_are_refused_on_load(tmp_path, tiny):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from vaekit import api
+    from vaekit.errors import RunError
+
+    api.train(out=tmp_path / "r", report=False, **{**tiny, "epochs": 1})
+    weights = load_file(str(tmp_path / "r" / "model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = weights[name].clone()
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, str(tmp_path / "r" / "model.safetensors"))
+    with one_line_error(rf"holds 1 NaN or infinite value\(s\) in '{name}'; the weights are damaged", RunError):
+        api.load(tmp_path / "r")
+    r = run("sample", tmp_path / "r", "--out", tmp_path / "s.png")
+    assert_usage_error(r, "NaN or infinite")
+
+
+def test_temperature_must_be_finite(tmp_path, tiny):
+    from vaekit import api
+    from vaekit.errors import UsageError
+
+    trained = api.train(out=tmp_path / "r", report=False, **{**tiny, "epochs": 1})
+    for t in (float("nan"), float("inf"), 0.0):
+        with one_line_error(r"--temperature must be a positive finite number", UsageError):
+            trained.sample(4, temperature=t)
+    r = run("sample", tmp_path / "r", "--out", tmp_path / "s.png", "--temperature", "nan")
+    assert_usage_error(r, "--temperature must be a positive finite number")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .errors import UsageError
 
@@ -29,7 +30,8 @@ PrecisionName = Literal["fp32", "bf16"]
 class TrainConfig(BaseModel):
     """Every setting of a training run, with its default and its allowed range."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: every float setting must be finite (--lr nan, --min-delta inf were accepted)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # data
     data: str = "digits"
@@ -96,6 +98,16 @@ class TrainConfig(BaseModel):
     device: DeviceName = "auto"
     precision: PrecisionName = "fp32"
     compile: bool = False
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """true/false is not a number: pydantic's lax mode read ``latent_dim: true`` as 1. Numeric strings
+        stay accepted (YAML 1.1 reads ``lr: 1e-3`` as the string "1e-3")."""
+        if cls.model_fields[info.field_name].annotation is not bool and (
+                isinstance(v, bool) or (isinstance(v, (list, tuple)) and any(isinstance(i, bool) for i in v))):
+            raise ValueError("give a number (or the setting's own kind of value), not true/false")
+        return v
 
     @field_validator("hidden")
     @classmethod
@@ -181,7 +193,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UsageError(f"config file not found: {p} (pass an existing YAML file to --config)")
     try:
-        loaded = yaml.safe_load(p.read_text())
+        loaded = load_yaml(p.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"config file {p} is not valid YAML ({first}); fix its syntax") from None
@@ -191,3 +203,31 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {p} must hold a mapping of setting: value, not a {type(loaded).__name__}")
     # Accept both flag spelling (latent-dim) and field spelling (latent_dim).
     return {str(k).replace("-", "_"): v for k, v in loaded.items()}
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a repeated key in a mapping (PyYAML keeps the last one silently, so
+    a second ``lr:`` overrode the first unnoticed); the error names the key and both lines."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; its keys may be overridden
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first on line "
+                        f"{first_line[key]}): give each setting once", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: construct_mapping says so
+                pass
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)

@@ -78,15 +78,26 @@ def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str
 
 
 def load_tensors(path: str | os.PathLike) -> dict:
-    """Read a safetensors file into CPU tensors (no code runs, nothing is unpickled)."""
+    """Read a safetensors file into CPU tensors (no code runs, nothing is unpickled).
+
+    A floating tensor holding NaN or infinite values is refused (training never saves one: its non-finite
+    guard keeps the last good checkpoint), so damaged weights cannot silently give NaN samples and scores."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device="cpu")
+        tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}); "
                        "retrain or restore the file") from None
+    import torch
+
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise RunError(f"{path} holds {bad} NaN or infinite value(s) in {name!r}; the weights are damaged, "
+                           "retrain the run or restore the file")
+    return tensors
 
 
 def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import TrainConfig, format_validation_error
+from .config import TrainConfig, format_validation_error, load_yaml
 from .errors import UsageError
 
 KINDS = ("float", "log-float", "int", "log-int", "categorical")
@@ -284,12 +284,12 @@ def load_space(path: str | Path | None) -> SearchSpace:
     import yaml
 
     if path is None:
-        return parse_space(yaml.safe_load(DEFAULT_SPACE_YAML), "default space")
+        return parse_space(load_yaml(DEFAULT_SPACE_YAML), "default space")
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"space file not found: {p} (pass an existing YAML file to --space)")
     try:
-        loaded = yaml.safe_load(p.read_text())
+        loaded = load_yaml(p.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"space file {p} is not valid YAML ({first}); fix its syntax") from None

@@ -7,6 +7,7 @@ condition vectors ``c`` built by :attr:`conditioning` (``labels(...)``, ``attrib
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -169,8 +170,8 @@ class TrainedVAE:
         tables: text columns are a one-hot draw from p(category|z), not its probabilities."""
         if n < 1:
             raise UsageError(f"-n must be at least 1, got {n}")
-        if temperature <= 0:
-            raise UsageError(f"--temperature must be positive, got {temperature}")
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise UsageError(f"--temperature must be a positive finite number, got {temperature}")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
             z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
