@@ -209,12 +209,23 @@ def test_corrupt_cache_is_redownloaded(tmp_path, fake_mirror):
     assert load_source("mnist", cache_dir=cache).y.tolist() == [0, 1, 2, 3, 4, 5]
 
 
-def test_system_copy_is_trusted(tmp_path, monkeypatch):
-    make_idx_set(tmp_path / "sys")
+def test_system_copy_is_used_only_when_its_checksums_match(tmp_path, monkeypatch):
+    sums, _ = make_idx_set(tmp_path / "sys")
     monkeypatch.setitem(builtin.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "missing", tmp_path / "sys"])
+    monkeypatch.setitem(builtin.CHECKSUMS, "fashion-mnist", sums)
     ds = load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False)
     assert ds.x.shape == (6, 1, 28, 28) and ds.classes[7] == "Sneaker" and ds.classes[9] == "Ankle boot"
     assert not (tmp_path / "cache").exists()
+    # a damaged (or recompressed) copy is not trusted: skipped with a warning, then the cache is asked
+    write_idx(tmp_path / "sys" / "t10k-labels-idx1-ubyte.gz", np.array([1, 1, 1], dtype=np.uint8))
+    with pytest.warns(UserWarning, match=r"does not match the known checksums \(t10k-labels-idx1-ubyte.gz\); "
+                                         r"not using it"):
+        with raises_one_line(r"fashion-mnist is not in the cache .* downloads are off"):
+            load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False)
+
+
+def test_download_mirrors_are_https():
+    assert all(url.startswith("https://") for urls in builtin.MIRRORS.values() for url in urls)
 
 
 def test_mnist_5k(tmp_path, monkeypatch):

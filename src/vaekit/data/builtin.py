@@ -13,6 +13,7 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -60,13 +61,18 @@ MIRRORS: dict[str, list[str]] = {
     "mnist": [
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
+        "https://yann.lecun.com/exdb/mnist/",
     ],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    # HTTPS only (the checksums are checked anyway): Keras' copy, then the dataset's own repository.
+    # The former S3 website endpoint serves plain http only.
+    "fashion-mnist": [
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+    ],
 }
 
-# Folders with a system-wide copy (e.g. a Debian package), trusted without a checksum because
-# distributions may recompress the files.
+# Folders with a system-wide copy (e.g. a Debian package). Used only when every file matches
+# CHECKSUMS; a copy that does not (recompressed, damaged) is skipped with a warning.
 SYSTEM_DIRS: dict[str, list[Path]] = {
     "mnist": [Path("/usr/share/datasets/mnist")],
     "fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")],
@@ -178,7 +184,14 @@ def fetch_idx_files(name: str, cache_dir: str | os.PathLike | None, download: bo
     """Paths of the four IDX files of ``name``: a system copy, a verified cache copy, or a download."""
     for folder in SYSTEM_DIRS.get(name, []):
         if all((folder / f).is_file() for f in IDX_FILES):
-            return {f: folder / f for f in IDX_FILES}
+            try:
+                wrong = [f for f in IDX_FILES if sha256_file(folder / f) != CHECKSUMS[name][f]]
+            except OSError as exc:
+                wrong = [one_line(exc)]
+            if not wrong:
+                return {f: folder / f for f in IDX_FILES}
+            warnings.warn(f"the system copy of {name} in {folder} does not match the known checksums "
+                          f"({', '.join(wrong)}); not using it", stacklevel=2)
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / name
     paths: dict[str, Path] = {}
     for fname in IDX_FILES:
