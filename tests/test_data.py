@@ -216,11 +216,30 @@ def test_system_copy_is_used_only_when_its_checksums_match(tmp_path, monkeypatch
     ds = load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False)
     assert ds.x.shape == (6, 1, 28, 28) and ds.classes[7] == "Sneaker" and ds.classes[9] == "Ankle boot"
     assert not (tmp_path / "cache").exists()
-    # a damaged (or recompressed) copy is not trusted: skipped with a warning, then the cache is asked
+    # a damaged copy is not trusted: skipped with a warning, then the cache is asked
     write_idx(tmp_path / "sys" / "t10k-labels-idx1-ubyte.gz", np.array([1, 1, 1], dtype=np.uint8))
     with pytest.warns(UserWarning, match=r"does not match the known checksums \(t10k-labels-idx1-ubyte.gz\); "
                                          r"not using it"):
         with raises_one_line(r"fashion-mnist is not in the cache .* downloads are off"):
+            load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False)
+
+
+def test_recompressed_system_copy_is_used_when_its_contents_match(tmp_path, monkeypatch):
+    # Debian's dataset-fashion-mnist recompressed the upstream .gz files: other bytes, the same contents
+    sums, _ = make_idx_set(tmp_path / "sys")
+    contents = {}
+    for p in (tmp_path / "sys").iterdir():
+        raw = gzip.decompress(p.read_bytes())
+        contents[p.name] = hashlib.sha256(raw).hexdigest()
+        p.write_bytes(gzip.compress(raw, mtime=12345))  # a different gzip header
+        assert hashlib.sha256(p.read_bytes()).hexdigest() != sums[p.name]
+    monkeypatch.setitem(builtin.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "sys"])
+    monkeypatch.setitem(builtin.CHECKSUMS, "fashion-mnist", sums)
+    monkeypatch.setitem(builtin.CONTENT_CHECKSUMS, "fashion-mnist", contents)
+    assert load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False).x.shape == (6, 1, 28, 28)
+    write_idx(tmp_path / "sys" / "t10k-labels-idx1-ubyte.gz", np.array([1, 1, 1], dtype=np.uint8))
+    with pytest.warns(UserWarning, match="does not match the known checksums"):
+        with raises_one_line(r"fashion-mnist is not in the cache"):
             load_source("fashion-mnist", cache_dir=tmp_path / "cache", download=False)
 
 
