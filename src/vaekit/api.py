@@ -5,10 +5,11 @@ The CLI is a thin layer over these functions; anything the CLI does can be done 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
+import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs, save_stacked
 from .model import architecture_error, build_model
-from .runs import (CONFIG, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, load_tensors, read_json, read_run_info,
-                   write_json)
+from .runs import (CONFIG, EVALUATION, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
+                   load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
 from .evaluation import evaluate_elbo
 from .training import Trainer, resolve_device
 from .trained import TrainedVAE
@@ -74,32 +75,6 @@ def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | N
     return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns) if ds.columns else ds.columns
 
 
-def prepare_run_dir(out: Path, overwrite: bool, info: dict) -> None:
-    """Create (or, with ``overwrite``, replace) the run directory and write its ``config.json``."""
-    _prepare_out(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, info)
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Make sure training may write into ``out`` without destroying anything it should not."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out {out} is a file; choose a folder path for the run")
-    if not any(out.iterdir()):
-        return
-    if not overwrite:
-        raise UsageError(f"run directory {out} already exists; pass --overwrite to replace it, "
-                         "--resume to continue it, or choose another --out")
-    try:
-        read_run_info(out)
-    except RunError:
-        raise UsageError(f"--overwrite refused: {out} is not empty and is not a vaekit run; "
-                         "choose another --out") from None
-    shutil.rmtree(out)
-
-
 def train(data: str | Dataset | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
           on_epoch_end=None, report: bool = True, report_iwae_k: int = 100, **settings: Any) -> TrainedVAE:
@@ -109,10 +84,22 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     (e.g. from :func:`vaekit.data.dataset_from_array`; the config's ``data`` then records its name).
     ``config`` is a YAML path, a dict or a :class:`TrainConfig`; keyword ``settings`` (the CLI's flags,
     e.g. ``latent_dim=8``) override it. ``resume=True`` continues an interrupted run in ``out`` with
-    its saved settings. With ``report``, the run ends with ``evaluation.json`` (IWAE with
-    ``report_iwae_k`` samples on the test split) and ``report.html``.
+    its saved settings (a run stopped before its first epoch ended starts again at epoch 0). With
+    ``report``, the run ends with ``evaluation.json`` (IWAE with ``report_iwae_k`` samples on the test
+    split) and ``report.html``. The run directory's lock (:func:`vaekit.runs.lock_run`) is held from
+    its preparation to the end, so a second writer of the same ``out`` is refused.
     """
+    with contextlib.ExitStack() as held:
+        return _train(held, data, out, config=config, resume=resume, overwrite=overwrite, progress=progress,
+                      cache_dir=cache_dir, on_epoch_end=on_epoch_end, report=report, report_iwae_k=report_iwae_k,
+                      **settings)
+
+
+def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os.PathLike | None, *, config: Any,
+           resume: bool, overwrite: bool, progress: bool, cache_dir: str | None, on_epoch_end, report: bool,
+           report_iwae_k: int, **settings: Any) -> TrainedVAE:
     out_path = Path(out) if out is not None else None
+    restart = False
     in_memory: Dataset | None = None
     if isinstance(data, Dataset):
         if resume:
@@ -122,12 +109,8 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
         if out_path is None:
             raise UsageError("--resume needs --out RUN, the run directory to continue")
         info = read_run_info(out_path)
-        state_file = out_path / STATE_JSON
-        if not state_file.is_file() or not (out_path / STATE_TENSORS).is_file():
-            raise RunError(f"{out_path} has no trainer state to resume from; start it again with --overwrite")
-        if read_json(state_file).get("finished"):
-            raise RunError(f"{out_path} has already finished training; nothing to resume "
-                           "(use --overwrite to train it again, or another --out)")
+        held.enter_context(lock_run(out_path, "train --resume"))
+        restart = not has_checkpoint(out_path)
         cfg = _saved_config(info, out_path)
         given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
         if given is not None:
@@ -185,6 +168,8 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     if resume:
         if info["data"]["fingerprint"] != fingerprint:
             raise RunError(f"the data {cfg.data} changed since {out_path} started; --resume needs the same data")
+        if restart:  # stopped before its first checkpoint: epoch 0 again, without the unfinished epoch's row
+            (out_path / METRICS).unlink(missing_ok=True)
     else:
         info = {"format": "vaekit-run", "run_format": 1, "vaekit_version": _version(),
                 "torch_version": torch.__version__,
@@ -193,17 +178,17 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
                 "scaler": scaler.to_dict() if scaler is not None else None,
                 "condition": cond.to_dict() if cond is not None else None}
         if out_path is not None and not cfg.semi_supervised:
-            prepare_run_dir(out_path, overwrite, info)
+            prepare_run_dir(out_path, overwrite, info, held)
 
     if cfg.semi_supervised:
         from .semisupervised_api import train_semisupervised
 
         return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress,
-                                    resume=resume, on_epoch_end=on_epoch_end)
+                                    resume=resume, on_epoch_end=on_epoch_end, held=held)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
-    if resume:
+    if resume and not restart:
         trainer.load_checkpoint()
     result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1], masks[0], masks[1])
     trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
@@ -321,8 +306,15 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
             from None
     wfile = run / WEIGHTS
-    if not wfile.is_file():
-        raise RunError(f"{run} has no {WEIGHTS} (training stopped before its first epoch); "
+    if not regular_file(wfile):
+        state: Any = {}
+        if regular_file(run / STATE_JSON):
+            with contextlib.suppress(ValueError):
+                state = read_json(run / STATE_JSON)
+        if isinstance(state, dict) and state.get("finished"):
+            raise RunError(f"{run} has no {WEIGHTS} although it finished training; restore the file or train "
+                           f"it again with `vaekit train --out {run} --overwrite`")
+        raise RunError(f"{run} has no {WEIGHTS} (training stopped before its first epoch ended); "
                        f"continue it with `vaekit train --out {run} --resume`")
     weights = load_tensors(wfile)
     expected = model.state_dict()
@@ -409,13 +401,11 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
 def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict,
                   c: torch.Tensor | None = None) -> Path:
     """Write ``evaluation.json`` and ``report.html`` into the run directory; return the report's path."""
-    import json
-
     from .report import ReportInputs, build_report
     from .runs import METRICS, atomic_write_text
 
     run = trained.run_dir
-    write_json(run / "evaluation.json", evaluation)
+    write_json(run / EVALUATION, evaluation)
     metrics_file = run / METRICS
     metrics = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] \
         if metrics_file.is_file() else []
@@ -430,9 +420,10 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
            seed: int = 0, cache_dir: str | None = None) -> Path:
     """Evaluate a run and write its self-contained ``report.html``; returns the report's path."""
     trained = load(run_dir)
-    x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
-    ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask)}
-    return _write_report(trained, x, y, ev, c)
+    with lock_run(run_dir, "report"):  # taken before computing: a read-only or busy run fails now, not at the write
+        x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
+        ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask)}
+        return _write_report(trained, x, y, ev, c)
 
 
 def _version() -> str:

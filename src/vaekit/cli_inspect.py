@@ -178,11 +178,11 @@ def probe(
 
     from .api import load
     from .apps.probe import linear_probe
-    from .runs import write_json
 
     trained = load(run)
+    unsaved = _unsaved_note(run, "probe.json")
     res = linear_probe(trained, trained.load_data(data or trained.config.data), labeled, seed)
-    write_json(run / "probe.json", res)
+    _save_or_say(run, "probe.json", res, unsaved)
     if as_json:
         typer.echo(json.dumps(res, indent=2))
         return
@@ -205,14 +205,38 @@ def evaluate(
     import json
 
     from . import api
-    from .runs import write_json
 
-    res = api.evaluate(run, data, split=split, iwae_k=iwae_k, seed=seed)
-    write_json(run / "evaluation.json", res)
+    trained = api.load(run)
+    unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
+    res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed)
+    _save_or_say(run, "evaluation.json", res, unsaved)
     if as_json:
         typer.echo(json.dumps(res, indent=2))
         return
     _print_evaluation(res)
+
+
+def _unsaved_note(run: Path, name: str) -> str | None:
+    """Checked before a long computation: why RUN/NAME cannot be saved (said at once on stderr), or None.
+    The results are printed either way, so a read-only or busy run loses nothing."""
+    from .runs import write_problem
+
+    problem = write_problem(run)
+    if problem is not None:
+        problem = f"note: {name} will not be saved ({problem}); the results are printed only"
+        typer.echo(problem, err=True)
+    return problem
+
+
+def _save_or_say(run: Path, name: str, res: dict, unsaved: str | None) -> None:
+    """Save RUN/NAME under the run's lock unless :func:`_unsaved_note` said it cannot be; say when a late
+    failure (a disk that filled up, a writer that started meanwhile) keeps it from being saved."""
+    from .runs import save_json_into_run
+
+    if unsaved is None:
+        problem = save_json_into_run(run, name, res)
+        if problem is not None:
+            typer.echo(f"note: {name} was not saved ({problem}); the results are printed only", err=True)
 
 
 def _print_evaluation(res: dict) -> None:

@@ -228,19 +228,20 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write a run directory (``config.json`` + ``model.safetensors`` + ``metrics.jsonl``, the layout of
         ``vaekit train --out``), readable by :meth:`load`, :func:`vaekit.load` and the CLI."""
+        import contextlib
         import json
 
-        from .api import prepare_run_dir
-        from .runs import METRICS, WEIGHTS, atomic_write_text, save_tensors
+        from .runs import METRICS, WEIGHTS, atomic_write_text, prepare_run_dir, save_tensors
 
         self._check_fitted()
         out = Path(path)
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
         params["random_state"] = _seed(self.random_state)
         info = {**self.trained_.info, "estimator": {"class": "vaekit.VAE", "params": params}}
-        prepare_run_dir(out, overwrite, info)
-        save_tensors(out / WEIGHTS, self.trained_.model.state_dict())
-        atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in getattr(self, "history_", [])))
+        with contextlib.ExitStack() as held:  # the run's lock, until every file is written
+            prepare_run_dir(out, overwrite, info, held)
+            save_tensors(out / WEIGHTS, self.trained_.model.state_dict())
+            atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in getattr(self, "history_", [])))
         return out
 
     @classmethod

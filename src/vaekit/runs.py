@@ -9,17 +9,26 @@ Layout of a run directory (stable: users' scripts rely on it)::
     trainer_state.safetensors  resume state: model/optimizer/best tensors and RNG states
     results.json           train/validation/test −ELBO, reconstruction and KL (nats per example)
     samples.png, reconstructions.png   figures (image data)
+    evaluation.json, report.html, classes.png, denoising.png, probe.json, trial.json   (see RUN_FILES)
+    .vaekit.lock           the writer's lock (PID inside); see :func:`lock_run`
 
-Every file is written to a temporary file in the same folder and renamed into place, so a crash
-never leaves a half-written checkpoint or result. Nothing here unpickles: weights and tensors are
-safetensors, everything else is JSON.
+Every file is written to a temporary file in the same folder (``.NAME.XXXXXXXX.tmp``) and renamed into
+place, so a crash never leaves a half-written checkpoint or result. A process writing a run holds an OS
+lock on ``.vaekit.lock`` (:func:`lock_run`), so two writers never interleave. ``--overwrite`` removes only
+the files named in :data:`RUN_FILES` (and their temporary files); anything else in the folder stays.
+Nothing here unpickles: weights and tensors are safetensors, everything else is JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,12 @@ METRICS = "metrics.jsonl"
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
 RESULTS = "results.json"
+EVALUATION = "evaluation.json"
+LOCK = ".vaekit.lock"
+# Every file vaekit writes into a run directory (train, semi-supervised train, evaluate, report, probe,
+# tune's trial.json, VAE.save). ``--overwrite`` removes exactly these (and their temporary files).
+RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALUATION, "report.html",
+             "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -66,7 +81,28 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    regular_file(path)  # a FIFO would block the read
     return json.loads(Path(path).read_text())
+
+
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def regular_file(path: str | os.PathLike) -> bool:
+    """True for a regular file (symlinks followed), False when nothing is there; a :class:`RunError` for
+    anything else. Only ``stat`` is used: opening a FIFO for reading would block until a writer comes."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        raise RunError(f"cannot read {path} ({err.strerror})") from None
+    if stat.S_ISREG(mode):
+        return True
+    kind = next((name for test, name in _KINDS if test(mode)), "special file")
+    raise RunError(f"{path} is not a regular file (it is a {kind}); vaekit does not read it: "
+                   "restore the file or retrain the run")
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -85,6 +121,8 @@ def load_tensors(path: str | os.PathLike) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if not regular_file(path):
+        raise RunError(f"{path} is missing; retrain or restore the file")
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
@@ -104,6 +142,8 @@ def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata of a safetensors file (empty when it has none)."""
     from safetensors import SafetensorError, safe_open
 
+    if not regular_file(path):
+        raise RunError(f"{path} is missing; retrain or restore the file")
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -120,7 +160,7 @@ def read_run_info(run_dir: str | os.PathLike) -> dict:
     if not run.is_dir():
         raise RunError(f"{run} is a file, not a run directory; pass the folder `vaekit train --out` wrote")
     cfg = run / CONFIG
-    if not cfg.is_file():
+    if not regular_file(cfg):
         raise RunError(f"{run} is not a vaekit run (no {CONFIG}); pass the folder `vaekit train --out` wrote")
     try:
         info = read_json(cfg)
@@ -137,3 +177,220 @@ def is_run(run_dir: str | os.PathLike) -> bool:
         return True
     except RunError:
         return False
+
+
+# -- the writer's lock ------------------------------------------------------------------------------
+# One OS lock (flock) per run directory, held by the process writing it. The kernel drops the lock
+# when its process ends, however it ends, so a lock file left by a killed process is simply free. The
+# file itself stays (unlinking a lock file races with a process about to lock it) and holds the
+# holder's PID and command, for the error message of the next writer. Within a process the lock is
+# re-entrant per thread (train → report → evaluation.json take it in turn).
+_held: dict[tuple[str, int], list] = {}  # (real path, thread id) -> [fd, depth]
+_held_guard = threading.Lock()
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (read-only mounts and permissions)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def write_problem(run_dir: str | os.PathLike) -> str | None:
+    """Why vaekit cannot write into ``run_dir`` right now (read-only, or another process holds its lock), or
+    None. Commands call it before a long computation, so its results are not lost at the write."""
+    run = Path(run_dir)
+    if not _writable(run):
+        return f"{run} is read-only"
+    try:
+        with lock_run(run, "check"):
+            return None
+    except RunError as err:
+        return str(err).split(";")[0]
+
+
+def lock_run(run_dir: str | os.PathLike, purpose: str = "write") -> contextlib.AbstractContextManager[None]:
+    """Hold ``run_dir``'s writer lock for the ``with`` block; a :class:`RunError` naming the holder's PID when
+    another process holds it, or when the folder is not writable. ``purpose`` (train, report...) is
+    recorded for that message."""
+    return _lock_run(Path(run_dir), purpose)
+
+
+@contextlib.contextmanager
+def _lock_run(run: Path, purpose: str) -> Iterator[None]:
+    key = (os.path.realpath(run), threading.get_ident())
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            entered = True
+        else:
+            entered = False
+    if entered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key][1] -= 1
+        return
+    fd = _acquire(run, purpose)
+    with _held_guard:
+        _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        with _held_guard:
+            del _held[key]
+        os.close(fd)  # releases the flock
+
+
+def _acquire(run: Path, purpose: str) -> int:
+    if not run.is_dir():
+        raise RunError(f"run directory not found: {run}")
+    if not _writable(run):
+        raise RunError(f"cannot write into {run}: the folder is read-only; copy the run to a writable folder "
+                       "or make it writable")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        return os.open(os.devnull, os.O_RDONLY)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:  # never through a symlink (the file is truncated), never blocking (a FIFO in its place)
+        fd = os.open(run / LOCK, flags, 0o666)
+    except OSError as err:
+        raise RunError(f"cannot write into {run} ({err.strerror} opening {LOCK}); make the folder writable, "
+                       f"or remove {run / LOCK} if it is not a plain file") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunError(f"{run / LOCK} is not a regular file; remove it and try again")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+        os.close(fd)
+        who = f"PID {holder[0]}" + (f", {' '.join(holder[1:4])}" if len(holder) > 1 else "") if holder else "PID unknown"
+        raise RunError(f"{run} is in use by another vaekit process ({who}); wait for it to finish or stop "
+                       "it, then try again") from None
+    except OSError:  # a file system without flock (some network mounts): write unlocked, as before
+        pass
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {purpose}\n".encode(), 0)
+    return fd
+
+
+# -- what --overwrite and --resume clean up ---------------------------------------------------------
+def _is_temp_of(name: str, known: tuple[str, ...]) -> bool:
+    """``.NAME.XXXXXXXX.tmp``, the temporary file :func:`atomic_write_bytes` makes for NAME."""
+    return name.endswith(".tmp") and any(name.startswith(f".{k}.") for k in known)
+
+
+def remove_temp_files(run_dir: str | os.PathLike) -> list[str]:
+    """Remove temporary files of interrupted atomic writes (a kill -9 mid-write leaves one); call it with
+    the run's lock held. Returns the names removed."""
+    removed = []
+    for p in Path(run_dir).iterdir():
+        if _is_temp_of(p.name, RUN_FILES) and not p.is_dir():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
+def _foreign(run: Path) -> list[str]:
+    """Names in ``run`` that vaekit did not write (sorted)."""
+    return sorted(p.name for p in run.iterdir()
+                  if p.name != LOCK and p.name not in RUN_FILES and not _is_temp_of(p.name, RUN_FILES))
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` training may not write into (read-only: nothing is changed here)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RunError(f"--out {out} is a file; choose a folder path for the run")
+    if not any(p.name != LOCK for p in out.iterdir()):
+        return
+    if not overwrite:
+        raise RunError(f"run directory {out} already exists; pass --overwrite to replace it, "
+                       "--resume to continue it, or choose another --out")
+    try:
+        read_run_info(out)
+    except RunError:
+        raise RunError(f"--overwrite refused: {out} is not empty and is not a vaekit run; "
+                       "choose another --out") from None
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise RunError(f"--overwrite refused: {out / name} is a folder where vaekit writes a file; "
+                           "move it away or choose another --out")
+
+
+def claim_run_dir(out: str | os.PathLike, overwrite: bool, held: contextlib.ExitStack,
+                  purpose: str = "train") -> None:
+    """Make ``out`` ready for a new run and hold its lock in ``held``.
+
+    A missing or empty folder is used as it is; an existing run only with ``overwrite``, which removes the
+    files vaekit wrote (:data:`RUN_FILES` and their temporary files) and keeps everything else, saying so
+    on stderr (a data file or notes beside the run stay valid). A folder that is not a run is refused.
+    """
+    out = Path(out)
+    _check_out(out, overwrite)  # before anything is created in a folder that is not ours
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create the run directory {out} ({err.strerror}); choose another --out") from None
+    held.enter_context(lock_run(out, purpose))
+    _check_out(out, overwrite)  # again under the lock: another process may have written it meanwhile
+    if not overwrite:
+        return
+    kept = _foreign(out)
+    remove_temp_files(out)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        print(f"note: --overwrite replaced the run in {out} and kept what vaekit did not write: {shown}",
+              file=sys.stderr, flush=True)
+
+
+def prepare_run_dir(out: str | os.PathLike, overwrite: bool, info: dict,
+                    held: contextlib.ExitStack | None = None) -> None:
+    """Create (or, with ``overwrite``, replace) the run directory and write its ``config.json``. The lock
+    stays held in ``held`` when given (the caller goes on writing), else it is released on return."""
+    with contextlib.ExitStack() as own:
+        claim_run_dir(out, overwrite, held if held is not None else own)
+        write_json(Path(out) / CONFIG, info)
+
+
+def has_checkpoint(run: Path) -> bool:
+    """Whether ``run`` holds a checkpoint to resume from (False: it stopped before its first epoch ended);
+    a :class:`RunError` for a finished run or a damaged checkpoint. Call it with the run's lock held: it
+    removes temporary files left by a write that was killed."""
+    remove_temp_files(run)
+    tensors, state_json = regular_file(run / STATE_TENSORS), regular_file(run / STATE_JSON)
+    if not tensors and not state_json:
+        return False
+    damaged = f"{run}'s checkpoint is damaged ({STATE_TENSORS} %s); start it again with --overwrite"
+    if not tensors:
+        raise RunError(damaged % "is missing")
+    meta = read_tensor_metadata(run / STATE_TENSORS)
+    if not state_json and "state" not in meta:
+        raise RunError(damaged % f"holds no state and {STATE_JSON} is missing")
+    state: dict = {}
+    if state_json:  # semi-supervised runs mark "finished" in the JSON only
+        with contextlib.suppress(ValueError):
+            state = read_json(run / STATE_JSON)
+    state = state or json.loads(meta.get("state", "{}"))
+    if not state:
+        raise RunError(damaged % f"holds no state and {STATE_JSON} is unreadable")
+    if state.get("finished"):
+        raise RunError(f"{run} has already finished training; nothing to resume "
+                       "(use --overwrite to train it again, or another --out)")
+    return True
+
+
+def save_json_into_run(run_dir: str | os.PathLike, name: str, obj: Any) -> str | None:
+    """Write ``run_dir/name`` under the run's lock; the reason it could not be saved, or None."""
+    try:
+        with lock_run(run_dir, name):
+            write_json(Path(run_dir) / name, obj)
+    except RunError as err:
+        return str(err).split(";")[0]
+    except OSError as err:
+        return f"{err.strerror or err} writing {Path(run_dir) / name}"
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -14,16 +15,17 @@ from .data import Dataset, Standardizer
 from .evaluation import evaluate_elbo
 from .figures import save_image_grid
 from .model import build_model
-from .runs import RESULTS, STATE_JSON, WEIGHTS, read_json, save_tensors, write_json
+from .runs import RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, prepare_run_dir, read_json, save_tensors, write_json
 from .trained import TrainedVAE
 
 
 def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
                          scaler: Standardizer | None, out: Path | None, overwrite: bool, device: torch.device,
-                         progress: bool, resume: bool = False, on_epoch_end=None) -> TrainedVAE:
+                         progress: bool, resume: bool = False, on_epoch_end=None,
+                         held: contextlib.ExitStack | None = None) -> TrainedVAE:
     """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy.
-    ``resume`` continues the interrupted run in ``out`` (the same labelled examples: they are drawn from the seed)."""
-    from .api import prepare_run_dir
+    ``resume`` continues the interrupted run in ``out`` (the same labelled examples: they are drawn from the seed).
+    ``held`` keeps the run directory's lock (see :func:`vaekit.runs.prepare_run_dir`)."""
 
     cond = Conditioning.for_labels(ds)
     train, val, test = splits
@@ -36,12 +38,13 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     info = {**info, "condition": cond.to_dict(),
             "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
     if out is not None and not resume:
-        prepare_run_dir(out, overwrite, info)
+        prepare_run_dir(out, overwrite, info, held)
     torch.manual_seed(cfg.seed)
     vae = build_model(cfg, shape, cond.dim)
     m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
     summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha,
-                     resume=resume, on_epoch_end=on_epoch_end)
+                     # a run stopped before its first checkpoint resumes from epoch 0
+                     resume=resume and (out / STATE_TENSORS).is_file(), on_epoch_end=on_epoch_end)
     m2.eval()
     accuracy = {name: float((m2.predict_proba(s.x[s.y >= 0]).argmax(1) == s.y[s.y >= 0]).float().mean())
                 if bool((s.y >= 0).any()) else None for name, s in (("validation", val), ("test", test))}

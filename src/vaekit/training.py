@@ -25,7 +25,7 @@ from .errors import TrainingError
 from .evaluation import evaluate_elbo
 from .model import VAE
 from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, load_tensors, read_json,
-                   read_tensor_metadata, save_tensors, write_json)
+                   read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -285,7 +285,7 @@ class Trainer:
         self.bad_epochs = state["bad_epochs"]
         # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
         metrics = self.run_dir / METRICS
-        rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if metrics.exists() else []
+        rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if regular_file(metrics) else []
         self.history = [r for r in rows if r["epoch"] <= self.epoch]
         atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
 
