@@ -294,6 +294,21 @@ def test_a_run_stopped_before_its_first_epoch_resumes_from_epoch_zero(done, tmp_
     assert not list(out.glob(".*.tmp"))
 
 
+def test_a_semi_supervised_run_stopped_before_its_first_epoch_resumes_from_epoch_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((300, 8, 8), dtype=np.float32), y=np.arange(300) % 3)
+    settings = dict(data=str(tmp_path / "d.npz"), semi_supervised=True, labeled=30, latent_dim=2, hidden=[16],
+                    batch_size=256, epochs=1, seed=0)
+    vaekit.train(out=tmp_path / "a", **settings)
+    out = tmp_path / "b"
+    out.mkdir()
+    shutil.copy(tmp_path / "a" / "config.json", out / "config.json")
+    assert run("train", "--out", out, "--resume", "-q").exit_code == 0
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
 def test_loading_a_finished_run_without_weights_does_not_advise_resume(done, tmp_path):
     out = _copy(done, tmp_path)
     (out / "model.safetensors").unlink()

@@ -31,7 +31,7 @@ from ..errors import RunError, UsageError
 from ..model import VAE, gaussian_kl
 from ..networks import _mlp
 from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, atomic_write_text, load_tensors, read_json,
-                    read_tensor_metadata, save_tensors, write_json)
+                    read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
 class Classifier(nn.Module):
@@ -194,7 +194,7 @@ def _load_m2_checkpoint(run_dir: Path, m2: M2, opt: torch.optim.Optimizer, gen: 
     st.update(epoch=state["epoch"], best=state["best"], bad=state["bad"])
     # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
     metrics = run_dir / METRICS
-    rows = [json.loads(r) for r in metrics.read_text().splitlines() if r.strip()] if metrics.exists() else []
+    rows = [json.loads(r) for r in metrics.read_text().splitlines() if r.strip()] if regular_file(metrics) else []
     history = [r for r in rows if r["epoch"] <= st["epoch"]]
     atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in history))
     return best, history
