@@ -371,14 +371,16 @@ def has_checkpoint(run: Path) -> bool:
     meta = read_tensor_metadata(run / STATE_TENSORS)
     if not state_json and "state" not in meta:
         raise RunError(damaged % f"holds no state and {STATE_JSON} is missing")
-    state: dict = {}
-    if state_json:  # semi-supervised runs mark "finished" in the JSON only
+    states = []  # the metadata is the checkpoint resume uses; semi-supervised runs mark "finished" in the JSON only
+    with contextlib.suppress(ValueError):
+        states.append(json.loads(meta.get("state", "null")))
+    if state_json:
         with contextlib.suppress(ValueError):
-            state = read_json(run / STATE_JSON)
-    state = state or json.loads(meta.get("state", "{}"))
-    if not state:
+            states.append(read_json(run / STATE_JSON))
+    states = [s for s in states if isinstance(s, dict)]
+    if not states:
         raise RunError(damaged % f"holds no state and {STATE_JSON} is unreadable")
-    if state.get("finished"):
+    if any(s.get("finished") for s in states):
         raise RunError(f"{run} has already finished training; nothing to resume "
                        "(use --overwrite to train it again, or another --out)")
     return True
