@@ -174,17 +174,16 @@ def probe(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
 ) -> None:
     """Logistic regression on latent means vs on raw inputs, with the same N labels: test accuracy."""
-    import json
-
     from .api import load
     from .apps.probe import linear_probe
+    from .runs import json_text
 
     trained = load(run)
     unsaved = _unsaved_note(run, "probe.json")
     res = linear_probe(trained, trained.load_data(data or trained.config.data), labeled, seed)
     _save_or_say(run, "probe.json", res, unsaved)
     if as_json:
-        typer.echo(json.dumps(res, indent=2))
+        typer.echo(json_text(res, indent=2))
         return
     typer.echo(f"linear probe with {res['labeled']} labels, {res['n_test']} test examples, {res['classes']} classes:")
     typer.echo(f"  latent means ({res['latent_dim']} dims): accuracy {res['accuracy_latent']:.3f}")
@@ -202,16 +201,15 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
 ) -> None:
     """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units."""
-    import json
-
     from . import api
+    from .runs import json_text
 
     trained = api.load(run)
     unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
     res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed)
     _save_or_say(run, "evaluation.json", res, unsaved)
     if as_json:
-        typer.echo(json.dumps(res, indent=2))
+        typer.echo(json_text(res, indent=2))
         return
     _print_evaluation(res)
 

@@ -229,9 +229,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Write a run directory (``config.json`` + ``model.safetensors`` + ``metrics.jsonl``, the layout of
         ``vaekit train --out``), readable by :meth:`load`, :func:`vaekit.load` and the CLI."""
         import contextlib
-        import json
 
-        from .runs import METRICS, WEIGHTS, atomic_write_text, prepare_run_dir, save_tensors
+        from .runs import METRICS, WEIGHTS, atomic_write_text, json_text, prepare_run_dir, save_tensors
 
         self._check_fitted()
         out = Path(path)
@@ -241,7 +240,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         with contextlib.ExitStack() as held:  # the run's lock, until every file is written
             prepare_run_dir(out, overwrite, info, held)
             save_tensors(out / WEIGHTS, self.trained_.model.state_dict())
-            atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in getattr(self, "history_", [])))
+            atomic_write_text(out / METRICS, "".join(json_text(r) + "\n" for r in getattr(self, "history_", [])))
         return out
 
     @classmethod

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import sys
@@ -76,8 +77,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None (JSON ``null``).
+
+    Standard JSON has no NaN or Infinity; Python's ``json`` would write them as bare ``NaN``/``Infinity``,
+    which strict parsers (browsers, ``jq``, other languages) reject. vaekit writes ``null`` instead.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Standard JSON text of ``obj`` (non-finite floats become ``null``, see :func:`finite_json`)."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as standard, indented JSON (NaN/±inf as ``null``), atomically."""
+    atomic_write_text(path, json_text(obj, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -24,8 +24,8 @@ from .data.noise import check_corruption, corrupt
 from .errors import TrainingError
 from .evaluation import evaluate_elbo
 from .model import VAE
-from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, load_tensors, read_json,
-                   read_tensor_metadata, regular_file, save_tensors, write_json)
+from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, json_text, load_tensors,
+                   read_json, read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -200,13 +200,16 @@ class Trainer:
                 finite = torch.isfinite(step_losses)
                 if not bool(finite.all()):
                     bad = int((~finite).nonzero()[0, 0]) + 1
-                    kept = f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" \
-                        if self.run_dir is not None and self.epoch > 0 else ""
                     raise TrainingError(
-                        f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{kept}; "
+                        f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{self._kept()}; "
                         "lower --lr, set --grad-clip, or check the data for extreme values")
                 tr_loss, tr_recon, tr_kl = (sums / n).tolist()
                 val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024), c=val_c, mask=val_mask)
+                if not all(map(math.isfinite, (val["elbo"], val["recon"], val["kl"]))):
+                    # guarded like the training loss: never checkpoint, log or keep weights from this epoch
+                    raise TrainingError(
+                        f"the validation -ELBO became {val['elbo']} at epoch {e}{self._kept()}; lower --lr, "
+                        "set --grad-clip, or check the validation data for extreme values")
                 lr = opt.param_groups[0]["lr"]
                 if self.sched is not None:
                     if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -238,10 +241,18 @@ class Trainer:
         model.load_state_dict(self.best_state)
         return TrainResult(self.epoch, self.best_epoch, self.best_val, stopped_early, self.history)
 
+    def _kept(self) -> str:
+        """What a TrainingError says about the checkpoint on disk (the last completed epoch's)."""
+        if self.run_dir is None:
+            return ""
+        if self.epoch == 0:
+            return f"; no epoch finished, so {self.run_dir} holds no weights"
+        return f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}"
+
     # -- persistence -----------------------------------------------------------------------------
     def _append_metrics(self, row: dict) -> None:
         with open(self.run_dir / METRICS, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json_text(row) + "\n")
 
     def save_checkpoint(self, finished: bool = False) -> None:
         """Everything needed to continue exactly where training is, as safetensors + JSON."""
@@ -262,7 +273,7 @@ class Trainer:
                  "scheduler": self.sched.state_dict() if self.sched is not None else None}
         # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
         # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
-        save_tensors(self.run_dir / STATE_TENSORS, tensors, metadata={"state": json.dumps(state)})
+        save_tensors(self.run_dir / STATE_TENSORS, tensors, metadata={"state": json_text(state)})
         write_json(self.run_dir / STATE_JSON, state)
 
     def load_checkpoint(self) -> None:
@@ -280,14 +291,14 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.epoch = state["epoch"]
-        self.best_val = state["best_val"]
+        self.best_val = math.inf if state["best_val"] is None else state["best_val"]  # null: no best yet
         self.best_epoch = state["best_epoch"]
         self.bad_epochs = state["bad_epochs"]
         # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
         metrics = self.run_dir / METRICS
         rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if regular_file(metrics) else []
         self.history = [r for r in rows if r["epoch"] <= self.epoch]
-        atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+        atomic_write_text(metrics, "".join(json_text(r) + "\n" for r in self.history))
 
 
 def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -30,7 +30,7 @@ from ..config import TrainConfig
 from ..errors import RunError, UsageError
 from ..model import VAE, gaussian_kl
 from ..networks import _mlp
-from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, atomic_write_text, load_tensors, read_json,
+from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, atomic_write_text, json_text, load_tensors, read_json,
                     read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
@@ -140,6 +140,11 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
         m2.eval()
         with torch.no_grad():
             val_u = float(torch.cat([m2.unlabelled_loss(val_x[i: i + 512]) for i in range(0, len(val_x), 512)]).mean())
+        if not math.isfinite(val_u):
+            from ..errors import TrainingError
+
+            raise TrainingError(f"the M2 validation loss became {val_u} at epoch {epoch}; lower --lr or set "
+                                "--grad-clip (the last good checkpoint is kept)")
         row = {"epoch": epoch, "train_unlabelled": u, "train_labelled": lab, "train_ce": ce_mean,
                "val_unlabelled": val_u, "seconds": time.perf_counter() - t0}
         history.append(row)
@@ -150,7 +155,7 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
         st["epoch"] = epoch
         if run_dir is not None:
             with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_text(row) + "\n")
             _save_m2_checkpoint(run_dir, m2, best_state, opt, gen, st)
         if progress:
             print(f"epoch {epoch}/{cfg.epochs}: U {u:.2f}  L {lab:.2f}  CE {ce_mean:.3f}  val U {val_u:.2f} nats",
@@ -173,7 +178,7 @@ def _save_m2_checkpoint(run_dir: Path, m2: M2, best_state: dict, opt: torch.opti
                **{f"best.{k}": v for k, v in best_state.items()}, **opt_tensors,
                "rng.torch": torch.get_rng_state(), "rng.shuffle": gen.get_state()}
     state = {**st, "finished": False, "semi_supervised": True, "optimizer": opt_json}
-    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"state": json.dumps(state)})
+    save_tensors(run_dir / STATE_TENSORS, tensors, metadata={"state": json_text(state)})
     write_json(run_dir / STATE_JSON, state)
 
 
@@ -191,12 +196,12 @@ def _load_m2_checkpoint(run_dir: Path, m2: M2, opt: torch.optim.Optimizer, gen: 
     load_optimizer_state(opt, tensors, state["optimizer"])
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.shuffle"])
-    st.update(epoch=state["epoch"], best=state["best"], bad=state["bad"])
+    st.update(epoch=state["epoch"], best=math.inf if state["best"] is None else state["best"], bad=state["bad"])
     # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
     metrics = run_dir / METRICS
     rows = [json.loads(r) for r in metrics.read_text().splitlines() if r.strip()] if regular_file(metrics) else []
     history = [r for r in rows if r["epoch"] <= st["epoch"]]
-    atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in history))
+    atomic_write_text(metrics, "".join(json_text(r) + "\n" for r in history))
     return best, history
 
 
