@@ -85,3 +85,41 @@ def test_trainer_state_with_a_null_best_loss_resumes(tmp_path, tiny):
     assert _strict_json((tmp_path / "r" / "trainer_state.json").read_text())["best_val"] is None
     trainer.load_checkpoint()
     assert trainer.best_val == math.inf
+
+
+# -- item 9: a huge grid is refused before it is listed -------------------------------------------------
+def test_points_beyond_the_grid_limit_are_refused_when_the_space_is_read():
+    from vaekit.errors import UsageError
+    from vaekit.space import parse_space
+
+    with pytest.raises(UsageError, match=r"space.yaml: lr points must be a whole number from 2 to 1000000"):
+        parse_space({"lr": {"kind": "log-float", "low": 1e-4, "high": 1e-2, "points": 100_000_000}}, "space.yaml")
+
+
+@pytest.mark.parametrize("partial", [[], ["--allow-partial-grid"]])
+def test_a_huge_grid_is_refused_in_one_line_without_listing_it(tmp_path, partial):
+    # 10^9 + 1 dropout values times 1000 lr values: counting them must not list them
+    (tmp_path / "space.yaml").write_text("dropout: {kind: float, low: 0.0, high: 0.5, step: 5.0e-10}\n"
+                                         "lr: {kind: log-float, low: 1.0e-4, high: 1.0e-2, points: 1000}\n")
+    r = run("tune", "--data", "digits", "--space", tmp_path / "space.yaml", "--sampler", "grid",
+            "--trials", "5", "--out", tmp_path / "t", *partial)
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in r.output
+    assert "the grid has 1,000,000,001,000 points (dropout 1000000001, lr 1000)" in err, err
+    assert "more than --sampler grid enumerates (1,000,000)" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_grid_counts_match_the_listed_values():
+    from vaekit.space import parse_space
+
+    sp = parse_space({"latent_dim": {"kind": "log-int", "low": 1, "high": 8, "points": 20},  # rounding merges
+                      "dropout": {"kind": "float", "low": 0.0, "high": 0.3, "step": 0.1},
+                      "batch_size": {"kind": "int", "low": 32, "high": 96, "step": 32},
+                      "lr": {"kind": "log-float", "low": 1e-4, "high": 1e-2, "points": 7},
+                      "model": {"kind": "categorical", "choices": ["mlp", "conv"]}})
+    counts = {p.name: p.grid_count() for p in sp.params}
+    assert counts == {k: len(v) for k, v in sp.grid().items()}
+    assert counts == {"latent_dim": 8, "dropout": 4, "batch_size": 3, "lr": 7, "model": 2}
+    assert sp.grid_size() == 8 * 4 * 3 * 7 * 2

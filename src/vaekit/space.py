@@ -32,6 +32,9 @@ from .config import TrainConfig, format_validation_error, load_yaml
 from .errors import UsageError
 
 KINDS = ("float", "log-float", "int", "log-int", "categorical")
+# The most grid points `--sampler grid` enumerates (Optuna's GridSampler lists and shuffles every point in
+# every worker: 10^6 points take about a second and ~100 MB; 10^8 hung vaekit tune).
+MAX_GRID_POINTS = 1_000_000
 _KEYS = {"float": ("low", "high", "step", "points"), "log-float": ("low", "high", "points"),
          "int": ("low", "high", "step", "points"), "log-int": ("low", "high", "points"),
          "categorical": ("choices",)}
@@ -96,6 +99,18 @@ class Param:
                                      log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    def grid_count(self) -> int:
+        """How many values :meth:`grid` gives, without listing them (a step of 1e-9 means 10^9 values)."""
+        if self.kind == "categorical":
+            return len(self.choices)
+        if self.points is not None:  # at most MAX_GRID_POINTS (parse_space); int kinds merge rounded points
+            return len(self.grid()) if self.is_int else self.points
+        if self.is_int:
+            return len(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is not None:
+            return int(round((self.high - self.low) / self.step)) + 1
+        return len(self.grid())  # raises: no finite set of values
+
     def grid(self) -> list:
         """The values ``--sampler grid`` tries (in Optuna's stored form)."""
         if self.kind == "categorical":
@@ -145,10 +160,24 @@ class SearchSpace:
         return {p.name: p.suggest(trial) for p in self.params}
 
     def grid(self) -> dict[str, list]:
+        """Each parameter's grid values; refused (one line) beyond :data:`MAX_GRID_POINTS` grid points."""
+        self.check_grid()
         return {p.name: p.grid() for p in self.params}
 
     def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.grid().values())
+        """The number of grid points: the product of each parameter's count, computed without listing them."""
+        return math.prod(p.grid_count() for p in self.params)
+
+    def check_grid(self) -> int:
+        """The grid size, or a UsageError when it is more than ``--sampler grid`` can enumerate."""
+        size = self.grid_size()
+        if size > MAX_GRID_POINTS:
+            counts = ", ".join(f"{p.name} {p.grid_count()}" for p in self.params)
+            shown = f"{size:,}" if size < 10**15 else f"{size:.3g}"
+            raise UsageError(f"{self.source}: the grid has {shown} points ({counts}), more than --sampler grid "
+                             f"enumerates ({MAX_GRID_POINTS:,}); use fewer points or larger steps, or "
+                             "--sampler random or tpe")
+        return size
 
     def decode(self, params: dict[str, Any]) -> dict[str, Any]:
         """Setting values for the parameters Optuna stored for a trial."""
@@ -244,8 +273,9 @@ def _param(where: str, name: str, entry: dict) -> Param:
                              "change high or step")
     if entry.get("points") is not None:
         points = entry["points"]
-        if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-            raise UsageError(f"{where}: {name} points must be a whole number of at least 2, got {points!r}")
+        if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= MAX_GRID_POINTS:
+            raise UsageError(f"{where}: {name} points must be a whole number from 2 to {MAX_GRID_POINTS}, "
+                             f"got {points!r}")
         if step is not None:
             raise UsageError(f"{where}: {name} has both step and points; give one")
     return Param(name, kind, low, high, step, points)

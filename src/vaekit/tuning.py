@@ -488,7 +488,7 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     base = {k: v for k, v in base_cfg.model_dump().items() if (k in base or k == "data") and k not in searched}
     target = trials
     if sampler == "grid":
-        size = sp.grid_size()
+        size = sp.check_grid()  # counted, not listed: a space can describe 10^8 points
         if size > trials and not allow_partial_grid:
             raise UsageError(f"the grid has {size} points but --trials is {trials}; raise --trials to {size}, "
                              "shrink the space, or pass --allow-partial-grid to run a random subset")
