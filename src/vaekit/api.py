@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
 from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
@@ -24,6 +23,7 @@ from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
 from .figures import save_image_grid, save_pairs, save_stacked
 from .model import architecture_error, build_model
+from .runinfo import build_run_model, check_run_info
 from .runs import (CONFIG, EVALUATION, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
 from .evaluation import evaluate_elbo
@@ -282,10 +282,8 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Datase
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:
-    try:
-        return TrainConfig(**info["config"])
-    except (ValidationError, TypeError):
-        raise RunError(f"{run / CONFIG} holds settings this vaekit cannot read; retrain the run") from None
+    """The run's settings, after checking all of config.json against the schema training writes."""
+    return check_run_info(info, run)
 
 
 def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
@@ -293,15 +291,13 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     run = Path(run_dir)
     info = read_run_info(run)
     cfg = _saved_config(info, run)
+    shape = tuple(int(s) for s in info["data"]["shape"])
     try:
-        shape = tuple(int(s) for s in info["data"]["shape"])
         cond = Conditioning.from_dict(info["condition"]) if info.get("condition") else None
-        vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
-        model = vae
-        if info.get("semi_supervised"):
-            from .apps.semisupervised import M2, Classifier
-
-            model = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
+        if info.get("semi_supervised") and cond is None:
+            raise ValueError("a semi-supervised run needs its label conditioning")
+        with torch.device("meta"):  # shapes only: nothing is allocated for a model config.json may exaggerate
+            expected = build_run_model(cfg, info, shape, cond)[1].state_dict()
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{run / CONFIG} does not describe a model vaekit can build ({err}); retrain the run") \
             from None
@@ -317,7 +313,6 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         raise RunError(f"{run} has no {WEIGHTS} (training stopped before its first epoch ended); "
                        f"continue it with `vaekit train --out {run} --resume`")
     weights = load_tensors(wfile)
-    expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
@@ -327,6 +322,7 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         if tuple(weights[k].shape) != tuple(v.shape):
             raise RunError(f"{wfile} does not match {CONFIG}: {k} has shape {list(weights[k].shape)}, "
                            f"config needs {list(v.shape)}; the weights belong to another model")
+    vae, model = build_run_model(cfg, info, shape, cond)  # now no bigger than the weights file
     model.load_state_dict(weights)
     scaler = Standardizer.from_dict(info["scaler"]) if info.get("scaler") else None
     trained = TrainedVAE(vae, cfg, info, run, scaler, conditioning=cond)

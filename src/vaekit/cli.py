@@ -8,32 +8,46 @@ commands that need it, so ``vaekit --help`` starts quickly.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 
-from .errors import UsageError, VaekitError
+from .errors import UsageError, describe_exception, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Variational autoencoders: train on your data, then sample, reconstruct and encode.")
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
+# typer.Exit/Abort and click's usage errors (typer vendors click in recent versions) pass through untouched
+_TYPER_EXITS = (typer.Exit, typer.Abort, *[c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"])
+
+
 def _user_errors(fn: Callable) -> Callable:
-    """Turn vaekit's errors into one line on stderr and their exit code (2 for bad input)."""
+    """Turn every exception into one capped line on stderr and an exit code (see errors.describe_exception):
+    vaekit's own errors (2 for bad input), the environment's OS and memory errors (2; 1 for a failing disk),
+    anything else "internal error" (1). ``VAEKIT_DEBUG=1`` prints the traceback first."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except VaekitError as err:
-            _fail(str(err), err.exit_code)
+        except _TYPER_EXITS:
+            raise  # typer's own exits and usage errors
+        except Exception as err:  # noqa: BLE001 - the one place every failure becomes one line
+            if os.environ.get("VAEKIT_DEBUG", "") not in ("", "0"):
+                import traceback
+
+                traceback.print_exception(err, file=sys.stderr)
+            message, code = describe_exception(err)
+            _fail(message, code)
 
     return wrapper
 

@@ -51,8 +51,18 @@ RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALU
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX)."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX). An OSError
+    (read-only folder, full disk) names ``path``, not the temporary file (a full disk names no file at all)."""
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as err:
+        if err.filename is None or os.path.basename(str(err.filename)).startswith(f".{path.name}."):
+            err.filename, err.filename2 = str(path), None
+        raise
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -188,6 +198,8 @@ def read_run_info(run_dir: str | os.PathLike) -> dict:
         info = read_json(cfg)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RunError(f"{cfg} is not valid JSON; the run is damaged, retrain it") from None
+    except RecursionError:
+        raise RunError(f"{cfg} is damaged: it is nested too deeply to read; retrain the run") from None
     if not isinstance(info, dict) or info.get("format") != "vaekit-run" or "config" not in info:
         raise RunError(f"{run} is not a vaekit run ({CONFIG} was not written by vaekit)")
     return info

@@ -172,12 +172,33 @@ class TrainedVAE:
             raise UsageError(f"-n must be at least 1, got {n}")
         if not math.isfinite(temperature) or temperature <= 0:
             raise UsageError(f"--temperature must be a positive finite number, got {temperature}")
+        if self.device.type == "cpu":
+            from .data._common import available_memory, check_memory
+
+            per = self._sample_bytes()
+            fits = max(1, (available_memory() or 0) // per)
+            check_memory(n * per, f"-n {n} samples", f"draw fewer at a time (-n {fits} fits)")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
             z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
             params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
             return self._output(self.model.likelihood.mean_with_drawn_categories(params, gen))
         return self._output(self.model.sample(n, temperature, generator=gen, c=self._cond(c, n)))
+
+    @torch.no_grad()
+    def _sample_bytes(self) -> int:
+        """Bytes one sample needs while it is drawn: its latent code, every decoder output (measured on one
+        draw, an upper bound of what is alive at once) and the returned example with a copy."""
+        sizes = [self.latent_dim]
+        hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(o.numel()) if torch.is_tensor(o) else None)
+                 for m in self.model.decoder.modules()]
+        try:
+            c = torch.zeros(1, self.model.cond_dim, device=self.device) if self.model.cond_dim else None
+            self.model.decode(torch.zeros(1, self.latent_dim, device=self.device), c)
+        finally:
+            for h in hooks:
+                h.remove()
+        return 4 * (sum(sizes) + 2 * int(np.prod(self.shape)))
 
     @torch.no_grad()
     def reconstruct(self, x: Any, c: Any = None, c_out: Any = None) -> torch.Tensor:
