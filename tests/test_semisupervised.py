@@ -145,3 +145,20 @@ def test_m2_resume_continues_exactly(tmp_path):
     assert [json.loads(r)["epoch"] for r in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     r = runner.invoke(app, ["train", "--resume", "--out", str(tmp_path / "cut")])
     assert r.exit_code == 2 and "already finished" in r.stderr
+
+
+def test_m2_run_writes_report_samples_evaluation_and_report_command_works(tmp_path):
+    out = tmp_path / "m2"
+    r = runner.invoke(app, ["train", "--data", "digits", "--semi-supervised", "--labeled", "50", "--epochs", "2",
+                            "--latent-dim", "2", "--hidden", "16", "--report-iwae-k", "4", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    for name in ("report.html", "samples.png", "reconstructions.png", "evaluation.json", "classes.png"):
+        assert (out / name).is_file(), name
+    html = (out / "report.html").read_text()
+    assert 'id="curves"' in html and 'id="samples"' in html
+    (out / "report.html").unlink()
+    r = runner.invoke(app, ["report", str(out), "--iwae-k", "3"])
+    assert r.exit_code == 0, r.output
+    assert (out / "report.html").is_file()
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["iwae_k"] == 3 and ev["n"] > 0

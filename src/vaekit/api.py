@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from .config import TrainConfig, load_config_file, make_config
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source, split_dataset
 from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
-from .figures import save_image_grid, save_pairs, save_stacked
+from .figures import save_stacked
 from .model import architecture_error, build_model
 from .runinfo import build_run_model, check_run_info
-from .runs import (CONFIG, EVALUATION, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
+from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
 from .evaluation import evaluate_elbo
 from .training import Trainer, resolve_device
@@ -77,7 +76,8 @@ def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | N
 
 def train(data: str | Dataset | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
-          on_epoch_end=None, report: bool = True, report_iwae_k: int = 100, **settings: Any) -> TrainedVAE:
+          on_epoch_end=None, report: bool = True, report_iwae_k: int | None = None,
+          report_examples: int | None = None, **settings: Any) -> TrainedVAE:
     """Train a VAE and return it; with ``out``, everything is saved in that run directory.
 
     ``data`` is a source string (see :func:`vaekit.data.load_source`) or an in-memory :class:`Dataset`
@@ -85,19 +85,25 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     ``config`` is a YAML path, a dict or a :class:`TrainConfig`; keyword ``settings`` (the CLI's flags,
     e.g. ``latent_dim=8``) override it. ``resume=True`` continues an interrupted run in ``out`` with
     its saved settings (a run stopped before its first epoch ended starts again at epoch 0). With
-    ``report``, the run ends with ``evaluation.json`` (IWAE with ``report_iwae_k`` samples on the test
-    split) and ``report.html``. The run directory's lock (:func:`vaekit.runs.lock_run`) is held from
-    its preparation to the end, so a second writer of the same ``out`` is refused.
+    ``report``, the run ends with ``evaluation.json`` (IWAE with ``report_iwae_k`` samples on
+    ``report_examples`` test examples; None = chosen so that the report costs about 15% of the training
+    time, see :mod:`vaekit.finish`) and ``report.html``. The run directory's lock
+    (:func:`vaekit.runs.lock_run`) is held from its preparation to the end, so a second writer of the same
+    ``out`` is refused.
     """
+    if report_iwae_k is not None and not 0 <= report_iwae_k <= 1_000_000:
+        raise UsageError(f"--report-iwae-k must be between 0 (skip) and 1000000, got {report_iwae_k}")
+    if report_examples is not None and report_examples < 1:
+        raise UsageError(f"--report-examples must be at least 1, got {report_examples}")
+    end = dict(report=report, iwae_k=report_iwae_k, examples=report_examples, progress=progress)
     with contextlib.ExitStack() as held:
         return _train(held, data, out, config=config, resume=resume, overwrite=overwrite, progress=progress,
-                      cache_dir=cache_dir, on_epoch_end=on_epoch_end, report=report, report_iwae_k=report_iwae_k,
-                      **settings)
+                      cache_dir=cache_dir, on_epoch_end=on_epoch_end, end=end, **settings)
 
 
 def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os.PathLike | None, *, config: Any,
-           resume: bool, overwrite: bool, progress: bool, cache_dir: str | None, on_epoch_end, report: bool,
-           report_iwae_k: int, **settings: Any) -> TrainedVAE:
+           resume: bool, overwrite: bool, progress: bool, cache_dir: str | None, on_epoch_end, end: dict,
+           **settings: Any) -> TrainedVAE:
     out_path = Path(out) if out is not None else None
     restart = False
     in_memory: Dataset | None = None
@@ -184,7 +190,7 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         from .semisupervised_api import train_semisupervised
 
         return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress,
-                                    resume=resume, on_epoch_end=on_epoch_end, held=held)
+                                    resume=resume, on_epoch_end=on_epoch_end, held=held, end=end)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
@@ -193,7 +199,7 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1], masks[0], masks[1])
     trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
     if out_path is not None:
-        _finish_run(trained, trainer, splits, conds, ds, report_iwae_k if report else None, masks)
+        _finish_run(trained, trainer, splits, conds, ds, masks, **end)
     return trained
 
 
@@ -234,8 +240,10 @@ def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch
 
 
 def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Dataset,
-                report_iwae_k: int | None, masks=(None, None, None)) -> None:
-    """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished."""
+                masks=(None, None, None), **end: Any) -> None:
+    """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished.
+    ``end``: :func:`vaekit.finish.end_of_run`'s report settings."""
+    from .finish import end_of_run
     from .runs import save_tensors
 
     run = trained.run_dir
@@ -258,26 +266,7 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Datase
     if trained.config.corruption is not None:
         results["denoising"] = _denoising_results(trained, splits[2].x, conds[2], run)
     write_json(run / RESULTS, results)
-    if report_iwae_k is not None:
-        ev = {"data": trained.config.data, "split": "test",
-              **_evaluate_model_units(trained, splits[2].x, report_iwae_k, trained.config.seed, conds[2],
-                                      masks[2])}
-        _write_report(trained, splits[2].x, splits[2].y, ev, conds[2])
-    if ds.kind == "image":
-        cond = trained.conditioning
-        if cond is not None and cond.kind == "label":
-            from .report import class_grid
-
-            grid, ncol = class_grid(model, cond.dim, seed=trained.config.seed)
-            save_image_grid(grid, run / "classes.png", ncol=ncol)
-            samples = model.sample(64, generator=torch.Generator().manual_seed(trained.config.seed),
-                                   c=cond.encode_raw(torch.arange(64) % cond.dim)).cpu()
-        else:
-            samples = trained.sample(64, seed=trained.config.seed, c=conds[2][:1] if conds[2] is not None else None)
-        save_image_grid(samples, run / "samples.png")
-        test = splits[2].x[:32]
-        ctest = None if conds[2] is None else conds[2][:32].to(trained.device)
-        save_pairs(test, model.reconstruct(test.to(trained.device), ctest).cpu(), run / "reconstructions.png")
+    end_of_run(trained, splits[2].x, splits[2].y, conds[2], masks[2], results["test"], r.history, **end)
     trainer.save_checkpoint(finished=True)
 
 
@@ -355,6 +344,12 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
         where = {"data": source, "split": split}
         if cfg.binarize != "none":
             xt = binarize_split(xt, cfg, SPLITS.index(split)).to(xt.device)
+        if trained.classifier is not None:  # M2: p(x|y) needs the true label; use the labelled rows
+            known = part.y >= 0
+            if not bool(known.any()):
+                raise UsageError(f"the {split} split of {source} has no labelled examples to evaluate p(x|y) on")
+            xt, part.y, ct = xt[known.to(xt.device)], part.y[known], ct[known.to(ct.device)]
+            mask = None if mask is None else mask[known]
         return xt, part.y, ct, where, mask
     x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data, dtype=torch.float32)
     if cfg.binarize != "none":
@@ -366,22 +361,25 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
 
 
 def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int,
-                          c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict:
-    from .evaluation import evaluate as _evaluate
+                          c: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                          where: dict | None = None, progress: bool = False) -> dict:
+    """The evaluation of ``x``; the one-sample ELBO of the run's own split is the one in results.json."""
+    from .finish import evaluate_run
 
-    if iwae_k < 0 or iwae_k > 1_000_000:
-        raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
-    cfg = trained.config
-    torch.manual_seed(seed)
-    res = _evaluate(trained.model, x, iwae_k=iwae_k, c=c, mask=mask,
-                    binarized=None if cfg.binarize == "none" else f"{cfg.binarize} (evaluated on a fixed draw)")
-    if trained.scaler is not None:
-        res["note"] = "likelihoods are of standardized columns"
-    return res
+    return evaluate_run(trained, x, iwae_k, seed, c, mask, stored=_stored_elbo(trained, where), progress=progress)
+
+
+def _stored_elbo(trained: "TrainedVAE", where: dict | None) -> dict | None:
+    """results.json's −ELBO of the split ``where`` names when it is the run's own data (else None)."""
+    if not where or where.get("data") != trained.config.data or trained.run_dir is None:
+        return None
+    path = trained.run_dir / RESULTS
+    stored = read_json(path).get(where.get("split")) if path.is_file() else None
+    return stored if isinstance(stored, dict) and {"elbo", "recon", "kl"} <= stored.keys() else None
 
 
 def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split: str = "test", iwae_k: int = 0,
-             seed: int = 0, cache_dir: str | None = None, c: Any = None) -> dict:
+             seed: int = 0, cache_dir: str | None = None, c: Any = None, progress: bool = False) -> dict:
     """Evaluate a trained model (or a run directory) on data; see :func:`vaekit.evaluation.evaluate`.
 
     ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
@@ -391,34 +389,25 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
     x, _, ct, where, mask = _eval_data(trained, data, split, seed, cache_dir, c)
-    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct, mask)}
+    return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct, mask, where, progress)}
 
 
 def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None, evaluation: dict,
                   c: torch.Tensor | None = None) -> Path:
     """Write ``evaluation.json`` and ``report.html`` into the run directory; return the report's path."""
-    from .report import ReportInputs, build_report
-    from .runs import METRICS, atomic_write_text
+    from .finish import write_report
 
-    run = trained.run_dir
-    write_json(run / EVALUATION, evaluation)
-    metrics_file = run / METRICS
-    metrics = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] \
-        if metrics_file.is_file() else []
-    results = read_json(run / RESULTS) if (run / RESULTS).is_file() else None
-    html = build_report(ReportInputs(info=trained.info, model=trained.model, x=x, y=y, c=c, metrics=metrics,
-                                     results=results, evaluation=evaluation, title=f"vaekit run {run.name}"))
-    atomic_write_text(run / "report.html", html)
-    return run / "report.html"
+    return write_report(trained, x, y, evaluation, c)
 
 
 def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test", iwae_k: int = 100,
-           seed: int = 0, cache_dir: str | None = None) -> Path:
-    """Evaluate a run and write its self-contained ``report.html``; returns the report's path."""
+           seed: int = 0, cache_dir: str | None = None, progress: bool = False) -> Path:
+    """Evaluate a run and write its self-contained ``report.html``; returns the report's path.
+    ``progress`` shows a progress bar of the IWAE pass on stderr."""
     trained = load(run_dir)
     with lock_run(run_dir, "report"):  # taken before computing: a read-only or busy run fails now, not at the write
         x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
-        ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask)}
+        ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask, where, progress)}
         return _write_report(trained, x, y, ev, c)
 
 

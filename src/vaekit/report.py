@@ -55,7 +55,10 @@ def _plt():
 
 
 def loss_curves(metrics: list[dict]) -> bytes:
-    """Three panels: train/validation −ELBO; reconstruction and KL; β and learning rate, per epoch."""
+    """Three panels: train/validation −ELBO; reconstruction and KL; β and learning rate, per epoch
+    (semi-supervised M2 runs log other terms: :func:`m2_curves`)."""
+    if "train_loss" not in metrics[0]:
+        return m2_curves(metrics)
     plt = _plt()
     ep = [m["epoch"] for m in metrics]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
@@ -78,6 +81,23 @@ def loss_curves(metrics: list[dict]) -> bytes:
     lr.set_ylabel("learning rate")
     ax[2].legend(loc="upper left", fontsize=7)
     lr.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def m2_curves(metrics: list[dict]) -> bytes:
+    """M2's terms per epoch: the unlabelled bound U (train, validation), the labelled L and the classifier CE."""
+    plt = _plt()
+    ep = [m["epoch"] for m in metrics]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    ax[0].plot(ep, [m["train_unlabelled"] for m in metrics], label="train")
+    ax[0].plot(ep, [m["val_unlabelled"] for m in metrics], label="validation")
+    ax[0].set(title="unlabelled −bound U(x) (nats per example)", xlabel="epoch")
+    ax[0].legend()
+    ax[1].plot(ep, [m["train_labelled"] for m in metrics], "C2")
+    ax[1].set(title="labelled −bound L(x, y) (train, nats)", xlabel="epoch")
+    ax[2].plot(ep, [m["train_ce"] for m in metrics], "C3")
+    ax[2].set(title="classifier cross-entropy (train, nats)", xlabel="epoch")
     fig.tight_layout()
     return _fig_png(fig)
 
@@ -131,22 +151,38 @@ def _table(rows: list[tuple[str, str, str]]) -> str:
 
 def _metrics_rows(results: dict | None, ev: dict | None) -> list[tuple[str, str, str]]:
     rows = []
+    stored = ev.get("elbo_estimator", "").endswith("results.json") if ev else False
+    given = "" if not ev else ev.get("likelihood_of", "p(x)")[3:-1]  # "|y" for p(x|y)
+    cond_note = f" given {given[1:]}" if given else ""
     if results:
+        est = results.get("estimator", "1-sample ELBO")
         for split in ("train", "validation", "test"):
             r = results.get(split)
             if r:
-                rows.append((f"{split} −ELBO", f"{r['elbo']:.3f}",
-                             f"nats per example (recon {r['recon']:.2f} + KL {r['kl']:.2f}); 1 sample"))
+                rows.append((f"{split} −ELBO{cond_note}", f"{r['elbo']:.3f}",
+                             f"nats per example (recon {r['recon']:.2f} + KL {r['kl']:.2f}); {est}"))
     if ev:
-        rows.append((f"{ev.get('split', 'test')} −ELBO", f"{ev['neg_elbo']:.3f}", "nats per example, 1 sample"))
+        if not (stored and results and results.get(ev.get("split", "test"))):
+            rows.append((f"{ev.get('data', '')} {ev.get('split', 'test')} −ELBO{cond_note}".strip(),
+                         f"{ev['neg_elbo']:.3f}", "nats per example, 1-sample ELBO"))
         if "neg_iwae" in ev:
-            rows.append(("−log p(x) ≤ −IWAE", f"{ev['neg_iwae']:.3f}", f"nats per example, IWAE k={ev['iwae_k']}"))
-        rows.append(("bits/dim", f"{ev['bits_per_dim']:.4f}", f"from {ev['bound']}, {ev['features']} dims"))
+            where = f", {ev['iwae_n']} of {ev['n']} examples" if ev.get("iwae_n", ev["n"]) != ev["n"] else ""
+            rows.append((f"−log p(x{given}) ≤ −IWAE", f"{ev['neg_iwae']:.3f}",
+                         f"nats per example, IWAE k={ev['iwae_k']}{where}"))
+        rows.append((f"bits/dim{cond_note}", f"{ev['bits_per_dim']:.4f}", f"from {ev['bound']}, {ev['features']} dims"))
+        if "neg_iwae_marginal" in ev:
+            rows.append(("−log p(x) ≤ (unconditional)", f"{ev['neg_iwae_marginal']:.3f}",
+                         f"nats per example, {ev['marginal_estimator']}"))
+            rows.append(("bits/dim (unconditional)", f"{ev['bits_per_dim_marginal']:.4f}", "from the bound above"))
         rows.append(("active units", f"{ev['active_units']} / {ev['latent_dim']}", "Var_x E[z_u|x] > 0.01"))
         rows.append(("reconstruction MSE", f"{ev['mse']:.5f}", "per feature"))
         if "bce" in ev:
             rows.append(("reconstruction BCE", f"{ev['bce']:.3f}", "nats per example"))
         rows.append(("binarized", str(ev.get("binarized", "no")), ""))
+        if plan := ev.get("report_plan"):
+            rows.append(("report cost", f"{plan['seconds']:.1f} s",
+                         f"IWAE k={plan['k']} on {plan['n']} of {plan['total']} examples ({plan['chosen']}); "
+                         f"training took {plan['training_seconds']:.1f} s"))
     return rows
 
 

@@ -13,7 +13,6 @@ from .conditions import Conditioning
 from .config import TrainConfig
 from .data import Dataset, Standardizer
 from .evaluation import evaluate_elbo
-from .figures import save_image_grid
 from .model import build_model
 from .runs import RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, prepare_run_dir, read_json, save_tensors, write_json
 from .trained import TrainedVAE
@@ -22,10 +21,12 @@ from .trained import TrainedVAE
 def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
                          scaler: Standardizer | None, out: Path | None, overwrite: bool, device: torch.device,
                          progress: bool, resume: bool = False, on_epoch_end=None,
-                         held: contextlib.ExitStack | None = None) -> TrainedVAE:
+                         held: contextlib.ExitStack | None = None, end: dict | None = None) -> TrainedVAE:
     """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy.
     ``resume`` continues the interrupted run in ``out`` (the same labelled examples: they are drawn from the seed).
-    ``held`` keeps the run directory's lock (see :func:`vaekit.runs.prepare_run_dir`)."""
+    ``held`` keeps the run directory's lock (see :func:`vaekit.runs.prepare_run_dir`).
+    ``end``: the report settings of :func:`vaekit.finish.end_of_run` (evaluation.json, report.html, pictures
+    on the labelled test rows, conditioned on their true labels)."""
 
     cond = Conditioning.for_labels(ds)
     train, val, test = splits
@@ -52,16 +53,16 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     trained.classifier = m2.classifier
     if out is not None:
         save_tensors(out / WEIGHTS, m2.state_dict())
+        from .finish import end_of_run
+
         kt = test.y >= 0
+        xt, ct = test.x[kt], cond.encode_raw(test.y[kt])
         results = {"units": "nats per example", "labeled": n, "epochs_run": summary["epochs_run"],
+                   "estimator": "ELBO (1 posterior sample) of p(x|y) given the true labels",
                    "test_accuracy": accuracy["test"], "validation_accuracy": accuracy["validation"],
-                   "test": evaluate_elbo(vae, test.x[kt], c=cond.encode_raw(test.y[kt])) if bool(kt.any()) else None,
+                   "test": evaluate_elbo(vae, xt, c=ct) if bool(kt.any()) else None,
                    "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
         write_json(out / RESULTS, results)
+        end_of_run(trained, xt, test.y[kt], ct, None, results["test"], summary["history"], **(end or {}))
         write_json(out / STATE_JSON, {**read_json(out / STATE_JSON), "finished": True})
-        if ds.kind == "image":
-            from .report import class_grid
-
-            grid, ncol = class_grid(vae, cond.dim, seed=cfg.seed)
-            save_image_grid(grid, out / "classes.png", ncol=ncol)
     return trained
