@@ -125,3 +125,80 @@ def test_evaluate_report_fields(trained):
     assert sum(res["kl_per_dim"]) == pytest.approx(res["kl"], rel=0.2)
     assert res["mse"] > 0 and res["bce"] > 0
     assert any("not a normalized" in w for w in res["warnings"])  # continuous digits under Bernoulli
+
+
+def _conditional_ppca(d=3, n_classes=3, sigma=0.5, spoil=False, seed=0):
+    """A label-conditional linear-Gaussian VAE, x|y = W z + B_y + N(0, σ²I) with a 1-D z, whose encoder is the
+    exact posterior (so IWAE_k(x|y) = log p(x|y) for every k), or a spoiled one; and the exact p(x|y) per class."""
+    g = torch.Generator().manual_seed(seed)
+    W, B = torch.randn(d, 1, generator=g), 2 * torch.randn(d, n_classes, generator=g)
+    cfg = make_config(latent_dim=1, hidden=[], likelihood="gaussian", gaussian_std=sigma)
+    model = build_model(cfg, (d,), n_classes)
+    M = float(W.T @ W) + sigma**2
+    with torch.no_grad():
+        model.decoder.head.weight.copy_(torch.cat([W, B], 1))
+        model.decoder.head.bias.zero_()
+        enc = model.encoder.head
+        enc.weight.zero_()
+        enc.bias.zero_()
+        enc.weight[0, :d] = W[:, 0] / M  # mean = M^-1 W^T (x - B_y)
+        enc.weight[0, d:] = -(W.T @ B)[0] / M
+        enc.bias[1] = math.log(sigma**2 / M)
+        if spoil:
+            enc.bias[0] += 0.5
+            enc.bias[1] += math.log(3.0)
+    cov = W @ W.T + sigma**2 * torch.eye(d)
+    return model, [torch.distributions.MultivariateNormal(B[:, y], cov) for y in range(n_classes)]
+
+
+def test_marginal_bound_sums_p_x_given_y_exactly_over_the_labels():
+    from vaekit.evaluation import marginal_iwae
+
+    model, per_class = _conditional_ppca()
+    torch.manual_seed(0)
+    y = torch.arange(60) % 3
+    x = torch.stack([per_class[int(v)].sample() for v in y])
+    log_pxy = torch.stack([p.log_prob(x) for p in per_class], 1)  # [n, K]
+    exact_marginal = torch.logsumexp(log_pxy, 1) - math.log(3)  # log p(x) with p(y) = 1/3
+    c = torch.nn.functional.one_hot(y, 3).float()
+    # the exact posterior makes every importance weight equal p(x|y): the bounds are the exact densities
+    torch.testing.assert_close(iwae_bound(model, x, 7, c=c), log_pxy[torch.arange(60), y], atol=1e-4, rtol=0)
+    torch.testing.assert_close(marginal_iwae(model, x, 3, 7), exact_marginal, atol=1e-4, rtol=0)
+
+
+def test_marginal_bound_inequalities_with_a_loose_encoder():
+    """Per example, with the same noise: IWAE(x|y) − log K ≤ marginal bound ≤ max_y IWAE(x|y); and on average it
+    stays below the exact log p(x) (Jensen) while the conditional bound is not a bound on log p(x)."""
+    from vaekit.evaluation import marginal_iwae
+
+    model, per_class = _conditional_ppca(spoil=True)
+    torch.manual_seed(1)
+    y = torch.arange(300) % 3
+    x = torch.stack([per_class[int(v)].sample() for v in y])
+    noise = torch.randn(20, 1)
+    c = torch.nn.functional.one_hot(y, 3).float()
+    cond = iwae_bound(model, x, 20, c=c, noise=noise)
+    per_y = torch.stack([iwae_bound(model, x, 20, c=torch.nn.functional.one_hot(torch.full((300,), k), 3).float(),
+                                    noise=noise) for k in range(3)], 1)
+    marg = marginal_iwae(model, x, 3, 20, noise=noise)
+    assert bool((marg >= cond - math.log(3) - 1e-5).all())
+    assert bool((marg <= per_y.max(1).values + 1e-5).all())
+    exact = torch.logsumexp(torch.stack([p.log_prob(x) for p in per_class], 1), 1) - math.log(3)
+    torch.manual_seed(2)
+    gap = float((exact - marginal_iwae(model, x, 3, 20)).mean())
+    assert 0 < gap < 0.5, gap  # a lower bound (the loose encoder keeps it clearly below), and a tight one
+
+
+def test_evaluate_labels_conditional_bounds_and_adds_the_marginal_for_m2():
+    model, per_class = _conditional_ppca()
+    torch.manual_seed(0)
+    x = torch.stack([per_class[i % 3].sample() for i in range(30)])
+    c = torch.nn.functional.one_hot(torch.arange(30) % 3, 3).float()
+    plain = evaluate(model, x, iwae_k=5, c=c, condition="y")
+    assert plain["likelihood_of"] == "p(x|y)" and "neg_iwae_marginal" not in plain
+    m2 = evaluate(model, x, iwae_k=5, c=c, condition="y", marginal_classes=3, iwae_n=10)
+    assert m2["iwae_n"] == 10 and "3 labels" in m2["marginal_estimator"] and "first 10 of 30" in m2["bound"]
+    # log p(x) = log Σ_y p(y) p(x|y) ≥ log p(x|y_true) − log K: the unconditional −log p(x) bound is at most
+    # the conditional one + log K (exact here: the encoder is the true posterior)
+    assert m2["neg_iwae_marginal"] <= m2["neg_iwae"] + math.log(3) + 1e-4
+    assert m2["bits_per_dim_marginal"] == pytest.approx(m2["neg_iwae_marginal"] / (3 * math.log(2)))

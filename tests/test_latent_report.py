@@ -116,3 +116,31 @@ def test_traverse_and_latent_map_commands(tmp_path):
                                      "--out", str(out)])
         assert r.exit_code == 0, r.output
         assert Image.open(out).size[0] > 200
+
+
+def test_train_summary_results_json_and_report_show_the_same_stored_numbers(tmp_path):
+    """Each reported number is computed once (results.json) and shown everywhere: the train summary line,
+    evaluation.json and report.html, with one test −ELBO row and the estimator named."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    out = tmp_path / "r"
+    r = CliRunner().invoke(app, ["train", "--data", "digits", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
+                                 "--report-iwae-k", "5", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    ev = json.loads((out / "evaluation.json").read_text())
+    val, test = res["validation"], res["test"]
+    assert f"best validation -ELBO {val['elbo']:.2f} nats" in r.stdout
+    assert f"test -ELBO {test['elbo']:.2f} nats" in r.stdout and "1-sample ELBO" in r.stdout
+    assert (ev["neg_elbo"], ev["recon_nll"], ev["kl"]) == (test["elbo"], test["recon"], test["kl"])
+    assert f"-log p(x) <= {ev['neg_iwae']:.2f} nats (IWAE k=5 on " in r.stdout
+    html = (out / "report.html").read_text()
+    assert html.count("test −ELBO") == 1 and f"{test['elbo']:.3f}" in html and f"{val['elbo']:.3f}" in html
+    # vaekit evaluate on the run's own test split shows the stored number too, not a second estimate
+    r = CliRunner().invoke(app, ["evaluate", str(out), "--iwae-k", "0", "--seed", "7", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["neg_elbo"] == test["elbo"]

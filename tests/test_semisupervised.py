@@ -162,3 +162,10 @@ def test_m2_run_writes_report_samples_evaluation_and_report_command_works(tmp_pa
     assert (out / "report.html").is_file()
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["iwae_k"] == 3 and ev["n"] > 0
+    assert ev["likelihood_of"] == "p(x|y)" and ev["neg_iwae_marginal"] <= ev["neg_iwae"] + math.log(10) + 0.5
+    r = runner.invoke(app, ["evaluate", str(out), "--iwae-k", "3"])
+    assert r.exit_code == 0, r.output
+    assert "-log p(x|y) <= -IWAE" in r.stdout and "bits/dim given y" in r.stdout
+    assert "(unconditional)" in r.stdout
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["iwae_k"] == 3 and "exact sum over 10 labels" in ev["marginal_estimator"]

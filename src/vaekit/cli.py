@@ -211,15 +211,34 @@ def train(
     if "test_accuracy" in res:
         typer.echo(f"semi-supervised M2 with {res['labeled']} labels: test accuracy {res['test_accuracy']:.4f} "
                    f"(validation {res['validation_accuracy']:.4f}); run directory: {out}")
+        _echo_report_line(out)
         return
-    test = res.get("test") or {}
+    test, val = res.get("test") or {}, res.get("validation") or {}
     msg = (f"trained {r.epochs_run} epochs (best epoch {r.best_epoch}"
-           f"{', stopped early' if r.stopped_early else ''}); "
-           f"best validation -ELBO {r.best_val_loss:.2f} nats")
+           f"{', stopped early' if r.stopped_early else ''})")
+    if val:  # the numbers stored in results.json (one estimate each, shown everywhere)
+        msg += f"; best validation -ELBO {val['elbo']:.2f} nats"
     if test:
         msg += f"; test -ELBO {test['elbo']:.2f} nats (recon {test['recon']:.2f} + KL {test['kl']:.2f})"
-    typer.echo(msg)
+    typer.echo(msg + ("; 1-sample ELBO of the best weights (results.json)" if val or test else ""))
+    _echo_report_line(out)
     typer.echo(f"run directory: {out}")
+
+
+def _echo_report_line(out: Path) -> None:
+    """One line on the end-of-run report: the estimator, how many examples, and what it cost."""
+    from .runs import read_json
+
+    p = out / "evaluation.json"
+    ev = read_json(p) if p.is_file() else {}
+    plan = ev.get("report_plan")
+    if not plan or "neg_iwae" not in ev:
+        return
+    line = (f"report: -log {ev.get('likelihood_of', 'p(x)')} <= {ev['neg_iwae']:.2f} nats (IWAE k={plan['k']} on "
+            f"{plan['n']} of {plan['total']} test examples, {plan['seconds']:.1f} s)")
+    if "neg_iwae_marginal" in ev:
+        line += f"; -log p(x) <= {ev['neg_iwae_marginal']:.2f} nats (summed over labels)"
+    typer.echo(f"{line}; {out / 'report.html'}")
 
 
 def _user_condition(trained, label: Optional[str], attributes: Optional[str], n: int):

@@ -14,6 +14,13 @@ import typer
 from .cli import _check_out_file, _int_list, _user_errors, _write_array, app
 from .errors import UsageError
 
+def _stderr_is_terminal() -> bool:
+    """Progress bars only for a person watching (not in pipes, logs or tests)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
 @app.command()
 @_user_errors
 def report(
@@ -25,7 +32,7 @@ def report(
     """Write RUN/report.html: one self-contained page with metrics, curves and pictures."""
     from . import api
 
-    path = api.report(run, data=data, split=split, iwae_k=iwae_k)
+    path = api.report(run, data=data, split=split, iwae_k=iwae_k, progress=_stderr_is_terminal())
     typer.echo(f"wrote {path}")
 
 
@@ -206,7 +213,7 @@ def evaluate(
 
     trained = api.load(run)
     unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
-    res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed)
+    res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed, progress=_stderr_is_terminal())
     _save_or_say(run, "evaluation.json", res, unsaved)
     if as_json:
         typer.echo(json_text(res, indent=2))
@@ -246,12 +253,20 @@ def _print_evaluation(res: dict) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("unit / estimator")
-    t.add_row("-ELBO", f"{res['neg_elbo']:.3f}", "nats per example, 1 posterior sample")
+    of = res.get("likelihood_of", "p(x)")  # p(x|y) for conditional runs: the bounds are of the label-given density
+    given = f" given {of[4:-1]}" if "|" in of else ""
+    t.add_row(f"-ELBO{given}", f"{res['neg_elbo']:.3f}",
+              f"nats per example, {res.get('elbo_estimator', 'ELBO (1 posterior sample)')}")
     t.add_row("  reconstruction NLL", f"{res['recon_nll']:.3f}", "nats per example")
     t.add_row("  KL(q(z|x) || p(z))", f"{res['kl']:.3f}", "nats per example")
     if "neg_iwae" in res:
-        t.add_row("-log p(x) <= -IWAE", f"{res['neg_iwae']:.3f}", f"nats per example, IWAE k={res['iwae_k']}")
-    t.add_row("bits/dim", f"{res['bits_per_dim']:.4f}", f"from {res['bound']}, {res['features']} dims")
+        part = f", {res['iwae_n']} of {res['n']} examples" if res.get("iwae_n", res["n"]) != res["n"] else ""
+        t.add_row(f"-log {of} <= -IWAE", f"{res['neg_iwae']:.3f}", f"nats per example, IWAE k={res['iwae_k']}{part}")
+    t.add_row(f"bits/dim{given}", f"{res['bits_per_dim']:.4f}", f"from {res['bound']}, {res['features']} dims")
+    if "neg_iwae_marginal" in res:
+        t.add_row("-log p(x) <= (unconditional)", f"{res['neg_iwae_marginal']:.3f}",
+                  f"nats per example, {res['marginal_estimator']}")
+        t.add_row("bits/dim (unconditional)", f"{res['bits_per_dim_marginal']:.4f}", "from the bound above")
     t.add_row("active units", f"{res['active_units']} / {res['latent_dim']}", escape("Var_x E[z_u|x] > 0.01"))
     t.add_row("reconstruction MSE", f"{res['mse']:.5f}", "per feature")
     if "bce" in res:
