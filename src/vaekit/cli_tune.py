@@ -48,7 +48,10 @@ def tune(
     typer.echo(f"{c['finished']} of {res.target} trials finished ({c['complete']} complete, {c['pruned']} pruned, "
                f"{c['failed']} failed) in {time.perf_counter() - t0:.0f} s")
     if res.best_trial is not None:
-        typer.echo(f"best: trial {res.best_trial}, {res.metric} {res.best_value:.3f} nats; "
+        from .tuning import METRICS
+
+        typer.echo(f"best: trial {res.best_trial}, {res.metric} {res.best_value:.3f} "
+                   f"({METRICS[res.metric]}, the value in its results.json/trial.json); "
                    f"{out / 'best_config.yaml'}, {out / 'trials.csv'}"
                    + ("" if res.interrupted else f", {out / 'tune_report.html'}"))
     if res.interrupted:

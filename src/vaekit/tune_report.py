@@ -65,7 +65,8 @@ def _write_trials_csv(trials, path: Path, space: SearchSpace, metric: str) -> No
 def _write_best_config(cfg: TrainConfig, path: Path, name: str, number: int, metric: str, value: float) -> None:
     import yaml
 
-    header = (f"# best trial {number} of vaekit tune study '{name}': {metric} = {value:.4f} nats per example\n"
+    header = (f"# best trial {number} of vaekit tune study '{name}': {metric} = {value:.4f} "
+              f"({METRICS.get(metric, 'nats per example')})\n"
               f"# train it again with: vaekit train --config {path} --out RUN\n")
     atomic_write_text(path, header + yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 

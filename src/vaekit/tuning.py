@@ -33,7 +33,7 @@ from .space import SearchSpace, load_space, parse_space
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
-METRICS = {"val_elbo": "validation −ELBO (1 sample, β = 1), nats per example",
+METRICS = {"val_elbo": "validation −ELBO of the best weights (1-sample ELBO, β = 1), nats per example",
            "val_iwae": "validation −IWAE bound (k samples), nats per example",
            "val_recon": "validation reconstruction NLL, nats per example"}
 TUNE_JSON = "tune.json"
