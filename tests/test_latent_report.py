@@ -129,8 +129,9 @@ def test_train_summary_results_json_and_report_show_the_same_stored_numbers(tmp_
 
     out = tmp_path / "r"
     r = CliRunner().invoke(app, ["train", "--data", "digits", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
-                                 "--report-iwae-k", "5", "--out", str(out), "-q"])
+                                 "--report-iwae-k", "5", "--out", str(out)])
     assert r.exit_code == 0, r.output
+    assert "IWAE k=5" in r.stderr  # the report's progress bar (off with -q)
     res = json.loads((out / "results.json").read_text())
     ev = json.loads((out / "evaluation.json").read_text())
     val, test = res["validation"], res["test"]
@@ -138,6 +139,7 @@ def test_train_summary_results_json_and_report_show_the_same_stored_numbers(tmp_
     assert f"test -ELBO {test['elbo']:.2f} nats" in r.stdout and "1-sample ELBO" in r.stdout
     assert (ev["neg_elbo"], ev["recon_nll"], ev["kl"]) == (test["elbo"], test["recon"], test["kl"])
     assert f"-log p(x) <= {ev['neg_iwae']:.2f} nats (IWAE k=5 on " in r.stdout
+    assert (ev["report_plan"]["k"], ev["report_plan"]["n"], ev["iwae_n"]) == (5, ev["n"], ev["n"])
     html = (out / "report.html").read_text()
     assert html.count("test −ELBO") == 1 and f"{test['elbo']:.3f}" in html and f"{val['elbo']:.3f}" in html
     # vaekit evaluate on the run's own test split shows the stored number too, not a second estimate

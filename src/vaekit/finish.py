@@ -75,6 +75,8 @@ def plan_report(model, x: torch.Tensor, train_s: float, k: int | None = None, n:
     n_ = min(total, n) if n is not None else int(min(total, max(n_floor, budget / (K_DEFAULT * per_row))))
     k_ = int(min(K_DEFAULT, max(K_FLOOR, budget / (max(1, n_) * per_row))))
     why = "k fitted to the budget" if n is not None else "examples, then k, fitted to the budget"
+    if n_ == total and k_ == K_DEFAULT:
+        why = "default k on every example (within the budget)"
     return ReportPlan(k_, n_, total, why, n_ * k_ * per_row, budget)
 
 
