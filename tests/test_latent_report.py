@@ -146,3 +146,7 @@ def test_train_summary_results_json_and_report_show_the_same_stored_numbers(tmp_
     r = CliRunner().invoke(app, ["evaluate", str(out), "--iwae-k", "0", "--seed", "7", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["neg_elbo"] == test["elbo"]
+    r = CliRunner().invoke(app, ["evaluate", str(out), "--iwae-k", "0", "--split", "validation", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["neg_elbo"] == val["elbo"]
+    fresh = vaekit.evaluate(out, torch.as_tensor(vaekit.load(out).load_data("digits").x[:50]))  # other data
+    assert "same_data_as_training" not in fresh and "results.json" not in fresh["elbo_estimator"]
