@@ -40,3 +40,8 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API, lazy names included (``dir(vaekit)`` and tab completion show them)."""
+    return sorted(set(globals()) | set(__all__))

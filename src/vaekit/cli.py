@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from .config import TrainConfig
 from .errors import UsageError, describe_exception, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -50,6 +51,21 @@ def _user_errors(fn: Callable) -> Callable:
             _fail(message, code)
 
     return wrapper
+
+
+def _d(text: str, field: str) -> str:
+    """``text`` plus TrainConfig's default for ``field``, read from the model (never re-typed here), so
+    `vaekit train --help` shows the defaults while the flags themselves stay None and never override YAML."""
+    value = TrainConfig.model_fields[field].get_default(call_default_factory=True)
+    if value is None:
+        return text
+    if isinstance(value, bool):
+        shown = str(value).lower()
+    elif isinstance(value, list):
+        shown = ",".join(str(v) for v in value)
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} \\[default: {shown}]"  # \\[: a literal bracket in rich markup
 
 
 def _int_list(text: str | None, flag: str) -> list[int] | None:
@@ -112,54 +128,54 @@ def _write_array(values, out: Path, kind: str, columns: list[str] | None = None,
 @app.command()
 @_user_errors
 def train(
-    data: Optional[str] = typer.Option(None, "--data", help="digits, fashion-mnist, mnist, a folder of images, .npy/.npz, .csv/.parquet [default: digits]"),
+    data: Optional[str] = typer.Option(None, "--data", help="digits, fashion-mnist, mnist, a folder of images, .npy/.npz, .csv/.parquet \\[default: digits]"),
     out: Path = typer.Option(..., "--out", help="run directory to write"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it"),
-    conditional: Optional[bool] = typer.Option(None, "--conditional", help="conditional VAE on the data's labels"),
-    condition_columns: Optional[str] = typer.Option(None, "--condition-columns", help="conditional VAE on these numeric table columns, e.g. a,b"),
-    semi_supervised: Optional[bool] = typer.Option(None, "--semi-supervised", help="M2 semi-supervised VAE (Kingma et al. 2014); needs --labeled"),
-    labeled: Optional[int] = typer.Option(None, "--labeled", help="training labels kept for --semi-supervised"),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="classification weight of M2, times the training set size [0.1]"),
-    classifier_dropout: Optional[float] = typer.Option(None, "--classifier-dropout", help="dropout in M2's classifier q(y|x) [0.5]"),
-    classifier_noise: Optional[float] = typer.Option(None, "--classifier-noise", help="std of Gaussian noise on M2's labelled classifier inputs [0.3]"),
-    model: Optional[str] = typer.Option(None, "--model", help="mlp or conv"),
-    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="latent size"),
-    hidden: Optional[str] = typer.Option(None, "--hidden", help="hidden layer sizes, e.g. 400,200"),
-    channels: Optional[str] = typer.Option(None, "--channels", help="conv channels, e.g. 32,64"),
-    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="bernoulli, gaussian or auto"),
-    gaussian_std: Optional[float] = typer.Option(None, "--gaussian-std", help="fixed std of the Gaussian likelihood (learned per feature when unset)"),
-    beta: Optional[float] = typer.Option(None, "--beta", help="weight of the KL term"),
-    kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", help="epochs over which beta ramps up from 0"),
-    kl_schedule: Optional[str] = typer.Option(None, "--kl-schedule", help="linear (warm-up) or cyclical (Fu et al. 2019)"),
-    kl_cycles: Optional[int] = typer.Option(None, "--kl-cycles", help="cycles of the cyclical schedule [4]"),
-    kl_ratio: Optional[float] = typer.Option(None, "--kl-ratio", help="fraction of each cycle spent ramping beta [0.5]"),
-    iw_samples: Optional[int] = typer.Option(None, "--iw-samples", help="importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (MIWAE with --missing mask) [1]"),
-    free_bits: Optional[float] = typer.Option(None, "--free-bits", help="KL floor per latent dimension, nats (Kingma et al. 2016)"),
-    binarize: Optional[str] = typer.Option(None, "--binarize", help="none, dynamic (fresh draw every step) or static"),
-    dropout: Optional[float] = typer.Option(None, "--dropout"),
-    corruption: Optional[str] = typer.Option(None, "--corruption", help="denoising VAE: corrupt inputs, reconstruct the clean data; gaussian:0.3, masking:0.25 or salt-pepper:0.1"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamw"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    patience: Optional[int] = typer.Option(None, "--patience", help="early stopping: epochs without validation improvement"),
+    conditional: Optional[bool] = typer.Option(None, "--conditional", help=_d("conditional VAE on the data's labels", "conditional")),
+    condition_columns: Optional[str] = typer.Option(None, "--condition-columns", help=_d("conditional VAE on these numeric table columns, e.g. a,b", "condition_columns")),
+    semi_supervised: Optional[bool] = typer.Option(None, "--semi-supervised", help=_d("M2 semi-supervised VAE (Kingma et al. 2014); needs --labeled", "semi_supervised")),
+    labeled: Optional[int] = typer.Option(None, "--labeled", help=_d("training labels kept for --semi-supervised", "labeled")),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help=_d("classification weight of M2, times the training set size", "alpha")),
+    classifier_dropout: Optional[float] = typer.Option(None, "--classifier-dropout", help=_d("dropout in M2's classifier q(y|x)", "classifier_dropout")),
+    classifier_noise: Optional[float] = typer.Option(None, "--classifier-noise", help=_d("std of Gaussian noise on M2's labelled classifier inputs", "classifier_noise")),
+    model: Optional[str] = typer.Option(None, "--model", help=_d("mlp or conv", "model")),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help=_d("latent size", "latent_dim")),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help=_d("hidden layer sizes, e.g. 400,200", "hidden")),
+    channels: Optional[str] = typer.Option(None, "--channels", help=_d("conv channels, e.g. 32,64", "channels")),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood", help=_d("bernoulli, gaussian or auto", "likelihood")),
+    gaussian_std: Optional[float] = typer.Option(None, "--gaussian-std", help=_d("fixed std of the Gaussian likelihood (learned per feature when unset)", "gaussian_std")),
+    beta: Optional[float] = typer.Option(None, "--beta", help=_d("weight of the KL term", "beta")),
+    kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", help=_d("epochs over which beta ramps up from 0", "kl_warmup")),
+    kl_schedule: Optional[str] = typer.Option(None, "--kl-schedule", help=_d("linear (warm-up) or cyclical (Fu et al. 2019)", "kl_schedule")),
+    kl_cycles: Optional[int] = typer.Option(None, "--kl-cycles", help=_d("cycles of the cyclical schedule", "kl_cycles")),
+    kl_ratio: Optional[float] = typer.Option(None, "--kl-ratio", help=_d("fraction of each cycle spent ramping beta", "kl_ratio")),
+    iw_samples: Optional[int] = typer.Option(None, "--iw-samples", help=_d("importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (MIWAE with --missing mask)", "iw_samples")),
+    free_bits: Optional[float] = typer.Option(None, "--free-bits", help=_d("KL floor per latent dimension, nats (Kingma et al. 2016)", "free_bits")),
+    binarize: Optional[str] = typer.Option(None, "--binarize", help=_d("none, dynamic (fresh draw every step) or static", "binarize")),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help=_d("dropout in encoder and decoder", "dropout")),
+    corruption: Optional[str] = typer.Option(None, "--corruption", help=_d("denoising VAE: corrupt inputs, reconstruct the clean data; gaussian:0.3, masking:0.25 or salt-pepper:0.1", "corruption")),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help=_d("adam or adamw", "optimizer")),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_d("learning rate", "lr")),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help=_d("weight decay of the optimizer", "weight_decay")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_d("examples per training step", "batch_size")),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=_d("maximum number of epochs", "epochs")),
+    patience: Optional[int] = typer.Option(None, "--patience", help=_d("early stopping: epochs without validation improvement", "patience")),
     no_early_stopping: bool = typer.Option(False, "--no-early-stopping", help="train for all --epochs"),
-    min_delta: Optional[float] = typer.Option(None, "--min-delta"),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="none, exponential, step, plateau or cosine"),
-    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma", help="decay factor of the exponential/step/plateau schedules"),
-    lr_step: Optional[int] = typer.Option(None, "--lr-step", help="epochs between step decays"),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm to this value"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images to N×N"),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels"),
-    missing: Optional[str] = typer.Option(None, "--missing", help="missing table cells: error, or mask (train on incomplete rows, MIWAE) [error]"),
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),
-    test_fraction: Optional[float] = typer.Option(None, "--test-fraction"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, or bf16 (autocast; for GPUs with bf16)"),
-    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the networks"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache [default: ~/.cache/vaekit]"),
+    min_delta: Optional[float] = typer.Option(None, "--min-delta", help=_d("improvement (nats) that resets early stopping", "min_delta")),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=_d("none, exponential, step, plateau or cosine", "lr_schedule")),
+    lr_gamma: Optional[float] = typer.Option(None, "--lr-gamma", help=_d("decay factor of the exponential/step/plateau schedules", "lr_gamma")),
+    lr_step: Optional[int] = typer.Option(None, "--lr-step", help=_d("epochs between step decays", "lr_step")),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help=_d("clip the gradient norm to this value", "grad_clip")),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help=_d("resize images to N×N", "image_size")),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help=_d("table column holding labels", "label_column")),
+    missing: Optional[str] = typer.Option(None, "--missing", help=_d("missing table cells: error, or mask (train on incomplete rows, MIWAE)", "missing")),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help=_d("fraction of the data held out for validation", "val_fraction")),
+    test_fraction: Optional[float] = typer.Option(None, "--test-fraction", help=_d("fraction of the data held out for testing", "test_fraction")),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_d("random seed (splits, initialisation, shuffling)", "seed")),
+    device: Optional[str] = typer.Option(None, "--device", help=_d("auto, cpu, cuda, cuda:N or mps", "device")),
+    precision: Optional[str] = typer.Option(None, "--precision", help=_d("fp32, or bf16 (autocast; GPUs with bf16, or CPUs)", "precision")),
+    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_d("torch.compile the networks", "compile")),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache \\[default: ~/.cache/vaekit]"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
     report_iwae_k: Optional[int] = typer.Option(None, "--report-iwae-k", help="IWAE samples for the end-of-run report (0 skips) [auto: 100, fewer when its IWAE pass would cost over 10% of the training time]"),
@@ -222,6 +238,9 @@ def train(
         msg += f"; test -ELBO {test['elbo']:.2f} nats (recon {test['recon']:.2f} + KL {test['kl']:.2f})"
     typer.echo(msg + ("; 1-sample ELBO of the best weights (results.json)" if val or test else ""))
     _echo_report_line(out)
+    warning = _collapse_note(out)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"run directory: {out}")
 
 
@@ -239,6 +258,18 @@ def _echo_report_line(out: Path) -> None:
     if "neg_iwae_marginal" in ev:
         line += f"; -log p(x) <= {ev['neg_iwae_marginal']:.2f} nats (summed over labels)"
     typer.echo(f"{line}; {out / 'report.html'}")
+
+
+def _collapse_note(run: Path) -> str | None:
+    """evaluation.collapse_warning for a finished run, from the active units its evaluation.json counted."""
+    from .evaluation import collapse_warning
+    from .runs import read_json
+
+    p = run / "evaluation.json"
+    ev = read_json(p) if p.is_file() else {}
+    if "active_units" not in ev or "latent_dim" not in ev:
+        return None
+    return collapse_warning(int(ev["active_units"]), int(ev["latent_dim"]))
 
 
 def _user_condition(trained, label: Optional[str], attributes: Optional[str], n: int):
@@ -266,6 +297,27 @@ def _read_results(run: Path) -> dict:
 
     p = run / RESULTS
     return read_json(p) if p.is_file() else {}
+
+
+SPLIT_HELP = "all rows of --data, or its train, validation or test split (split like the run's own data)"
+
+
+def _pick_split(trained, ds, split: str, source: str):
+    """Keep only ``split`` of a loaded dataset (``all`` keeps it as loaded), split as the run's data was."""
+    names = ("train", "validation", "test")
+    if split == "all":
+        return ds
+    if split not in names:
+        raise UsageError(f"--split must be all, train, validation or test, got {split!r}")
+    from .data import split_dataset
+
+    cfg = trained.config
+    part = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                         seed=cfg.seed)[names.index(split)]
+    if len(part) == 0:
+        raise UsageError(f"the {split} split of {source} is empty; choose another --split")
+    ds.x, ds.y, ds.attributes, ds.test_x, ds.test_y = part.x, part.y, part.a, None, None
+    return ds
 
 
 @app.command()
@@ -298,7 +350,8 @@ def reconstruct(
     data: str = typer.Option(..., "--data", help="data to reconstruct (same kind as the training data)"),
     out: Path = typer.Option(..., "--out", help="FILE.png (inputs above reconstructions), FILE.npy or FILE.csv"),
     n: Optional[int] = typer.Option(None, "-n", "--n", help="only the first N examples [PNG default: 32]"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images \\[default: as in training]"),
+    split: str = typer.Option("all", "--split", help=SPLIT_HELP),
     label: Optional[str] = typer.Option(None, "--label", help="re-decode every input under this class (conditional runs)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
@@ -308,6 +361,7 @@ def reconstruct(
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = _pick_split(trained, ds, split, data)
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
     ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
     xm, c = trained.dataset_inputs(ds)
@@ -333,7 +387,8 @@ def encode(
     out: Path = typer.Option(..., "--out", help="FILE.npy or FILE.csv"),
     draw: bool = typer.Option(False, "--sample", help="one draw from q(z|x) instead of its mean"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed of --sample draws"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images \\[default: as in training]"),
+    split: str = typer.Option("all", "--split", help=SPLIT_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Latent codes of data: posterior means (or draws with --sample), one row per example."""
@@ -344,6 +399,7 @@ def encode(
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = _pick_split(trained, ds, split, data)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     xm, c = trained.dataset_inputs(ds)
     z = trained.encode(trained._output(xm), sample=draw, generator=gen, c=c)
@@ -360,7 +416,8 @@ def denoise(
     add_noise: Optional[str] = typer.Option(None, "--add-noise", help="corrupt clean data first, e.g. gaussian:0.3, and report the MSE against it"),
     seed: int = typer.Option(0, "--seed", help="seed of --add-noise"),
     n: Optional[int] = typer.Option(None, "-n", "--n", help="only the first N examples [PNG default: 32]"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images \\[default: as in training]"),
+    split: str = typer.Option("all", "--split", help=SPLIT_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Denoise data: the mean of p(x|z) at the posterior mean of each noisy input."""
@@ -373,6 +430,7 @@ def denoise(
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = _pick_split(trained, ds, split, data)
     if out.suffix.lower() == ".png" and ds.kind != "image":
         raise UsageError(f"PNG output needs image data, this is {ds.kind} data; use .npy or .csv")
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))

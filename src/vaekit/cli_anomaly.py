@@ -26,8 +26,8 @@ def score(
     threshold_quantile: Optional[float] = typer.Option(None, "--threshold-quantile", help="flag what scores below this quantile of the run's validation scores [0.01]"),
     contamination: Optional[float] = typer.Option(None, "--contamination", help="instead: flag this fraction of --data, in (0, 0.5]"),
     normal_label: Optional[str] = typer.Option(None, "--normal-label", help="the class that is normal (others are anomalies) for AUROC/AP"),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels [the run's]"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="table column holding labels \\[the run's]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images \\[default: as in training]"),
     seed: int = typer.Option(0, "--seed", help="seed of the shared importance samples"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:

@@ -96,7 +96,7 @@ def inpaint(
     passes: int = typer.Option(3, "--passes", help="IW passes, each refilling the encoder's input with the last estimate (gibbs/mwg start from passes-1) [3: a zero-filled hole misleads the encoder]"),
     draw: bool = typer.Option(False, "--draw", help="show the chain's last sample instead of the conditional mean"),
     seed: int = typer.Option(0, "--seed", help="seed of random masks and of the sampling"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images [default: as in training]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize images \\[default: as in training]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Fill the hidden region of images by conditional sampling given the observed pixels (Mattei & Frellsen

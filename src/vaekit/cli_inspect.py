@@ -25,7 +25,7 @@ def _stderr_is_terminal() -> bool:
 @_user_errors
 def report(
     run: Path = typer.Argument(..., help="run directory"),
-    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),
+    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate \\[default: the run's own data]"),
     split: str = typer.Option("test", "--split", help="test, validation or train"),
     iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the IWAE bound (0 skips it)"),
 ) -> None:
@@ -80,7 +80,7 @@ def interpolate(
 def traverse(
     run: Path = typer.Argument(..., help="run directory"),
     out: Path = typer.Option(..., "--out", help="FILE.png or FILE.npy"),
-    dims: Optional[str] = typer.Option(None, "--dims", help="latent dimensions to sweep, e.g. 0,3,5 [all, at most 32]"),
+    dims: Optional[str] = typer.Option(None, "--dims", help="latent dimensions to sweep, e.g. 0,3,5 \\[all, at most 32]"),
     steps: int = typer.Option(9, "--steps", help="points per sweep"),
     span: float = typer.Option(3.0, "--span", help="sweep over ±span prior standard deviations"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
@@ -175,7 +175,7 @@ def classify(
 @_user_errors
 def probe(
     run: Path = typer.Argument(..., help="run directory (an unconditional VAE)"),
-    data: Optional[str] = typer.Option(None, "--data", help="labelled data [default: the run's own data]"),
+    data: Optional[str] = typer.Option(None, "--data", help="labelled data \\[default: the run's own data]"),
     labeled: int = typer.Option(..., "--labeled", help="number of labelled training examples the classifiers get"),
     seed: int = typer.Option(0, "--seed", help="which labelled examples are drawn"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
@@ -201,7 +201,7 @@ def probe(
 @_user_errors
 def evaluate(
     run: Path = typer.Argument(..., help="run directory"),
-    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate [default: the run's own data]"),
+    data: Optional[str] = typer.Option(None, "--data", help="data to evaluate \\[default: the run's own data]"),
     split: str = typer.Option("test", "--split", help="test, validation or train"),
     iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the IWAE bound (0 skips it)"),
     seed: int = typer.Option(0, "--seed", help="seed of the Monte-Carlo estimates"),

@@ -18,6 +18,7 @@ This module knows no Optuna beyond the duck-typed ``trial.suggest_*`` calls.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -183,6 +184,23 @@ class SearchSpace:
         """Setting values for the parameters Optuna stored for a trial."""
         by_name = {p.name: p for p in self.params}
         return {k: by_name[k].decode(v) if k in by_name else v for k, v in params.items()}
+
+    def capped_warmup(self, epochs: int) -> "SearchSpace":
+        """This space with ``kl_warmup`` limited to ``epochs`` (a warm-up longer than the run never reaches
+        β); a range left with one value becomes a fixed setting. The default space uses it for ``--epochs``."""
+        params: list[Param] = []
+        fixed = dict(self.fixed)
+        for p in self.params:
+            if p.name == "kl_warmup" and p.kind != "categorical" and p.high is not None and p.high > epochs:
+                step = p.step or 1
+                high = p.low + ((epochs - p.low) // step) * step if epochs >= p.low else p.low
+                if high <= p.low:
+                    fixed[p.name] = int(p.low)
+                    continue
+                p = dataclasses.replace(p, high=high, points=min(p.points, int(high - p.low) + 1)
+                                        if p.points else None)
+            params.append(p)
+        return SearchSpace(params, fixed, self.source)
 
     def to_dict(self) -> dict:
         """A JSON-ready description (saved with the study; a rerun must describe the same space)."""

@@ -482,6 +482,10 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
             base[k] = v
     base.setdefault("seed", seed)
     base_cfg = make_config(base)
+    if space is None:  # the default space: no KL warm-up longer than the trials' --epochs
+        sp = sp.capped_warmup(base_cfg.epochs)
+        base.update(sp.fixed)
+        base_cfg = make_config(base)
     if base_cfg.semi_supervised:
         raise UsageError("vaekit tune searches unsupervised and conditional runs; drop semi_supervised")
     searched = {p.name for p in sp.params}  # the space wins over --config for what it searches

