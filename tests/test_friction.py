@@ -112,3 +112,42 @@ def test_train_warns_when_the_run_ended_collapsed(digits_run, tmp_path):
 
     (tmp_path / "evaluation.json").write_text(json.dumps({"active_units": 3, "latent_dim": 3}))
     assert _collapse_note(tmp_path) is None
+
+
+# -- devices and precision (item 9) --------------------------------------------------------------------
+def test_device_names_are_checked_in_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from vaekit.errors import UsageError
+    from vaekit.training import resolve_device
+
+    assert_usage_error(run("train", "--out", tmp_path / "r", "--device", "gpu", *FAST), "--device", "cuda:N")
+    assert TrainConfig(device="cuda:1").device == "cuda:1" and TrainConfig(device="MPS").device == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="--device cuda:1 .* no CUDA GPU"):
+        resolve_device("cuda:1")
+    assert resolve_device("auto").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UsageError, match=r"has 2 CUDA GPUs \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="--device mps .* no Apple GPU"):
+        resolve_device("mps")
+    assert_usage_error(run("train", "--out", tmp_path / "r2", "--device", "mps", *FAST), "--device mps")
+    assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize("extra", [{}, {"semi_supervised": True, "labeled": 40}])
+def test_bf16_is_applied_on_the_cpu(extra):
+    from vaekit import api
+
+    kw = dict(data="digits", latent_dim=3, hidden=[16], epochs=1, batch_size=128, seed=0, report=False,
+              device="cpu", **extra)
+    a = api.train(**kw, precision="fp32")
+    b = api.train(**kw, precision="bf16")
+    wa, wb = a.model.state_dict(), b.model.state_dict()
+    # bfloat16 matmuls round to 8 bits of mantissa: the same seed gives visibly different weights
+    assert any(not np.allclose(wa[k].numpy(), wb[k].numpy(), atol=1e-6) for k in wa)
+    assert all(np.isfinite(wb[k].numpy()).all() for k in wb)

@@ -166,7 +166,7 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     err = architecture_error(cfg, shape)
     if err:
         raise UsageError(err)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.precision)
 
     fingerprint = ds.fingerprint()
     # The splits are copies: drop the full array so training does not hold the data twice.

@@ -23,7 +23,6 @@ MissingName = Literal["error", "mask"]
 KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
-DeviceName = Literal["auto", "cpu", "cuda"]
 PrecisionName = Literal["fp32", "bf16"]
 
 
@@ -95,7 +94,7 @@ class TrainConfig(BaseModel):
 
     # run
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    device: DeviceName = "auto"
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked against the machine in training.resolve_device)
     precision: PrecisionName = "fp32"
     compile: bool = False
 
@@ -114,6 +113,14 @@ class TrainConfig(BaseModel):
     def _hidden_sizes(cls, v: list[int]) -> list[int]:
         if any(h < 1 or h > 65536 for h in v):
             raise ValueError("each hidden size must be between 1 and 65536")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in ("auto", "cpu", "cuda", "mps") and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError("use auto, cpu, cuda, cuda:N (a GPU index, e.g. cuda:1) or mps")
         return v
 
     @field_validator("corruption")

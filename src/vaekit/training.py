@@ -28,14 +28,34 @@ from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_tex
                    read_json, read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from .errors import UsageError
+def resolve_device(name: str, precision: str = "fp32") -> torch.device:
+    """The torch device for ``--device`` (auto, cpu, cuda, cuda:N, mps); a one-line UsageError when this
+    machine does not have it, or when ``precision`` bf16 cannot run on it."""
+    from .errors import UsageError
 
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
+    if name == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif name == "cpu":
+        dev = torch.device("cpu")
+    elif name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError("--device mps was asked for but this machine has no Apple GPU (MPS) that torch can use; "
+                             "use --device cpu or auto")
+        dev = torch.device("mps")
+    else:
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+        dev = torch.device(name)
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {name} was asked for but this machine has {count} CUDA GPU"
+                             f"{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); "
+                             "pick one of them or use --device cuda")
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--precision bf16 needs a GPU with bfloat16 support and {torch.cuda.get_device_name(dev)} "
+                         "has none; use --precision fp32")
+    return dev
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

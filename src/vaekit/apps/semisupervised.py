@@ -111,6 +111,7 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
     if resume:
         assert run_dir is not None
         best_state, history = _load_m2_checkpoint(run_dir, m2, opt, gen, st, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         m2.train()
@@ -119,13 +120,14 @@ def fit_m2(m2: M2, cfg: TrainConfig, train_x: torch.Tensor, labelled_idx: torch.
         for k in range(steps):
             xb = x[perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]]
             li = torch.randint(0, n_l, (min(cfg.batch_size, n_l),), generator=gen).to(device)
-            U = m2.unlabelled_loss(xb).mean()
-            L = m2.labelled_loss(xl[li], yl[li]).mean()
-            xc = xl[li]
-            if cfg.classifier_noise > 0:  # the classifier sees only the few labelled inputs: jitter them
-                xc = xc + cfg.classifier_noise * torch.randn_like(xc)
-            ce = nn.functional.cross_entropy(m2.classifier(xc), yl[li])
-            loss = (n_l * L + n_u * U) / n + w_cls * ce
+            with autocast:  # --precision bf16, as in Trainer (CPU autocast supports bfloat16 too)
+                U = m2.unlabelled_loss(xb).mean()
+                L = m2.labelled_loss(xl[li], yl[li]).mean()
+                xc = xl[li]
+                if cfg.classifier_noise > 0:  # the classifier sees only the few labelled inputs: jitter them
+                    xc = xc + cfg.classifier_noise * torch.randn_like(xc)
+                ce = nn.functional.cross_entropy(m2.classifier(xc), yl[li])
+                loss = (n_l * L + n_u * U) / n + w_cls * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
