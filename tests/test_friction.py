@@ -151,3 +151,20 @@ def test_bf16_is_applied_on_the_cpu(extra):
     # bfloat16 matmuls round to 8 bits of mantissa: the same seed gives visibly different weights
     assert any(not np.allclose(wa[k].numpy(), wb[k].numpy(), atol=1e-6) for k in wa)
     assert all(np.isfinite(wb[k].numpy()).all() for k in wb)
+
+
+# -- conditional runs on tables with text columns (item 10: declined, the refusal names the columns) ----
+def test_conditional_refusal_names_the_text_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [f"{a:.3f},{b:.3f},{'red' if a > 0 else 'blue'},{'x' if b > 0 else 'y'},{int(a > b)}"
+            for a, b in rng.normal(size=(60, 2))]
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,color,shape,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "r"
+    assert_usage_error(run("train", "--data", csv, "--label-column", "label", "--conditional", "--out", out, *FAST),
+                       "--conditional", "'color', 'shape'", "drop them")
+    assert_usage_error(run("train", "--data", csv, "--condition-columns", "a,color", "--out", out, *FAST),
+                       "--condition-columns takes numeric columns", "'color' is a text column")
+    assert_usage_error(run("train", "--data", csv, "--label-column", "label", "--semi-supervised", "--labeled", "10",
+                           "--out", out, *FAST), "--semi-supervised", "'color', 'shape'")
+    assert not out.exists()

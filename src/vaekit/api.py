@@ -142,8 +142,7 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
     if has_categorical(ds.schema) and (cfg.conditional or cfg.condition_columns or cfg.semi_supervised):
-        raise UsageError(f"{cfg.data} has text (categorical) columns; --conditional, --condition-columns and "
-                         "--semi-supervised need numeric tables: drop the flag or the text columns")
+        raise UsageError(_text_columns_refusal(cfg, ds.schema))
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
     one_hot = categorical_features(ds.schema, ds.x.shape[1]) if has_categorical(ds.schema) else None
     scaler = Standardizer.fit(splits[0].x, feature_columns, one_hot) if ds.kind == "table" else None
@@ -201,6 +200,23 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     if out_path is not None:
         _finish_run(trained, trainer, splits, conds, ds, masks, **end)
     return trained
+
+
+def _text_columns_refusal(cfg: TrainConfig, schema: list[dict]) -> str:
+    """Why a conditional/M2 run refuses a mixed-type table, naming the text columns (their condition
+    handling is numeric: attribute columns are standardized, one-hot blocks would be split apart)."""
+    text = [c["name"] for c in schema if c["kind"] == "categorical"]
+    flag = "--semi-supervised" if cfg.semi_supervised else \
+        "--condition-columns" if cfg.condition_columns else "--conditional"
+    asked = [c for c in cfg.condition_columns or [] if c in text]
+    if asked:
+        return (f"--condition-columns takes numeric columns, and {', '.join(map(repr, asked))} "
+                f"{'is a text column' if len(asked) == 1 else 'are text columns'} of {cfg.data}; condition on "
+                "numeric columns, or make the text column the labels (--label-column NAME --conditional)")
+    shown = ", ".join(map(repr, text[:8])) + (f" and {len(text) - 8} more" if len(text) > 8 else "")
+    return (f"{flag} needs a numeric table, and {cfg.data} has text (categorical) column"
+            f"{'s' if len(text) > 1 else ''} {shown}; drop {'them' if len(text) > 1 else 'it'} from the table "
+            f"(or drop {flag}: an unconditional run models text columns)")
 
 
 def _check_corruption(cfg: TrainConfig, train_x: torch.Tensor) -> None:
