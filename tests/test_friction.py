@@ -168,3 +168,27 @@ def test_conditional_refusal_names_the_text_columns(tmp_path):
     assert_usage_error(run("train", "--data", csv, "--label-column", "label", "--semi-supervised", "--labeled", "10",
                            "--out", out, *FAST), "--semi-supervised", "'color', 'shape'")
     assert not out.exists()
+
+
+# -- denoise on a table (item 3) ---------------------------------------------------------------------------
+def test_denoise_reports_tables_per_column_in_standardized_units(tmp_path):
+    from vaekit import api
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2)) * [1000.0, 1.0] + [5000.0, 0.0]
+    csv = tmp_path / "t.csv"
+    csv.write_text("big,small\n" + "\n".join(f"{a:.3f},{b:.5f}" for a, b in x) + "\n")
+    api.train(str(csv), out=tmp_path / "run", latent_dim=1, hidden=[8], epochs=1, report=False)
+    r = run("denoise", tmp_path / "run", "--data", csv, "--add-noise", "gaussian:0.1", "--out", tmp_path / "d.csv")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert "per column in standardized units" in lines[1]
+    rows = {s.split()[0]: [float(v) for v in s.split()[1:3]] for s in lines[3:6]}
+    assert set(rows) == {"big", "small", "mean"}
+    # gaussian:0.1 is 0.1 training std per column: a corrupted MSE near 0.01 in both columns, not 1e4 in "big"
+    for name in ("big", "small"):
+        assert 0.005 < rows[name][0] < 0.02, rows
+    assert rows["mean"][0] == pytest.approx((rows["big"][0] + rows["small"][0]) / 2, abs=1e-5)
+    # one epoch of a 1-d latent reconstructs little: the output is further from the data than the input
+    assert rows["mean"][1] > rows["mean"][0]
+    assert lines[-1].startswith("denoising did not help")

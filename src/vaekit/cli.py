@@ -447,9 +447,42 @@ def denoise(
         _write_array(den, out, ds.kind, ds.columns, trained.schema)
     typer.echo(f"wrote {len(den)} denoised examples to {out}")
     if add_noise is not None:
-        mse = lambda a: float(((a - clean) ** 2).mean())  # noqa: E731
-        typer.echo(f"MSE per feature against the clean data ({ds.kind} units): corrupted {mse(noisy):.5f}, "
-                   f"denoised {mse(den):.5f}")
+        for line in _denoise_lines(trained, clean, noisy, den, ds.columns):
+            typer.echo(line)
+
+
+def _denoise_lines(trained, clean, noisy, den, columns: list[str] | None, show: int = 30) -> list[str]:
+    """The errors of `denoise --add-noise`: for tables per column in standardized units (error / the column's
+    training std, so one large column does not dominate) and their mean; for images and arrays per feature
+    in data units. Says plainly when the denoised output is not closer to the clean data than its input."""
+    if trained.scaler is not None:
+        std = trained.scaler.std.reshape(1, -1).to(clean.device)
+        per = lambda a: (((a - clean) / std) ** 2).mean(0)  # noqa: E731
+        cor, dn = per(noisy), per(den)
+        d = cor.numel()
+        names = columns if columns and len(columns) == d else [f"x{i}" for i in range(d)]
+        width = max(8, *(len(n) for n in names[:show]))
+        lines = ["MSE against the clean data, per column in standardized units (squared error / the column's "
+                 "training variance):", f"  {'column':<{width}}  corrupted   denoised"]
+        lines += [f"  {n:<{width}}  {c:9.5f}  {v:9.5f}" + ("   (worse)" if v >= c else "")
+                  for n, c, v in zip(names[:show], cor.tolist(), dn.tolist())]
+        if d > show:
+            lines.append(f"  ... and {d - show} more columns")
+        mc, md = float(cor.mean()), float(dn.mean())
+        lines.append(f"  {'mean':<{width}}  {mc:9.5f}  {md:9.5f}")
+        worse = [n for n, c, v in zip(names, cor.tolist(), dn.tolist()) if v >= c]
+    else:
+        mc, md = float(((noisy - clean) ** 2).mean()), float(((den - clean) ** 2).mean())
+        lines = [f"MSE per feature against the clean data (data units): corrupted {mc:.5f}, denoised {md:.5f}"]
+        worse = []
+    if md >= mc:
+        lines.append(f"denoising did not help: the denoised output is further from the clean data ({md:.5f}) than "
+                     f"the corrupted input ({mc:.5f}): its reconstruction error exceeds this noise; train longer or with "
+                     "--corruption matching this noise")
+    elif worse:
+        lines.append(f"denoising helped on average but not for {len(worse)} column(s): {', '.join(worse[:8])}"
+                     + (" ..." if len(worse) > 8 else ""))
+    return lines
 
 
 from . import cli_inspect  # noqa: E402,F401  (registers the inspection commands on `app`)
