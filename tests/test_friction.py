@@ -192,3 +192,37 @@ def test_denoise_reports_tables_per_column_in_standardized_units(tmp_path):
     # one epoch of a 1-d latent reconstructs little: the output is further from the data than the input
     assert rows["mean"][1] > rows["mean"][0]
     assert lines[-1].startswith("denoising did not help")
+
+
+# -- anomaly thresholds from too few rows (item 5) ----------------------------------------------------------
+def test_quantile_from_too_few_rows_is_warned_about(tmp_path):
+    from vaekit.apps.anomaly import quantile_warning, rows_for_quantile
+
+    assert (rows_for_quantile(0.01), rows_for_quantile(0.05), rows_for_quantile(0.5), rows_for_quantile(0.99)) == \
+        (100, 20, 2, 100)
+    assert quantile_warning(100, 0.01) is None
+    assert "only 10 validation rows, fewer than the 100" in quantile_warning(10, 0.01, "validation")
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    det = vaekit.AnomalyDetector(vaekit.VAE(latent_dim=1, hidden=(8,), epochs=1), iwae_k=4)
+    with pytest.warns(UserWarning, match="only 12 validation rows, fewer than the 100"):
+        det.fit(x)
+    with pytest.warns(UserWarning) as record:  # 12 rows resolve a 0.1-quantile: no threshold warning
+        vaekit.AnomalyDetector(vaekit.VAE(latent_dim=1, hidden=(8,), epochs=1), iwae_k=4,
+                               threshold_quantile=0.1).fit(x)
+        import warnings
+        warnings.warn("sentinel", UserWarning)
+    assert [str(w.message) for w in record] == ["sentinel"]
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.4f}" for v in r) for r in x) + "\n")
+    r = run("train", "--data", csv, "--out", tmp_path / "run", "--latent-dim", "1", "--hidden", "8", "--epochs",
+            "1", "--report-iwae-k", "0", "-q")
+    assert r.exit_code == 0, r.output
+    r = run("score", tmp_path / "run", "--data", csv, "--out", tmp_path / "s.csv", "--iwae-k", "4")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("warning: the anomaly threshold is the 0.01-quantile of only 12 validation rows") == 1
+    r = run("score", tmp_path / "run", "--data", csv, "--out", tmp_path / "s2.csv", "--iwae-k", "4",
+            "--threshold-quantile", "0.1")
+    assert r.exit_code == 0 and "warning" not in r.stderr

@@ -33,7 +33,9 @@ def score(
 ) -> None:
     """Anomaly scores of --data (higher = more normal) and a threshold; AUROC and AP when labelled."""
     _check_out_file(out, overwrite, (".csv",))
-    from .apps.anomaly import anomaly_labels, check_score_settings, describe, ranking_metrics
+    import warnings
+
+    from .apps.anomaly import anomaly_labels, check_score_settings, describe, quantile_warning, ranking_metrics
 
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)
     if seed < 0:
@@ -89,9 +91,14 @@ def score(
                             f"which cannot be loaded ({str(err).rstrip('.')}); pass --contamination C to "
                             f"threshold on {data} itself") from None
         val = split_dataset(ref, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
-        det.fit(val.x.reshape(len(val.x), -1).numpy())
         q = 0.01 if threshold_quantile is None else threshold_quantile
+        with warnings.catch_warnings():  # said below, once, as a warning line
+            warnings.simplefilter("ignore", UserWarning)
+            det.fit(val.x.reshape(len(val.x), -1).numpy())
         where = f"the {q:g}-quantile of the scores of {run}'s {len(val.x)} validation examples"
+        note = quantile_warning(len(val.x), q, "validation")
+        if note:
+            typer.echo(f"warning: {note}", err=True)
     scores = det.score_samples(x)
     flagged = scores < det.offset_
     header = ["index", "score", "is_anomaly"] + (["label"] if y is not None else [])

@@ -323,7 +323,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> "AnomalyDetector":
         """Fit (or load) the VAE and set the threshold ``offset_``; ``y`` is ignored."""
-        from .apps.anomaly import DEFAULT_QUANTILE, check_score_settings, threshold
+        import warnings
+
+        from .apps.anomaly import DEFAULT_QUANTILE, check_score_settings, quantile_warning, threshold
 
         check_score_settings(self.method, self.iwae_k, self.contamination, self.threshold_quantile)
         seed = _seed(self.random_state)
@@ -342,6 +344,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         else:
             q = DEFAULT_QUANTILE if self.threshold_quantile is None else float(self.threshold_quantile)
             ref = scores[vae.validation_index_] if trained_here else scores
+            note = quantile_warning(len(ref), q, "validation" if trained_here else "fitted",
+                                    "fit on more rows (or a larger validation_fraction of the VAE), use a larger "
+                                    "threshold_quantile, or set contamination")
+            if note:
+                warnings.warn(note, UserWarning, stacklevel=2)
             self.offset_ = threshold(ref, q)
         return self
 

@@ -112,6 +112,30 @@ def threshold(scores: np.ndarray, fraction: float) -> float:
     return float(np.percentile(np.asarray(scores, dtype=np.float64), 100.0 * fraction))
 
 
+def rows_for_quantile(q: float) -> int:
+    """Fewest rows whose empirical q-quantile lies among them: with fewer than 1/min(q, 1−q) rows the
+    q-quantile falls beyond every row (np.percentile then returns about the smallest or largest score), so a
+    threshold from it says more about those few rows than about the data (10 validation rows at q = 0.01
+    flagged 42% of a table)."""
+    return int(np.ceil(1.0 / min(q, 1.0 - q) - 1e-9))
+
+
+def quantile_warning(n: int, q: float, what: str = "held-out",
+                     remedy: str = "use more validation rows (--val-fraction when training), a larger "
+                                   "--threshold-quantile, or --contamination") -> str | None:
+    """A warning when a q-quantile threshold comes from too few rows (None when ``n`` is enough).
+
+    Below :func:`rows_for_quantile` (q) rows the threshold is about the most extreme of those few scores, and
+    it flags an unpredictable share of new data. The threshold is kept (results of existing runs do not
+    change); the warning says how many rows there were, how many are needed, and what to do instead.
+    """
+    need = rows_for_quantile(q)
+    if n >= need:
+        return None
+    return (f"the anomaly threshold is the {q:g}-quantile of only {n} {what} rows, fewer than the {need} it needs "
+            f"(with fewer it lies beyond all of them), so the share of data it flags is unreliable; {remedy}")
+
+
 def ranking_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, float]:
     """AUROC and average precision of ranking anomalies first (lowest score first)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -151,4 +175,4 @@ def anomaly_labels(y: np.ndarray, classes: list[str] | None, normal_label: str |
 
 
 __all__ = ["SCORES", "DEFAULT_QUANTILE", "check_score_settings", "log_det", "common_noise", "score_examples",
-           "describe", "threshold", "ranking_metrics", "anomaly_labels"]
+           "describe", "threshold", "ranking_metrics", "anomaly_labels", "rows_for_quantile", "quantile_warning"]
