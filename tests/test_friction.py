@@ -226,3 +226,21 @@ def test_quantile_from_too_few_rows_is_warned_about(tmp_path):
     r = run("score", tmp_path / "run", "--data", csv, "--out", tmp_path / "s2.csv", "--iwae-k", "4",
             "--threshold-quantile", "0.1")
     assert r.exit_code == 0 and "warning" not in r.stderr
+
+
+# -- start-up of small commands (item 8) -------------------------------------------------------------------
+def test_small_commands_import_no_heavy_optional_library(digits_run, tmp_path):
+    import subprocess
+    import sys
+
+    out, _ = digits_run
+    code = ("import sys\nfrom vaekit.cli import app\n"
+            f"args = [['sample', {str(out)!r}, '-n', '4', '--out', {str(tmp_path / 's.png')!r}],\n"
+            f"        ['encode', {str(out)!r}, '--data', 'digits', '--out', {str(tmp_path / 'z.npy')!r}]]\n"
+            "for a in args:\n"
+            "    try:\n        app(a)\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+            "heavy = ('pyarrow', 'sklearn', 'scipy', 'matplotlib', 'optuna', 'pandas')\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout

@@ -19,14 +19,29 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import importlib
+
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from ..errors import DataError
 from ._common import encode_labels, one_line
 from .dataset import Dataset
+
+
+class _OnFirstUse:
+    """A module imported on first attribute access: pyarrow costs 25-50 ms of every command's start-up,
+    and only commands that read a table need it (bench/startup.py)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+pa = _OnFirstUse("pyarrow")
+pc = _OnFirstUse("pyarrow.compute")
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 #: more distinct text values than this in one column: most likely an ID or free text, not a category
