@@ -244,3 +244,80 @@ def test_small_commands_import_no_heavy_optional_library(digits_run, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout
+
+
+# -- threads (item 6) ----------------------------------------------------------------------------------------
+def test_threads_setting_reaches_torch(tmp_path):
+    import torch
+
+    from vaekit import api
+
+    assert_usage_error(run("train", "--out", tmp_path / "r", "--threads", "0", *FAST), "--threads")
+    before = torch.get_num_threads()
+    try:
+        (tmp_path / "c.yaml").write_text("threads: 2\nepochs: 1\nhidden: [8]\nlatent_dim: 2\n")
+        t = api.train("digits", config=tmp_path / "c.yaml", out=tmp_path / "run", report=False)
+        assert torch.get_num_threads() == 2 and t.config.threads == 2
+        api.train("digits", latent_dim=2, hidden=[8], epochs=1, report=False, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_resume_may_change_threads(tmp_path):
+    import torch
+
+    from vaekit import api
+
+    out = tmp_path / "run"
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            api.train("digits", out=out, latent_dim=2, hidden=[8], epochs=2, report=False, on_epoch_end=stop)
+        r = run("train", "--out", out, "--resume", "--threads", "1", "--epochs", "3", "-q")
+        assert_usage_error(r, "drop --epochs")  # other settings still may not change on resume
+        assert "--threads" not in r.stderr
+        r = run("train", "--out", out, "--resume", "--threads", "1", "-q", "--report-iwae-k", "0")
+        assert r.exit_code == 0, r.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_cli_environment_sets_the_default_before_torch(monkeypatch):
+    import os
+
+    from vaekit._threads import cli_environment, default_environment
+
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "VAEKIT_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(k, raising=False)
+    assert cli_environment() is None
+    assert all(os.environ[k] == v for k, v in default_environment().items())
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the user's own setting stands
+    assert cli_environment() is None and os.environ["OMP_NUM_THREADS"] == "7"
+    monkeypatch.setenv("VAEKIT_THREADS", "3")
+    assert cli_environment() is None and os.environ["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("VAEKIT_THREADS", "many")
+    assert "VAEKIT_THREADS must be a whole number" in cli_environment()
+
+
+def test_bad_vaekit_threads_is_one_line_exit_2():
+    import os
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "vaekit", "--help"], capture_output=True, text=True,
+                       env={**os.environ, "VAEKIT_THREADS": "0"})
+    assert p.returncode == 2 and p.stderr.strip().startswith("error: VAEKIT_THREADS")
+    assert len(p.stderr.strip().splitlines()) == 1
+    code = "import os, torch; print(torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    p = subprocess.run([sys.executable, "-c", "from vaekit._threads import cli_environment; cli_environment(); "
+                        + code.replace("import os, torch; ", "import os, torch;")], capture_output=True, text=True,
+                       env={**env, "VAEKIT_THREADS": "1"})
+    assert p.stdout.split() == ["1", "1"], p.stderr

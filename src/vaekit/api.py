@@ -120,10 +120,12 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         cfg = _saved_config(info, out_path)
         given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
         if given is not None:
-            diff = [k for k in given.model_fields_set if getattr(given, k) != getattr(cfg, k)]
+            diff = [k for k in given.model_fields_set if k != "threads" and getattr(given, k) != getattr(cfg, k)]
             if diff:
                 raise UsageError(f"--resume continues {out_path} with its saved settings; drop "
                                  + ", ".join("--" + k.replace("_", "-") for k in sorted(diff)))
+            if "threads" in given.model_fields_set:  # the machine's business, not the run's: may change
+                cfg = cfg.model_copy(update={"threads": given.threads})
     else:
         if isinstance(config, TrainConfig):
             base = config.model_dump()
@@ -135,6 +137,10 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
             base = {}
         cfg = make_config(base, **({"data": data} if data else {}), **settings)
 
+    if cfg.threads is not None:
+        from ._threads import configure_threads
+
+        configure_threads(cfg.threads)
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask")

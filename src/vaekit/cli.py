@@ -175,6 +175,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help=_d("auto, cpu, cuda, cuda:N or mps", "device")),
     precision: Optional[str] = typer.Option(None, "--precision", help=_d("fp32, or bf16 (autocast; GPUs with bf16, or CPUs)", "precision")),
     compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_d("torch.compile the networks", "compile")),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of torch \\[default: VAEKIT_THREADS, OMP_NUM_THREADS, else vaekit's default: see README, Performance]"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache \\[default: ~/.cache/vaekit]"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
@@ -199,7 +200,7 @@ def train(
                     min_delta=min_delta, lr_schedule=lr_schedule, lr_gamma=lr_gamma, lr_step=lr_step,
                     grad_clip=grad_clip, image_size=image_size, label_column=label_column, missing=missing,
                     val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, device=device,
-                    precision=precision, compile=compile_)
+                    precision=precision, compile=compile_, threads=threads)
     settings = {k: v for k, v in settings.items() if v is not None}
     if resume and config is not None:
         raise UsageError("--resume continues with the run's saved settings; drop --config")
@@ -493,6 +494,12 @@ from . import cli_anomaly  # noqa: E402,F401  (registers `vaekit score`)
 
 def main() -> None:
     """Console-script entry point."""
+    from ._threads import cli_environment
+
+    problem = cli_environment()  # before torch is imported: OpenMP reads its settings once, when it starts
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise SystemExit(2)
     app(prog_name="vaekit")
 
 

@@ -97,6 +97,8 @@ class TrainConfig(BaseModel):
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked against the machine in training.resolve_device)
     precision: PrecisionName = "fp32"
     compile: bool = False
+    # CPU threads of torch; None: as the process is (the CLI sets vaekit's default, see vaekit._threads)
+    threads: int | None = Field(default=None, ge=1, le=1024)
 
     @field_validator("*", mode="before")
     @classmethod
