@@ -321,3 +321,50 @@ def test_bad_vaekit_threads_is_one_line_exit_2():
                         + code.replace("import os, torch; ", "import os, torch;")], capture_output=True, text=True,
                        env={**env, "VAEKIT_THREADS": "1"})
     assert p.stdout.split() == ["1", "1"], p.stderr
+
+
+def test_ranking_metrics_match_scikit_learn_without_importing_it():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from vaekit.apps.anomaly import ranking_metrics
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(2, 60))
+        s = np.round(rng.normal(size=n), int(rng.integers(0, 3)))  # rounding makes ties
+        a = rng.random(n) < 0.3
+        if a.all() or not a.any():
+            continue
+        m = ranking_metrics(s, a)
+        assert m["auroc"] == pytest.approx(roc_auc_score(a, -s), abs=1e-12)
+        assert m["average_precision"] == pytest.approx(average_precision_score(a, -s), abs=1e-12)
+
+
+def test_score_cli_gives_the_estimators_numbers_without_scikit_learn(digits_run, tmp_path):
+    import subprocess
+    import sys
+
+    out, _ = digits_run
+    csv = tmp_path / "s.csv"
+    code = ("import sys\nfrom vaekit.cli import app\n"
+            f"try:\n    app(['score', {str(out)!r}, '--data', 'digits', '--split', 'test', '--iwae-k', '8',"
+            f" '--normal-label', '0', '--out', {str(csv)!r}])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout
+    rows = np.array([[float(v) for v in ln.split(",")[1:3]] for ln in csv.read_text().splitlines()[1:]])
+    auroc = float(p.stdout.split("AUROC ")[1].split(",")[0])
+
+    from vaekit.apps.anomaly import ranking_metrics
+    from vaekit.data import load_source, split_dataset
+
+    test = split_dataset(load_source("digits"), seed=0)[2]
+    det = vaekit.AnomalyDetector(str(out), iwae_k=8, random_state=0)
+    val = split_dataset(load_source("digits"), seed=0)[1]
+    det.fit(val.x.reshape(len(val.x), -1).numpy())  # the CLI's threshold: quantile of the validation split
+    s = det.score_samples(test.x.reshape(len(test.x), -1).numpy())
+    np.testing.assert_allclose(rows[:, 0], s, atol=1e-6)
+    assert np.array_equal(rows[:, 1] == 1, s < det.offset_)
+    assert auroc == pytest.approx(ranking_metrics(s, test.y.numpy() != 0)["auroc"], abs=1e-4)

@@ -1,10 +1,11 @@
-"""``vaekit score``: anomaly scores of data under a trained run (a thin face over
-:class:`vaekit.AnomalyDetector`). Registered on :data:`vaekit.cli.app`; torch is imported lazily.
+"""``vaekit score``: anomaly scores of data under a trained run: the numbers of :class:`vaekit.AnomalyDetector`,
+through ``TrainedVAE.anomaly_scores`` (without importing scikit-learn). Registered on :data:`vaekit.cli.app`;
+torch is imported lazily.
 """
 
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -33,21 +34,22 @@ def score(
 ) -> None:
     """Anomaly scores of --data (higher = more normal) and a threshold; AUROC and AP when labelled."""
     _check_out_file(out, overwrite, (".csv",))
-    import warnings
-
-    from .apps.anomaly import anomaly_labels, check_score_settings, describe, quantile_warning, ranking_metrics
+    from .apps.anomaly import (anomaly_labels, check_score_settings, describe, quantile_warning, ranking_metrics,
+                               threshold)
 
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
     import torch
 
+    from .api import load
     from .data import split_dataset
-    from .estimator import VAE, AnomalyDetector
+    from .errors import RunError
     from .runs import atomic_write_text
 
-    vae = VAE.load(run)
-    trained = vae.trained_
+    trained = load(run)  # not the estimator: scikit-learn would add about 1 s to every start (bench/startup.py)
+    if trained.model.cond_dim:
+        raise RunError(f"{run} is a conditional run; vaekit score takes unconditional runs only")
     kw = {k: v for k, v in (("image_size", image_size), ("label_column", label_column)) if v is not None}
     if split not in ("all", "train", "validation", "test"):
         raise UsageError(f"--split must be all, train, validation or test, got {split!r}")
@@ -74,14 +76,12 @@ def score(
                          "(tables: --label-column NAME)")
     flags = anomaly_labels(y, names, normal_label) if y is not None else None  # bad --normal-label: fail now
     x = ds.x.reshape(len(ds.x), -1).numpy()
-    if x.shape[1] != vae.n_features_in_:
+    if x.shape[1] != math.prod(trained.shape):
         raise DataError(f"{data} has examples of shape {list(ds.x.shape[1:])} but {run} was trained on "
                         f"{list(trained.shape)}; score data like the training data (same --image-size)")
-    det = AnomalyDetector(os.fspath(run), method=method, iwae_k=iwae_k, random_state=seed,
-                          contamination="auto" if contamination is None else contamination,
-                          threshold_quantile=threshold_quantile)
+    scores = trained.anomaly_scores(x, method, iwae_k, seed)  # the same numbers as AnomalyDetector's
     if contamination is not None:
-        det.fit(x)
+        offset = threshold(scores, contamination)
         where = f"{contamination:g} of the scored examples below it"
     else:
         try:
@@ -92,15 +92,12 @@ def score(
                             f"threshold on {data} itself") from None
         val = split_dataset(ref, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
         q = 0.01 if threshold_quantile is None else threshold_quantile
-        with warnings.catch_warnings():  # said below, once, as a warning line
-            warnings.simplefilter("ignore", UserWarning)
-            det.fit(val.x.reshape(len(val.x), -1).numpy())
+        offset = threshold(trained.anomaly_scores(val.x.reshape(len(val.x), -1).numpy(), method, iwae_k, seed), q)
         where = f"the {q:g}-quantile of the scores of {run}'s {len(val.x)} validation examples"
         note = quantile_warning(len(val.x), q, "validation")
         if note:
             typer.echo(f"warning: {note}", err=True)
-    scores = det.score_samples(x)
-    flagged = scores < det.offset_
+    flagged = scores < offset
     header = ["index", "score", "is_anomaly"] + (["label"] if y is not None else [])
     rows = [",".join(header)]
     for i, s in enumerate(scores):
@@ -113,7 +110,7 @@ def score(
     standardized = trained.scaler is not None
     what = data if split == "all" else f"the {split} split of {data}"
     typer.echo(f"scored {len(scores)} examples of {what}: {describe(method, iwae_k, standardized)}")
-    typer.echo(f"threshold {det.offset_:.4f} ({where}): {int(flagged.sum())} flagged as anomalies "
+    typer.echo(f"threshold {offset:.4f} ({where}): {int(flagged.sum())} flagged as anomalies "
                f"({flagged.mean():.1%})")
     if y is not None:
         known = y >= 0

@@ -162,24 +162,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _scores(self, X: Any, score: str, k: int, seed: int) -> np.ndarray:
         """Per-row scores; a ``--missing mask`` run also scores rows with NaN cells (log p of the observed ones)."""
-        import torch
-
-        from .apps.anomaly import log_det, score_examples
-
         self._check_fitted()
-        if self.trained_.config.missing != "mask":
-            xt, mask = self._model_input(X), None
-        else:
-            X = _validate(self, X, reset=False, allow_nan=True)
-            t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), *self.trained_.shape)
-            observed = ~torch.isnan(t)
-            if not bool(observed.reshape(len(t), -1).any(1).all()):
-                raise DataError("a row has no observed value; drop rows whose every cell is missing")
-            xt = self.trained_._input(t)  # missing cells mean-filled, as in training
-            mask = None if bool(observed.all()) else observed.to(xt.dtype)
-        scaler = self.trained_.scaler
-        ld = (log_det(scaler, mask) if mask is not None else log_det(scaler)) if score != "recon" else 0.0
-        return score_examples(self.trained_.model, xt, score, k, seed, ld, mask=mask)
+        X = _validate(self, X, reset=False, allow_nan=self.trained_.config.missing == "mask")
+        return self.trained_.anomaly_scores(X, score, k, seed)
 
     # -- uses ------------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:

@@ -237,6 +237,31 @@ class TrainedVAE:
         xt = self._input(x)
         return evaluate_elbo(self.model, xt, c=self._cond(c, len(xt)))
 
+    def anomaly_scores(self, x: np.ndarray, score: str = "iwae", k: int = 100, seed: int = 0) -> np.ndarray:
+        """Per-row anomaly scores (float64, higher = more normal; see :mod:`vaekit.apps.anomaly`) of raw rows
+        ``x`` (``[n, D]`` floats in data units, checked by the caller). A ``--missing mask`` run also scores rows
+        with NaN cells (the density of the observed ones). Shared by ``vaekit score`` and the estimators."""
+        from .apps.anomaly import log_det, score_examples
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        bad = ~np.isfinite(x) & (~np.isnan(x) if self.config.missing == "mask" else True)
+        if bad.any():
+            raise DataError(f"{int(bad.any(axis=tuple(range(1, x.ndim))).sum())} row(s) hold infinite values"
+                            + ("" if self.config.missing == "mask" else " or NaN (missing cells: score them with a "
+                               "run trained with --missing mask)") + "; drop or fix them")
+        t = torch.from_numpy(x).reshape(len(x), *self.shape)
+        mask = None
+        if self.config.missing == "mask":
+            observed = ~torch.isnan(t)
+            if not bool(observed.reshape(len(t), -1).any(1).all()):
+                raise DataError("a row has no observed value; drop rows whose every cell is missing")
+            xt = self._input(t)  # missing cells mean-filled, as in training
+            mask = None if bool(observed.all()) else observed.to(xt.dtype)
+        else:
+            xt = self._input(t)
+        ld = (log_det(self.scaler, mask) if mask is not None else log_det(self.scaler)) if score != "recon" else 0.0
+        return score_examples(self.model, xt, score, k, seed, ld, mask=mask)
+
     @torch.no_grad()
     def predict_proba(self, x: Any) -> torch.Tensor:
         """Class probabilities q(y|x) ``[N, K]`` of a semi-supervised run's classifier."""

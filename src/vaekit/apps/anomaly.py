@@ -137,16 +137,34 @@ def quantile_warning(n: int, q: float, what: str = "held-out",
 
 
 def ranking_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, float]:
-    """AUROC and average precision of ranking anomalies first (lowest score first)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    """AUROC and average precision of ranking anomalies first (lowest score first).
 
+    Computed here (the same definitions as scikit-learn's ``roc_auc_score`` and ``average_precision_score``,
+    ties included; a test compares them) so that ``vaekit score`` does not import scikit-learn (~1 s).
+    """
     a = np.asarray(is_anomaly, dtype=bool)
     if a.all() or not a.any():
         raise UsageError("AUROC needs both normal and anomalous examples among the labelled ones; "
                          "check the labels (or --normal-label)")
     s = -np.asarray(scores, dtype=np.float64)
-    return {"auroc": float(roc_auc_score(a, s)), "average_precision": float(average_precision_score(a, s)),
-            "n_anomalies": int(a.sum()), "n": int(len(a))}
+    n_pos, n_neg = int(a.sum()), int((~a).sum())
+    # AUROC = Mann-Whitney U / (n_pos n_neg), from ranks with ties averaged
+    order = np.argsort(s, kind="mergesort")
+    ranked = s[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked)) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    auroc = (ranks[a].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    # AP = Σ (R_k − R_{k−1}) P_k over the distinct thresholds, highest first
+    desc = order[::-1]
+    hits = a[desc]
+    last = np.r_[np.flatnonzero(np.diff(s[desc])), len(s) - 1]
+    tps = np.cumsum(hits)[last]
+    precision = tps / (last + 1.0)
+    recall = tps / n_pos
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return {"auroc": float(auroc), "average_precision": ap, "n_anomalies": n_pos, "n": int(len(a))}
 
 
 def anomaly_labels(y: np.ndarray, classes: list[str] | None, normal_label: str | None) -> np.ndarray | None:
