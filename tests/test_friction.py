@@ -368,3 +368,10 @@ def test_score_cli_gives_the_estimators_numbers_without_scikit_learn(digits_run,
     np.testing.assert_allclose(rows[:, 0], s, atol=1e-6)
     assert np.array_equal(rows[:, 1] == 1, s < det.offset_)
     assert auroc == pytest.approx(ranking_metrics(s, test.y.numpy() != 0)["auroc"], abs=1e-4)
+
+
+def test_score_refuses_a_conditional_run(tmp_path):
+    r = run("train", "--data", "digits", "--conditional", "--out", tmp_path / "c", "--report-iwae-k", "0", *FAST)
+    assert r.exit_code == 0, r.output
+    assert_usage_error(run("score", tmp_path / "c", "--data", "digits", "--out", tmp_path / "s.csv"),
+                       "conditional run", "unconditional runs only")
