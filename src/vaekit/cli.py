@@ -179,8 +179,8 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="download cache \\[default: ~/.cache/vaekit]"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run in --out"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
-    report_iwae_k: Optional[int] = typer.Option(None, "--report-iwae-k", help="IWAE samples for the end-of-run report (0 skips) [auto: 100, fewer when its IWAE pass would cost over 10% of the training time]"),
-    report_examples: Optional[int] = typer.Option(None, "--report-examples", help="test examples of the report's IWAE bound [auto: all, down to 1000 to keep its IWAE pass near 10% of the training time]"),
+    report_iwae_k: Optional[int] = typer.Option(None, "--report-iwae-k", help="IWAE samples for the end-of-run report (0 skips) \\[auto: 100, fewer when its IWAE pass would cost over 10% of the training time]"),
+    report_examples: Optional[int] = typer.Option(None, "--report-examples", help="test examples of the report's IWAE bound \\[auto: all, down to 1000 to keep its IWAE pass near 10% of the training time]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Train a VAE and write a run directory (config, weights, metrics, samples, results)."""
