@@ -201,7 +201,9 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
     if resume and not restart:
         trainer.load_checkpoint()
-    result = trainer.fit(splits[0].x, splits[1].x, conds[0], conds[1], masks[0], masks[1])
+    for split, c, m in zip(splits, conds, masks):
+        split.c, split.mask = c, m
+    result = trainer.fit(splits[0], splits[1])
     trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
     if out_path is not None:
         _finish_run(trained, trainer, splits, conds, ds, masks, **end)

@@ -12,13 +12,14 @@ All functions take a :class:`~vaekit.model.VAE` and data already in the model's 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
 import torch
 
 from ._memory import release_free_memory
+from .core.inference import chunking, draw, in_eval_mode, log_weights
+from .core.objectives import elbo_parts, elbo_summary, evaluate_elbo  # noqa: F401 (re-exported: vaekit.evaluation API)
 from .model import VAE, gaussian_kl
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
@@ -31,54 +32,6 @@ def _device(model: VAE) -> torch.device:
 def _rows(c: torch.Tensor | None, i: int, n: int, device: torch.device) -> torch.Tensor | None:
     """Rows i..i+n of the conditions (None for unconditional models), on ``device``."""
     return None if c is None else c[i: i + n].to(device)
-
-
-def _in_eval_mode(fn):
-    """Run ``fn(model, ...)`` without gradients and without dropout, then restore the model's mode."""
-
-    @functools.wraps(fn)
-    def wrapper(model: VAE, *args, **kwargs):
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return fn(model, *args, **kwargs)
-        finally:
-            model.train(was_training)
-    return wrapper
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1024,
-                  c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, float]:
-    """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example, one posterior sample, β = 1);
-    with ``mask`` (1 = observed) the likelihood is of the observed entries only."""
-    return elbo_summary(*elbo_parts(model, x, batch_size, c, mask))
-
-
-def elbo_summary(recon: torch.Tensor, kl: torch.Tensor) -> dict[str, float]:
-    """Means (in float64) of per-example reconstruction NLL and KL from :func:`elbo_parts`, and their sum."""
-    if len(recon) == 0:
-        return {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-    recon, kl = recon.double(), kl.double()
-    return {"elbo": float((recon + kl).mean()), "recon": float(recon.mean()), "kl": float(kl.mean())}
-
-
-@_in_eval_mode
-def elbo_parts(model: VAE, x: torch.Tensor, batch_size: int = 1024,
-               c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example reconstruction NLL and KL (nats), one posterior sample each, β = 1, dropout off
-    (observed entries only where ``mask`` is given)."""
-    dev = _device(model)
-    recon, kl = [], []
-    for i in range(0, len(x), batch_size):
-        out = model(x[i: i + batch_size].to(dev), c=_rows(c, i, batch_size, dev),
-                    mask=_rows(mask, i, batch_size, dev))
-        recon.append(out.recon.cpu())
-        kl.append(out.kl.cpu())
-    if not recon:
-        return torch.empty(0), torch.empty(0)
-    return torch.cat(recon), torch.cat(kl)
 
 
 def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
@@ -95,7 +48,7 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
     return importance_bounds(model, x, k, rows_per_chunk, c, noise, mask)[0]
 
 
-@_in_eval_mode
+@in_eval_mode
 def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int = 2048,
                       c: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                       mask: torch.Tensor | None = None,
@@ -114,10 +67,8 @@ def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int =
     if noise is not None and tuple(noise.shape) != (k, model.latent_dim):
         raise ValueError(f"noise must have shape [{k}, {model.latent_dim}], got {list(noise.shape)}")
     dev = _device(model)
-    n_ex = max(1, min(len(x), rows_per_chunk // min(k, rows_per_chunk)))  # examples per batch
-    s_chunk = max(1, rows_per_chunk // n_ex)  # importance samples per chunk
+    n_ex, s_chunk = chunking(len(x), k, rows_per_chunk)
     iw_out, elbo_out = [], []
-    log2pi = math.log(2 * math.pi)
     calls = 0
     for i in range(0, len(x), n_ex):
         xb = x[i: i + n_ex].to(dev)
@@ -125,21 +76,12 @@ def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int =
         cb = _rows(c, i, n_ex, dev)
         mb = _rows(mask, i, n_ex, dev)
         mu, logvar = model.posterior_params(xb, cb)
-        std = (0.5 * logvar).exp()
         acc = torch.full((b,), -math.inf, device=dev)
         total = torch.zeros(b, device=dev)
         for j in range(0, k, s_chunk):
             s = min(s_chunk, k - j)
-            if noise is None:
-                eps = torch.randn(s, b, model.latent_dim, device=dev)
-            else:
-                eps = noise[j: j + s].to(dev, mu.dtype).unsqueeze(1).expand(s, b, model.latent_dim)
-            z = mu + eps * std
-            log_q = (-0.5 * eps * eps - 0.5 * logvar - 0.5 * log2pi).sum(-1)
-            log_pz = (-0.5 * z * z - 0.5 * log2pi).sum(-1)
-            params = model.decoder_params(z.reshape(s * b, -1), None if cb is None else cb.repeat(s, 1))
-            log_px = -model.likelihood.nll_samples(params.view(s, b, *xb.shape[1:]), xb, mb)
-            log_w = log_px + log_pz - log_q
+            z, log_q = draw(mu, logvar, s, None if noise is None else noise[j: j + s])
+            log_w = log_weights(model, xb, z, log_q, cb, mb)[0]
             acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
             total += log_w.sum(0)
             calls += 1
@@ -155,7 +97,7 @@ def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int =
     return torch.cat(iw_out), torch.cat(elbo_out)
 
 
-@_in_eval_mode
+@in_eval_mode
 def reconstruction_errors(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                           c: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example sum over features of the squared error of the mean reconstruction at the posterior
@@ -169,7 +111,7 @@ def reconstruction_errors(model: VAE, x: torch.Tensor, batch_size: int = 1024,
     return torch.cat(out) if out else torch.empty(0)
 
 
-@_in_eval_mode
+@in_eval_mode
 def posterior_stats(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                     c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances ``[N, latent_dim]`` of q(z|x) for every example."""
@@ -206,7 +148,7 @@ def collapse_warning(n_active: int, latent_dim: int) -> str | None:
     return None
 
 
-@_in_eval_mode
+@in_eval_mode
 def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
                          c: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, float]:
     """Mean squared error per feature of the mean reconstruction, and per-example BCE for [0, 1] data

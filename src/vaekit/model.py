@@ -5,30 +5,15 @@ Pure torch maths: no files, no progress bars, no CLI. All losses are in nats per
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
 from .config import TrainConfig
+from .data.batch import Batch
+from .core.objectives import LossOutput, elbo_loss, gaussian_kl, iwae_loss  # noqa: F401 (re-exported)
 from .likelihoods import Likelihood, build_likelihood
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape, default_channels
-
-
-@dataclass
-class LossOutput:
-    """The objective of one batch: ``loss`` (mean −ELBO with weight β on KL), per-example parts."""
-
-    loss: torch.Tensor  # scalar: mean over the batch of recon + beta * kl
-    recon: torch.Tensor  # [N] reconstruction NLL, nats per example
-    kl: torch.Tensor  # [N] KL(q(z|x) || p(z)), nats per example
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per latent dimension, closed form (nats)."""
-    return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
 
 
 class VAE(nn.Module):
@@ -77,7 +62,7 @@ class VAE(nn.Module):
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
-    # -- objective -------------------------------------------------------------------------------
+    # -- objective (kept for callers of ``model(x)``; training uses :mod:`vaekit.core.objectives`) ---
     def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None,
                 free_bits: float = 0.0, c: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, iw_samples: int = 1) -> LossOutput:
@@ -93,33 +78,10 @@ class VAE(nn.Module):
         (Kingma et al. 2016): a dimension whose KL is below λ nats gets no gradient from the KL term.
         ``recon`` and ``kl`` stay the true per-example values.
         """
-        mu, logvar = self.posterior_params(x, c)
+        batch = Batch(x, target=target, condition=c, mask=mask)
         if iw_samples > 1:
-            return self._iwae_loss(mu, logvar, x if target is None else target, iw_samples, c, mask)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = self.likelihood.nll(self.decoder_params(z, c), x if target is None else target, mask)
-        kl_dims = gaussian_kl(mu, logvar)
-        kl = kl_dims.sum(1)
-        if free_bits > 0:
-            kl_term = kl_dims.mean(0).clamp(min=free_bits).sum()
-            loss = recon.mean() + beta * kl_term
-        else:
-            loss = (recon + beta * kl).mean()
-        return LossOutput(loss=loss, recon=recon, kl=kl)
-
-    def _iwae_loss(self, mu: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor, k: int,
-                   c: torch.Tensor | None, mask: torch.Tensor | None) -> LossOutput:
-        b = len(x)
-        std = (0.5 * logvar).exp()
-        eps = torch.randn((k,) + tuple(mu.shape), device=mu.device, dtype=mu.dtype)
-        z = mu + eps * std  # [k, b, latent]
-        cc = None if c is None else c.repeat(k, 1)
-        params = self.decoder_params(z.reshape(k * b, -1), cc).view(k, b, *x.shape[1:])
-        nll = self.likelihood.nll_samples(params, x, mask)  # [k, b]
-        log_q = (-0.5 * eps * eps - 0.5 * logvar).sum(-1)
-        log_p = (-0.5 * z * z).sum(-1)  # the (2π) constants cancel between p(z) and q(z|x)
-        bound = torch.logsumexp(-nll + log_p - log_q, 0) - math.log(k)  # [b]
-        return LossOutput(loss=-bound.mean(), recon=nll.mean(0), kl=gaussian_kl(mu, logvar).sum(1))
+            return iwae_loss(self, batch, iw_samples)
+        return elbo_loss(self, batch, beta, free_bits)
 
     # -- uses ------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 
-def _mlp(sizes: Sequence[int], dropout: float) -> list[nn.Module]:
+def mlp_layers(sizes: Sequence[int], dropout: float) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]
@@ -39,7 +39,7 @@ class MLPEncoder(nn.Module):
                  cond_dim: int = 0):
         super().__init__()
         d = math.prod(shape) + cond_dim
-        self.body = nn.Sequential(nn.Flatten(), *_mlp([d, *hidden], dropout))
+        self.body = nn.Sequential(nn.Flatten(), *mlp_layers([d, *hidden], dropout))
         self.head = nn.Linear(hidden[-1] if hidden else d, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,7 +54,7 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.shape = tuple(shape)
         rev = list(reversed(hidden))
-        self.body = nn.Sequential(*_mlp([latent_dim + cond_dim, *rev], dropout))
+        self.body = nn.Sequential(*mlp_layers([latent_dim + cond_dim, *rev], dropout))
         self.head = nn.Linear(rev[-1] if rev else latent_dim + cond_dim, math.prod(shape))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -99,7 +99,7 @@ class ConvEncoder(nn.Module):
         f = 2 ** len(channels)
         flat = c * (h // f) * (w // f) + cond_dim  # the condition joins the flattened feature map
         self._split = len(layers) + 1
-        self.body = nn.Sequential(*layers, nn.Flatten(), *_mlp([flat, *hidden], dropout))
+        self.body = nn.Sequential(*layers, nn.Flatten(), *mlp_layers([flat, *hidden], dropout))
         self.head = nn.Linear(hidden[-1] if hidden else flat, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -117,7 +117,7 @@ class ConvDecoder(nn.Module):
         rev = list(reversed(channels))
         self.start = (rev[0], h // f, w // f)
         flat = math.prod(self.start)
-        self.body = nn.Sequential(*_mlp([latent_dim + cond_dim, *reversed(hidden), flat], dropout))
+        self.body = nn.Sequential(*mlp_layers([latent_dim + cond_dim, *reversed(hidden), flat], dropout))
         ups: list[nn.Module] = []
         for c_in, c_out in zip(rev, rev[1:]):
             ups += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]

@@ -136,12 +136,13 @@ def check_run_info(info: dict, run: str | Path) -> TrainConfig:
 
 def build_run_model(cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Conditioning | None):
     """(the VAE, the module whose state dict the weights file holds: the VAE, or M2 with its classifier)."""
+    if info.get("semi_supervised"):
+        from .families.m2 import M2Family
+
+        m2 = M2Family().build(cfg, shape, cond.dim)
+        return m2.vae, m2
     from .model import build_model
 
     vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
-    if not info.get("semi_supervised"):
-        return vae, vae
-    from .apps.semisupervised import M2, Classifier
-
-    return vae, M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
+    return vae, vae
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import torch
 
 from .apps.probe import choose_labeled
-from .apps.semisupervised import M2, Classifier, check_labeled, fit_m2
+from .apps.semisupervised import check_labeled
 from .conditions import Conditioning
 from .config import TrainConfig
 from .data import Dataset, Standardizer
 from .evaluation import evaluate_elbo
-from .model import build_model
-from .runs import RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, prepare_run_dir, read_json, save_tensors, write_json
+from .families.m2 import M2Family
+from .runs import RESULTS, STATE_TENSORS, WEIGHTS, prepare_run_dir, save_tensors, write_json
 from .trained import TrainedVAE
+from .training import Trainer
 
 
 def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
@@ -40,12 +41,14 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
             "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
     if out is not None and not resume:
         prepare_run_dir(out, overwrite, info, held)
+    family = M2Family(labelled_idx)
     torch.manual_seed(cfg.seed)
-    vae = build_model(cfg, shape, cond.dim)
-    m2 = M2(vae, Classifier(shape, cfg.hidden, cond.dim, cfg.classifier_dropout), cond.dim)
-    summary = fit_m2(m2, cfg, train.x, labelled_idx, train.y, val.x, device, out, progress, cfg.alpha,
-                     # a run stopped before its first checkpoint resumes from epoch 0
-                     resume=resume and (out / STATE_TENSORS).is_file(), on_epoch_end=on_epoch_end)
+    m2 = family.build(cfg, shape, cond.dim)
+    vae = m2.vae
+    trainer = Trainer(m2, cfg, device, run_dir=out, progress=progress, on_epoch_end=on_epoch_end, family=family)
+    if resume and (out / STATE_TENSORS).is_file():  # a run stopped before its first checkpoint starts at 0
+        trainer.load_checkpoint()
+    summary = trainer.fit(train, val)
     m2.eval()
     accuracy = {name: float((m2.predict_proba(s.x[s.y >= 0]).argmax(1) == s.y[s.y >= 0]).float().mean())
                 if bool((s.y >= 0).any()) else None for name, s in (("validation", val), ("test", test))}
@@ -57,12 +60,12 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
 
         kt = test.y >= 0
         xt, ct = test.x[kt], cond.encode_raw(test.y[kt])
-        results = {"units": "nats per example", "labeled": n, "epochs_run": summary["epochs_run"],
+        results = {"units": "nats per example", "labeled": n, "epochs_run": summary.epochs_run,
                    "estimator": "ELBO (1 posterior sample) of p(x|y) given the true labels",
                    "test_accuracy": accuracy["test"], "validation_accuracy": accuracy["validation"],
                    "test": evaluate_elbo(vae, xt, c=ct) if bool(kt.any()) else None,
                    "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
         write_json(out / RESULTS, results)
-        end_of_run(trained, xt, test.y[kt], ct, None, results["test"], summary["history"], **(end or {}))
-        write_json(out / STATE_JSON, {**read_json(out / STATE_JSON), "finished": True})
+        end_of_run(trained, xt, test.y[kt], ct, None, results["test"], summary.history, **(end or {}))
+        trainer.save_checkpoint(finished=True)
     return trained

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data.noise import check_corruption, corrupt
+from .data.dataset import Split
 from .errors import TrainingError
-from .evaluation import evaluate_elbo
+from .families.base import Family
+from .families.vae import VAEFamily
 from .model import VAE
 from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, json_text, load_tensors,
                    read_json, read_tensor_metadata, regular_file, save_tensors, write_json)
@@ -89,11 +90,6 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
     return None
 
 
-def _in_unit_interval(x: torch.Tensor) -> bool:
-    lo, hi = torch.aminmax(x) if x.numel() else (torch.zeros(()), torch.zeros(()))
-    return bool(lo >= 0) and bool(hi <= 1)
-
-
 def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """β at global step ``step`` (1-based).
 
@@ -141,11 +137,13 @@ EpochCallback = Callable[[dict], None]
 
 
 class Trainer:
-    """Fits a :class:`VAE` on in-memory tensors; optionally checkpoints into a run directory."""
+    """The one training loop of every model family: fits ``model`` on in-memory tensors with the family's
+    batches and objective; optionally checkpoints into a run directory (exact resume)."""
 
-    def __init__(self, model: VAE, cfg: TrainConfig, device: torch.device, run_dir: str | Path | None = None,
-                 progress: bool = True, on_epoch_end: EpochCallback | None = None):
+    def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, run_dir: str | Path | None = None,
+                 progress: bool = True, on_epoch_end: EpochCallback | None = None, family: Family | None = None):
         self.model = model.to(device)
+        self.family = family if family is not None else VAEFamily()
         self.cfg = cfg
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -162,53 +160,41 @@ class Trainer:
         self.history: list[dict] = []
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self, train_x: torch.Tensor, val_x: torch.Tensor, train_c: torch.Tensor | None = None,
+    def fit(self, train: Split | torch.Tensor, val: Split | torch.Tensor, train_c: torch.Tensor | None = None,
             val_c: torch.Tensor | None = None, train_mask: torch.Tensor | None = None,
             val_mask: torch.Tensor | None = None) -> TrainResult:
-        """Train on ``train_x`` (conditions ``train_c`` for conditional models), validating on ``val_x``.
+        """Train on ``train``, validating on ``val`` (each a :class:`~vaekit.data.Split` carrying its
+        conditions and masks, or a tensor of examples with ``*_c``/``*_mask`` given separately).
 
-        ``train_mask``/``val_mask`` (1 = observed, 0 = missing, shape of x) train on incomplete data: the
-        likelihood counts observed entries only (MIWAE); x must hold a fill value (not NaN) where missing.
+        Conditions are the rows a conditional model takes; masks (1 = observed, 0 = missing, shape of x)
+        train on incomplete data, the likelihood counting observed entries only (MIWAE); x must hold a fill
+        value (not NaN) where missing. The family (``vae`` unless given) turns the training split into
+        batches and names the objective; early stopping and the plateau schedule watch its metric.
         """
-        cfg, model, opt = self.cfg, self.model, self.opt
-        train_x = train_x.to(self.device)
-        val_x = val_x.to(self.device)
-        train_mask = None if train_mask is None else train_mask.to(self.device, train_x.dtype)
-        val_mask = None if val_mask is None else val_mask.to(self.device, val_x.dtype)
-        train_c = None if train_c is None else train_c.to(self.device)
-        val_c = None if val_c is None else val_c.to(self.device)
-        n = len(train_x)
-        steps = math.ceil(n / cfg.batch_size)
+        cfg, model, opt, family = self.cfg, self.model, self.opt, self.family
+        family.check(cfg)
+        train = self._on_device(_as_split(train, train_c, train_mask))
+        val = self._on_device(_as_split(val, val_c, val_mask))
+        objective = family.objective(cfg, train)
+        source = family.batch_source(cfg, train)
+        n, steps = len(train), source.steps
         stopped_early = False
-        dynamic = cfg.binarize == "dynamic"
-        noise = check_corruption(cfg.corruption) if cfg.corruption else None
-        bounded = noise is not None and _in_unit_interval(train_x)
         if cfg.compile and not getattr(self, "_compiled", False):
-            self._compiled = compile_networks(model)
+            self._compiled = compile_networks(family.networks(model))
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-        with _progress(self.progress, cfg.epochs, self.epoch) as bar:
+        with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label)) as bar:
             while self.epoch < cfg.epochs:
                 e = self.epoch + 1
                 t0 = time.perf_counter()
                 model.train()
                 perm = torch.randperm(n, generator=self.gen).to(self.device)
-                sums = torch.zeros(3, device=self.device)
+                sums = None
                 step_losses = torch.empty(steps, device=self.device)
                 beta = cfg.beta
-                for k in range(steps):
+                for k, batch in enumerate(source.epoch(perm, self.gen)):
                     beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
-                    idx = perm[k * cfg.batch_size: (k + 1) * cfg.batch_size]
-                    xb = train_x[idx]
-                    cb = None if train_c is None else train_c[idx]
-                    mb = None if train_mask is None else train_mask[idx]
-                    if dynamic:  # a fresh Bernoulli draw of every pixel at every step (Burda et al.)
-                        xb = torch.bernoulli(xb)
-                    target = None
-                    if noise is not None:  # denoising VAE: encode a fresh corruption, score the clean batch
-                        target, xb = xb, corrupt(xb, noise, bounded)
                     with autocast:
-                        out = model(xb, beta, target=target, free_bits=cfg.free_bits, c=cb, mask=mb,
-                                    iw_samples=cfg.iw_samples)
+                        out = objective.step(model, batch, beta)
                     opt.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip is not None:
@@ -216,43 +202,38 @@ class Trainer:
                     opt.step()
                     with torch.no_grad():
                         step_losses[k] = out.loss
-                        sums += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()])
-                finite = torch.isfinite(step_losses)
-                if not bool(finite.all()):
-                    bad = int((~finite).nonzero()[0, 0]) + 1
-                    raise TrainingError(
-                        f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{self._kept()}; "
-                        "lower --lr, set --grad-clip, or check the data for extreme values")
-                tr_loss, tr_recon, tr_kl = (sums / n).tolist()
-                val = evaluate_elbo(model, val_x, batch_size=max(cfg.batch_size, 1024), c=val_c, mask=val_mask)
-                if not all(map(math.isfinite, (val["elbo"], val["recon"], val["kl"]))):
+                        sums = out.sums if sums is None else sums + out.sums
+                self._check_finite(step_losses, e)
+                val_row = objective.validate(model, val, max(cfg.batch_size, 1024))
+                if not all(map(math.isfinite, val_row.values())):
                     # guarded like the training loss: never checkpoint, log or keep weights from this epoch
                     raise TrainingError(
-                        f"the validation -ELBO became {val['elbo']} at epoch {e}{self._kept()}; lower --lr, "
-                        "set --grad-clip, or check the validation data for extreme values")
+                        f"the validation {objective.metric_label} became {val_row[objective.metric]} at epoch {e}"
+                        f"{self._kept()}; lower --lr, set --grad-clip, or check the validation data for extreme "
+                        "values")
+                row = {"epoch": e, **objective.epoch_row(sums, n, steps), **val_row}
+                metric = row[objective.metric]
                 lr = opt.param_groups[0]["lr"]
                 if self.sched is not None:
                     if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        self.sched.step(val["elbo"])
+                        self.sched.step(metric)
                     else:
                         self.sched.step()
-                improved = val["elbo"] < self.best_val - cfg.min_delta
+                improved = metric < self.best_val - cfg.min_delta
                 if improved:
-                    self.best_val, self.best_epoch, self.bad_epochs = val["elbo"], e, 0
+                    self.best_val, self.best_epoch, self.bad_epochs = metric, e, 0
                     self.best_state = copy.deepcopy(model.state_dict())
                 else:
                     self.bad_epochs += 1
                 self.epoch = e
-                row = {"epoch": e, "train_loss": tr_loss, "train_recon": tr_recon, "train_kl": tr_kl,
-                       "val_loss": val["elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-                       "beta": beta, "lr": lr, "seconds": time.perf_counter() - t0}
+                row.update(beta=beta, lr=lr, seconds=time.perf_counter() - t0)
                 self.history.append(row)
                 if self.run_dir is not None:
                     self._append_metrics(row)
                     if improved:
                         save_tensors(self.run_dir / WEIGHTS, self.best_state)
                     self.save_checkpoint()
-                bar(e, tr_loss, val["elbo"])
+                bar(e, row["train_loss"], metric)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(row)
                 if cfg.patience is not None and self.bad_epochs >= cfg.patience:
@@ -260,6 +241,20 @@ class Trainer:
                     break
         model.load_state_dict(self.best_state)
         return TrainResult(self.epoch, self.best_epoch, self.best_val, stopped_early, self.history)
+
+    def _on_device(self, split: Split) -> Split:
+        x = split.x.to(self.device)
+        return Split(x, split.y, split.a, None if split.c is None else split.c.to(self.device),
+                     None if split.mask is None else split.mask.to(self.device, x.dtype))
+
+    def _check_finite(self, step_losses: torch.Tensor, e: int) -> None:
+        """The non-finite guard: one host sync per epoch; names the first bad step, keeps the last checkpoint."""
+        finite = torch.isfinite(step_losses)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0]) + 1
+            raise TrainingError(
+                f"the loss became {step_losses[bad - 1].item()} at epoch {e}, step {bad}{self._kept()}; "
+                "lower --lr, set --grad-clip, or check the data for extreme values")
 
     def _kept(self) -> str:
         """What a TrainingError says about the checkpoint on disk (the last completed epoch's)."""
@@ -290,7 +285,8 @@ class Trainer:
         state = {"epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
                  "bad_epochs": self.bad_epochs, "finished": finished,
                  "optimizer": opt_json,
-                 "scheduler": self.sched.state_dict() if self.sched is not None else None}
+                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                 "family": self.family.name, **self.family.state_extra()}
         # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
         # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
         save_tensors(self.run_dir / STATE_TENSORS, tensors, metadata={"state": json_text(state)})
@@ -311,14 +307,18 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.epoch = state["epoch"]
-        self.best_val = math.inf if state["best_val"] is None else state["best_val"]  # null: no best yet
-        self.best_epoch = state["best_epoch"]
-        self.bad_epochs = state["bad_epochs"]
         # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
         metrics = self.run_dir / METRICS
         rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if regular_file(metrics) else []
         self.history = [r for r in rows if r["epoch"] <= self.epoch]
         atomic_write_text(metrics, "".join(json_text(r) + "\n" for r in self.history))
+        if "best_val" not in state:  # an M2 checkpoint of vaekit <= 0.1 (its own loop): best, bad, no best epoch
+            state = {**state, "best_val": math.inf if state["best"] is None else state["best"],
+                     "bad_epochs": state["bad"],
+                     "best_epoch": _best_epoch(self.history, "val_unlabelled", self.cfg.min_delta)}
+        self.best_val = math.inf if state["best_val"] is None else state["best_val"]  # null: no best yet
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
 
 
 def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -350,8 +350,8 @@ def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
 class _progress:
     """A rich progress bar over epochs showing train and validation loss (a no-op when disabled)."""
 
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled, self.total, self.done = enabled, total, done
+    def __init__(self, enabled: bool, total: int, done: int, labels: tuple[str, str] = ("−ELBO", "−ELBO")):
+        self.enabled, self.total, self.done, self.labels = enabled, total, done, labels
         self._p = None
 
     def __enter__(self):
@@ -367,8 +367,25 @@ class _progress:
     def __call__(self, epoch: int, train_loss: float, val_loss: float) -> None:
         if self._p is not None:
             self._p.update(self._task, completed=epoch,
-                           losses=f"train −ELBO {train_loss:.2f}  val −ELBO {val_loss:.2f} nats")
+                           losses=f"train {self.labels[0]} {train_loss:.2f}  val {self.labels[1]} {val_loss:.2f} nats")
 
     def __exit__(self, *exc) -> None:
         if self._p is not None:
             self._p.stop()
+
+
+def _best_epoch(history: list[dict], key: str, min_delta: float) -> int:
+    """The epoch early stopping last counted as an improvement of ``key`` (0 when none)."""
+    best, epoch = math.inf, 0
+    for row in history:
+        if row[key] < best - min_delta:
+            best, epoch = row[key], row["epoch"]
+    return epoch
+
+
+def _as_split(data: Split | torch.Tensor, c: torch.Tensor | None, mask: torch.Tensor | None) -> Split:
+    if isinstance(data, Split):
+        if c is not None or mask is not None:
+            raise ValueError("pass conditions and masks inside the Split, not beside it")
+        return data
+    return Split(data, c=c, mask=mask)

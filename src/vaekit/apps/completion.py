@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.inference import chunking, draw, in_eval_mode, log_normal_std, log_prior, log_weights
 from ..model import VAE
-
-LOG2PI = math.log(2 * math.pi)
 
 
 @dataclass
@@ -49,30 +48,7 @@ def _randn(shape, generator: torch.Generator | None, like: torch.Tensor) -> torc
     return torch.randn(shape, generator=generator).to(like.device, like.dtype)
 
 
-def _log_normal_std(eps: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, exp(logvar)) summed over the last axis, for z = mu + eps * std."""
-    return (-0.5 * eps * eps - 0.5 * logvar - 0.5 * LOG2PI).sum(-1)
-
-
-def _log_prior(z: torch.Tensor) -> torch.Tensor:
-    return (-0.5 * z * z - 0.5 * LOG2PI).sum(-1)
-
-
-def _with_eval(fn):
-    def wrapper(model: VAE, *args, **kwargs):
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return fn(model, *args, **kwargs)
-        finally:
-            model.train(was)
-
-    wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
-    return wrapper
-
-
-@_with_eval
+@in_eval_mode
 def iw_conditional_mean(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int = 1000,
                         rows_per_chunk: int = 4096, generator: torch.Generator | None = None,
                         passes: int = 1) -> Completion:
@@ -96,23 +72,19 @@ def iw_conditional_mean(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int 
 def _iw_pass(model: VAE, x: torch.Tensor, mask: torch.Tensor, k: int, rows_per_chunk: int,
              generator: torch.Generator | None) -> torch.Tensor:
     dev = next(model.parameters()).device
-    n_ex = max(1, min(len(x), rows_per_chunk // min(k, rows_per_chunk)))
-    s_chunk = max(1, rows_per_chunk // n_ex)
+    n_ex, s_chunk = chunking(len(x), k, rows_per_chunk)
     out = []
     for i in range(0, len(x), n_ex):
         xb, mb = x[i: i + n_ex].to(dev), mask[i: i + n_ex].to(dev, x.dtype)
         b = len(xb)
         mu, logvar = model.posterior_params(xb)
-        std = (0.5 * logvar).exp()
         top = torch.full((b,), -math.inf, device=dev)  # running max of log w
         total = torch.zeros(b, device=dev)  # Σ exp(log w - top)
         acc = torch.zeros_like(xb)  # Σ exp(log w - top) E[x|z]
         for j in range(0, k, s_chunk):
             s = min(s_chunk, k - j)
-            eps = _randn((s, b, model.latent_dim), generator, mu)
-            z = mu + eps * std
-            params = model.decoder_params(z.reshape(s * b, -1)).view(s, b, *xb.shape[1:])
-            log_w = -model.likelihood.nll_samples(params, xb, mb) + _log_prior(z) - _log_normal_std(eps, logvar)
+            z, log_q = draw(mu, logvar, s, generator=generator)
+            log_w, _, params = log_weights(model, xb, z, log_q, None, mb)
             new_top = torch.maximum(top, log_w.max(0).values)
             scale = torch.exp(top - new_top)
             w = torch.exp(log_w - new_top)  # [s, b]
@@ -151,11 +123,11 @@ def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in:
             params_new = model.decoder_params(z_new)
             if metropolis and z_cur is not None:
                 # independence MH step for z given the current x̃ = (x_obs, x_miss), proposal q(z | x̃)
-                log_q_new = _log_normal_std(eps, logvar)
+                log_q_new = log_normal_std(eps, logvar)
                 eps_cur = (z_cur - mu) * (-0.5 * logvar).exp()
-                log_q_cur = _log_normal_std(eps_cur, logvar)
-                log_joint_new = -lik.nll(params_new, cur) + _log_prior(z_new)
-                log_joint_cur = -lik.nll(params_cur, cur) + _log_prior(z_cur)
+                log_q_cur = log_normal_std(eps_cur, logvar)
+                log_joint_new = -lik.nll(params_new, cur) + log_prior(z_new)
+                log_joint_cur = -lik.nll(params_cur, cur) + log_prior(z_cur)
                 log_rho = (log_joint_new - log_q_new) - (log_joint_cur - log_q_cur)
                 u = torch.rand(len(xo), generator=generator).to(dev)
                 accept = torch.log(u.clamp_min(1e-30)) < log_rho
@@ -176,7 +148,7 @@ def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in:
     return Completion(mean=torch.cat(means), draw=torch.cat(draws), acceptance=rate)
 
 
-@_with_eval
+@in_eval_mode
 def pseudo_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 200, burn_in: int | None = None,
                  generator: torch.Generator | None = None, batch_size: int = 4096,
                  init: torch.Tensor | None = None) -> Completion:
@@ -186,7 +158,7 @@ def pseudo_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 2
     return _chain(model, x, mask, steps, burn_in, generator, False, batch_size, init)
 
 
-@_with_eval
+@in_eval_mode
 def metropolis_within_gibbs(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int = 200,
                             burn_in: int | None = None, generator: torch.Generator | None = None,
                             batch_size: int = 4096, init: torch.Tensor | None = None) -> Completion:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .batch import Batch
 
 KINDS = ("image", "table", "array")
 
@@ -108,14 +109,22 @@ def _check_labels(x: torch.Tensor, y: torch.Tensor | None, what: str) -> None:
 
 @dataclass
 class Split:
-    """One split (train, validation or test) of a dataset: examples, optional labels and attributes."""
+    """One split (train, validation or test) of a dataset: examples, optional labels and attributes, and,
+    once a run has prepared it, the model's condition rows ``c`` and missing-value ``mask`` (1 = observed)."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
     a: torch.Tensor | None = None
+    c: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def batch(self, idx: torch.Tensor | slice | None = None):
+        """The rows ``idx`` (all rows when None) as a :class:`~vaekit.data.batch.Batch`."""
+        b = Batch(self.x, condition=self.c, mask=self.mask, labels=self.y)
+        return b if idx is None else b.rows(idx)
 
 
 def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor, a: torch.Tensor | None = None) -> Split:

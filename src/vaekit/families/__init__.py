@@ -1,0 +1,23 @@
+"""Model families, by the ``family`` setting: each builds its module, its objective and its batch source.
+
+- ``vae``: MLP or conv encoder/decoder, optionally conditional (labels or attribute columns) — :mod:`.vae`;
+- ``m2``: the semi-supervised VAE of Kingma et al. (2014) — :mod:`.m2`.
+A new family is one module here and one line in :data:`FAMILIES`.
+"""
+
+from __future__ import annotations
+
+from ..config import TrainConfig
+from .base import BatchSource, Family
+from .m2 import M2Family
+from .vae import VAEFamily
+
+FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family}
+
+
+def family_name(cfg: TrainConfig) -> str:
+    """The family a config trains: ``m2`` for semi-supervised runs (``semi_supervised: true``), else ``vae``."""
+    return "m2" if cfg.semi_supervised else "vae"
+
+
+__all__ = ["BatchSource", "Family", "FAMILIES", "family_name"]

@@ -1,0 +1,63 @@
+"""What a model family is: it builds its module, its objective and its batch source, and refuses the
+settings it does not support (one line each, never silently ignored)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..core.objectives import Objective
+from ..data.dataset import Split
+from ..errors import UsageError
+
+
+class BatchSource:
+    """One epoch's training batches. The trainer draws the epoch's permutation of the training split (from
+    its seeded shuffling generator) and the source turns it into batches; ``gen`` is that same generator,
+    for sources that draw more (M2's labelled batch)."""
+
+    def __init__(self, train: Split, batch_size: int):
+        self.train = train
+        self.batch_size = batch_size
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return math.ceil(len(self.train) / self.batch_size)
+
+    def epoch(self, perm: torch.Tensor, gen: torch.Generator) -> Iterator[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Family:
+    """A model family (``vae``, ``m2``; later ``mult-vae``, ``seq-vae`` …), chosen by the ``family`` setting."""
+
+    name: str = ""
+    #: settings this family cannot honour: field -> (its neutral value, why); :meth:`check` refuses others
+    unsupported: dict[str, tuple[Any, str]] = {}
+
+    def check(self, cfg: TrainConfig) -> None:
+        """Refuse, in one line naming the flag, any setting this family cannot honour."""
+        for field, (neutral, why) in self.unsupported.items():
+            if getattr(cfg, field) != neutral:
+                flag = "--" + field.replace("_", "-")
+                raise UsageError(f"{flag} is not supported by the {self.name} family ({why}); drop {flag}")
+
+    def objective(self, cfg: TrainConfig, train: Split) -> Objective:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def batch_source(self, cfg: TrainConfig, train: Split) -> BatchSource:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def networks(self, model: nn.Module) -> nn.Module:
+        """The module holding ``encoder`` and ``decoder`` (what ``--compile`` compiles)."""
+        return model
+
+    def state_extra(self) -> dict:
+        """Extra keys for the trainer-state JSON of this family's runs."""
+        return {}
