@@ -20,6 +20,7 @@ from .config import TrainConfig, load_config_file, make_config
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source, split_dataset
 from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
+from .families import FAMILIES, family_name
 from .figures import save_stacked
 from .model import architecture_error, build_model
 from .runinfo import build_run_model, check_run_info
@@ -141,6 +142,8 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         from ._threads import configure_threads
 
         configure_threads(cfg.threads)
+    family = FAMILIES[family_name(cfg)]()
+    family.check(cfg)
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask")
