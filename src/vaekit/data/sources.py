@@ -15,12 +15,11 @@ import torch
 
 from ..errors import DataError
 from ._common import check_memory, encode_labels, format_bytes, one_line, resize_images
-from .builtin import BUILTIN_NAMES, load_builtin
+from .builtin import BUILTIN_NAMES
 from .dataset import Dataset
-from .images import load_image_folder
-from .tables import TABLE_SUFFIXES, check_unique_columns, is_table_path, load_table
+from .kinds.array import ARRAY_SUFFIXES
+from .tables import TABLE_SUFFIXES, check_unique_columns, is_table_path
 
-ARRAY_SUFFIXES = (".npy", ".npz")
 EXPECTED = f"expected a folder of images, .npy/.npz, .csv/.parquet, or one of: {', '.join(BUILTIN_NAMES)}"
 
 
@@ -48,15 +47,12 @@ def load_source(
     if allow_missing and not is_table_path(Path(text)):
         raise DataError(f"--missing mask applies to tables (.csv/.parquet) only, not to {text}; drop it "
                         "(images and arrays must be complete)")
+    options = dict(image_size=image_size, label_column=label_column, cache_dir=cache_dir, download=download,
+                   allow_missing=allow_missing, categories=categories)
     if isinstance(source, str) and key in BUILTIN_NAMES:
         if label_column is not None:
             raise DataError(f"label_column applies to tables (.csv/.parquet) only; {key} has its own labels")
-        ds = load_builtin(key, cache_dir=cache_dir, download=download)
-        if image_size is not None:
-            ds.x = resize_images(ds.x, image_size)
-            if ds.test_x is not None:
-                ds.test_x = resize_images(ds.test_x, image_size)
-        return ds
+        return _claimed(text, None, options)
 
     path = Path(text).expanduser()
     if not path.exists():
@@ -67,17 +63,21 @@ def load_source(
 
     if label_column is not None and not (path.is_file() and is_table_path(path)):
         raise DataError(f"label_column applies to tables (.csv/.parquet) only, not to {text}; drop it")
-    if path.is_dir():
-        return load_image_folder(path, image_size=image_size, name=text)
-    if is_table_path(path):
-        if image_size is not None:
-            raise DataError(f"image_size applies to images only, not to the table {text}; drop it")
-        return load_table(path, label_column=label_column, name=text, allow_missing=allow_missing,
-                          categories=categories)
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return load_array_file(path, image_size=image_size, name=text)
+    if is_table_path(path) and image_size is not None:
+        raise DataError(f"image_size applies to images only, not to the table {text}; drop it")
+    return _claimed(text, path, options)
+
+
+def _claimed(text: str, path: Path | None, options: dict) -> Dataset:
+    """Load with the first data kind that claims the source (see :mod:`vaekit.data.kinds`)."""
+    from .kinds import KINDS
+
+    for kind in KINDS.values():
+        if kind.claims(text, path):
+            return kind.load(text, path, **options)
     accepted = ", ".join(ARRAY_SUFFIXES + TABLE_SUFFIXES)
-    raise DataError(f"unsupported file type {path.suffix or '(no suffix)'!r} for {text}; accepted: {accepted}, or a folder of images")
+    raise DataError(f"unsupported file type {path.suffix or '(no suffix)'!r} for {text}; accepted: {accepted}, "
+                    "or a folder of images")
 
 
 def _pickled(what: str) -> str:
