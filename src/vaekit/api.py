@@ -17,7 +17,8 @@ import torch
 
 from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
-from .data import Dataset, Standardizer, binarize, fill_missing, load_source, split_dataset
+from .data import Dataset, Standardizer, binarize, fill_missing, load_source
+from .data.kinds import kind_of
 from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
 from .families import FAMILIES, family_name
@@ -39,16 +40,16 @@ def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
     in_unit = bool(lo >= 0) and bool(hi <= 1)
     lik = cfg.likelihood
     mixed = has_categorical(ds.schema)
+    kind = kind_of(ds.kind)
     if lik == "auto":
-        lik = "mixed" if mixed else "bernoulli" if ds.kind != "table" and in_unit else "gaussian"
+        lik = kind.default_likelihood(in_unit, mixed)
     elif lik == "mixed" and not mixed:
         raise UsageError("--likelihood mixed needs a table with text (categorical) columns; use --likelihood auto")
     elif mixed and lik != "mixed":
         raise UsageError(f"{cfg.data} has text (categorical) columns, which --likelihood {lik} cannot model; "
                          "use --likelihood auto (or mixed)")
-    elif lik == "bernoulli" and (ds.kind == "table" or not in_unit):
-        why = "tables are standardized" if ds.kind == "table" else "the data has values outside [0, 1]"
-        raise UsageError(f"--likelihood bernoulli needs data in [0, 1] but {why}; use --likelihood gaussian")
+    elif kind.likelihood_error(lik, in_unit):
+        raise UsageError(kind.likelihood_error(lik, in_unit))
     return cfg.model_copy(update={"likelihood": lik})
 
 
@@ -147,14 +148,14 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask")
-    splits = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    splits = kind_of(ds.kind).split(ds, cfg)
     if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
     if has_categorical(ds.schema) and (cfg.conditional or cfg.condition_columns or cfg.semi_supervised):
         raise UsageError(_text_columns_refusal(cfg, ds.schema))
     cond, conds, feature_columns = _conditions(cfg, ds, splits)
     one_hot = categorical_features(ds.schema, ds.x.shape[1]) if has_categorical(ds.schema) else None
-    scaler = Standardizer.fit(splits[0].x, feature_columns, one_hot) if ds.kind == "table" else None
+    scaler = kind_of(ds.kind).fit_preprocessing(splits[0].x, feature_columns, one_hot)
     if scaler is not None:
         for s in splits:
             s.x = scaler.transform(s.x)
@@ -253,7 +254,7 @@ def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | N
         den = torch.cat([model.reconstruct(noisy[i: i + 1024].to(trained.device),
                                            None if c is None else c[i: i + 1024].to(trained.device)).cpu()
                          for i in range(0, len(noisy), 1024)]) if len(x) else x
-    if trained.info["data"]["kind"] == "image":
+    if kind_of(trained.info["data"]["kind"]).pictures:
         save_stacked([noisy[:32], den[:32], x[:32]], run / "denoising.png")
     return {"corruption": cfg.corruption, "split": "test",
             "mse_corrupted_input": float(((noisy - x) ** 2).mean()) if len(x) else None,
@@ -281,8 +282,8 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Datase
                                "binarized": trained.config.binarize,
                                "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
                                "stopped_early": r.stopped_early}
-    if ds.kind == "table":
-        results["note"] = "losses are on standardized columns"
+    if kind_of(ds.kind).loss_note:
+        results["note"] = kind_of(ds.kind).loss_note
     if masks[0] is not None:
         results["missing"] = "mask: likelihoods of the observed cells only (MIWAE)"
         results["observed_fraction"] = {n: float(m.mean()) if m.numel() else None
@@ -363,7 +364,7 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
         ds = trained.load_data(source, cache_dir=cache_dir)
         same = trained.run_dir is not None and (trained.run_dir / RESULTS).is_file() and \
             ds.fingerprint() == trained.info["data"].get("fingerprint")  # results.json's numbers apply
-        parts = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        parts = kind_of(ds.kind).split(ds, cfg)
         part = parts[SPLITS.index(split)]
         if len(part.x) == 0:
             raise UsageError(f"the {split} split of {source} is empty; choose another --split")

@@ -88,41 +88,11 @@ def _check_out_file(out: Path, overwrite: bool, suffixes: tuple[str, ...]) -> No
 
 def _write_array(values, out: Path, kind: str, columns: list[str] | None = None,
                  schema: list[dict] | None = None) -> None:
-    """Write a tensor as PNG grid (images), .npy or .csv, atomically. With a mixed-type table's ``schema``
-    the CSV has the table's own columns: numbers, and category names (the block's argmax) for text columns;
-    .npy keeps the feature array (category probabilities in the one-hot blocks)."""
-    import io
+    """Write examples in the format of ``out`` (PNG grid for images, .npy, or .csv with the data's columns;
+    a mixed-type table's CSV names categories), atomically: see :meth:`vaekit.data.kinds.DataKind.write`."""
+    from .data.kinds import kind_of
 
-    import numpy as np
-
-    from .figures import save_image_grid
-    from .runs import atomic_write_bytes, atomic_write_text
-
-    arr = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
-    suffix = out.suffix.lower()
-    if suffix == ".png":
-        if kind != "image":
-            raise UsageError(f"PNG output needs image data, this is {kind} data; use .npy or .csv")
-        save_image_grid(arr, out)
-    elif suffix == ".npy":
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        atomic_write_bytes(out, buf.getvalue())
-    elif schema is not None:
-        import csv
-
-        from .data.tables import table_cells
-
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow([c["name"] for c in schema])
-        w.writerows(table_cells(schema, arr, lambda v: f"{v:.7g}").tolist())
-        atomic_write_text(out, buf.getvalue())
-    else:
-        flat = arr.reshape(len(arr), -1)
-        header = columns if columns and len(columns) == flat.shape[1] else [f"x{i}" for i in range(flat.shape[1])]
-        lines = [",".join(header)] + [",".join(f"{v:.7g}" for v in row) for row in flat]
-        atomic_write_text(out, "\n".join(lines) + "\n")
+    kind_of(kind).write(values, out, columns, schema)
 
 
 @app.command()
@@ -369,14 +339,9 @@ def reconstruct(
     x = trained._output(xm)
     c_out = _user_condition(trained, label, None, len(x)) if label is not None else None
     rec = trained.reconstruct(x, c=c, c_out=c_out)
-    if out.suffix.lower() == ".png":
-        if ds.kind != "image":
-            raise UsageError(f"PNG output needs image data, this is {ds.kind} data; use .npy or .csv")
-        from .figures import save_pairs
+    from .data.kinds import kind_of
 
-        save_pairs(x, rec, out)
-    else:
-        _write_array(rec, out, ds.kind, ds.columns, trained.schema)
+    kind_of(ds.kind).write_pairs(x, rec, out, ds.columns, trained.schema)
     typer.echo(f"wrote {len(rec)} reconstructions to {out}")
 
 
@@ -432,8 +397,9 @@ def denoise(
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
     ds = _pick_split(trained, ds, split, data)
-    if out.suffix.lower() == ".png" and ds.kind != "image":
-        raise UsageError(f"PNG output needs image data, this is {ds.kind} data; use .npy or .csv")
+    from .data.kinds import kind_of
+
+    kind_of(ds.kind).check_png(out)
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
     ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
     xm, c = trained.dataset_inputs(ds)

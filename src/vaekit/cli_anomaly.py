@@ -43,7 +43,7 @@ def score(
     import torch
 
     from .api import load
-    from .data import split_dataset
+    from .data.kinds import kind_of
     from .errors import RunError
     from .runs import atomic_write_text
 
@@ -56,14 +56,13 @@ def score(
     ds = trained.load_data(data, **kw)
     cfg = trained.config
     if split != "all":
-        part = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                             seed=cfg.seed)[("train", "validation", "test").index(split)]
+        part = kind_of(ds.kind).split(ds, cfg)[("train", "validation", "test").index(split)]
         ds.x, ds.y, ds.test_x, ds.test_y = part.x, part.y, None, None
     elif ds.test_x is not None:  # a built-in's official test set is part of "all"
         ds.x = torch.cat([ds.x, ds.test_x])
         ds.y = None if ds.y is None or ds.test_y is None else torch.cat([ds.y, ds.test_y])
         ds.test_x = ds.test_y = None
-    if ds.kind == "table":
+    if kind_of(ds.kind).cells:
         trained.check_columns(ds.columns, data)
     if bool(torch.isnan(ds.x).any()) and method == "recon":
         raise UsageError(f"{data} has {int(torch.isnan(ds.x).any(1).sum())} row(s) with missing cells: score them "
@@ -90,7 +89,7 @@ def score(
             raise DataError(f"the threshold is a quantile of the validation split of the run's data {cfg.data!r}, "
                             f"which cannot be loaded ({str(err).rstrip('.')}); pass --contamination C to "
                             f"threshold on {data} itself") from None
-        val = split_dataset(ref, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)[1]
+        val = kind_of(ref.kind).split(ref, cfg)[1]
         q = 0.01 if threshold_quantile is None else threshold_quantile
         offset = threshold(trained.anomaly_scores(val.x.reshape(len(val.x), -1).numpy(), method, iwae_k, seed), q)
         where = f"the {q:g}-quantile of the scores of {run}'s {len(val.x)} validation examples"

@@ -42,8 +42,8 @@ def impute(
     from .runs import atomic_write_text
 
     trained = load(run)
-    kind = trained.info["data"]["kind"]
-    if kind != "table":
+    kind = trained.kind.name
+    if not trained.kind.cells:
         raise UsageError(f"{run} was trained on {kind} data; vaekit impute completes tables (for images use "
                          "vaekit inpaint)")
     ds = trained.load_data(data, allow_missing=True)
@@ -107,16 +107,17 @@ def inpaint(
     import torch
 
     from .api import load
+    from .data.kinds import kind_of
     from .data.masks import observed_mask
     from .figures import save_image_grid
 
     trained = load(run)
-    kind = trained.info["data"]["kind"]
-    if kind != "image":
+    kind = trained.kind.name
+    if not trained.kind.pictures:
         raise UsageError(f"{run} was trained on {kind} data; vaekit inpaint completes images (for tables use "
                          "vaekit impute)")
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
-    if ds.kind != "image":
+    if not kind_of(ds.kind).pictures:
         raise UsageError(f"--data {data} holds {ds.kind} data; give images like the training data")
     pool = ds.test_x if ds.test_x is not None else ds.x
     x = pool[:n]

@@ -64,7 +64,7 @@ def interpolate(
             raise UsageError(f"{flag} {i} is out of range: {data} has {len(ds.x)} examples (0..{len(ds.x) - 1})")
     x = trained._input(ds.x[[from_, to]])
     path = trained._output(_interpolate(trained.model, x[0], x[1], steps, method))
-    if out.suffix.lower() == ".png" and ds.kind == "image":
+    if out.suffix.lower() == ".png" and trained.kind.pictures:
         import torch
 
         from .figures import save_image_grid
@@ -102,7 +102,7 @@ def traverse(
     if out.suffix.lower() == ".png":
         from .figures import save_image_grid
 
-        if trained.info["data"]["kind"] != "image":
+        if not trained.kind.pictures:
             raise UsageError("PNG output needs image data; use .npy")
         save_image_grid(grid, out, ncol=steps)
     else:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .data import Dataset, Standardizer
+from .data.kinds import kind_of
 from .errors import UsageError
 
 
@@ -46,7 +47,7 @@ class Conditioning:
                                  f"available: {', '.join(names)}")
             return cls("attributes", len(chosen), columns=chosen, source="attributes")
         if columns:
-            if ds.kind != "table" or not ds.columns:
+            if not kind_of(ds.kind).cells or not ds.columns:
                 raise UsageError("--condition-columns needs a table (.csv/.parquet) whose columns it names, or "
                                  "an .npz whose float y holds attributes (named by y_names)")
             missing = [c for c in columns if c not in ds.columns]

@@ -200,6 +200,6 @@ def end_of_run(trained, x: torch.Tensor, y: torch.Tensor | None, c: torch.Tensor
         ev["report_plan"] = {**plan_record(plan), "seconds": round(time.perf_counter() - t0, 2),
                              "training_seconds": round(training_seconds(history), 2)}
         write_report(trained, x, y, ev, c)
-    if trained.info["data"]["kind"] == "image":
+    if trained.kind.pictures:
         run_figures(trained, x, c, run)
     return ev

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .data.kinds import kind_of
 from .figures import grid_png, pairs
 from .latent import interpolate, manifold, project_2d, traversal
 from .model import VAE
@@ -198,7 +199,7 @@ def build_report(inp: ReportInputs) -> str:
     """The HTML text of the report (self-contained)."""
     info, model = inp.info, inp.model
     data = info.get("data", {})
-    is_image = data.get("kind") == "image"
+    is_image = kind_of(data.get("kind", "array")).pictures
     ev = inp.evaluation or {}
     parts: list[str] = []
     sec = parts.append

@@ -17,6 +17,7 @@ import torch
 from .conditions import Conditioning
 from .config import TrainConfig
 from .data import Dataset, Standardizer, load_source
+from .data.kinds import kind_of
 from .errors import DataError, UsageError
 from .evaluation import evaluate_elbo
 from .model import VAE
@@ -114,7 +115,7 @@ class TrainedVAE:
     def check_columns(self, columns: list[str] | None, source: str) -> None:
         """A one-line DataError when a table's feature columns differ from the training table's."""
         want = self.info.get("data", {}).get("columns")
-        if self.info.get("data", {}).get("kind") != "table" or want is None or columns is None:
+        if not self.kind.cells or want is None or columns is None:
             return
         if list(columns) != list(want):
             missing = [c for c in want if c not in columns]
@@ -131,7 +132,7 @@ class TrainedVAE:
             x, raw = cond.take(ds.x, ds.columns, ds.attributes, ds.attribute_names)
             self.check_columns(cond.feature_columns(ds.columns) if ds.columns else None, ds.name)
             c = cond.encode_raw(raw)
-        elif ds.kind == "table":
+        elif kind_of(ds.kind).cells:
             self.check_columns(ds.columns, ds.name)
         elif cond is not None:
             if ds.y is None:
@@ -318,14 +319,11 @@ class TrainedVAE:
 
     def load_data(self, source: str, **kwargs: Any) -> Dataset:
         """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
-        cfg = self.config
-        kwargs.setdefault("image_size", cfg.image_size)
-        if self.info["data"]["kind"] == "table":
-            kwargs.setdefault("label_column", cfg.label_column)
-            if cfg.missing == "mask":
-                kwargs.setdefault("allow_missing", True)
-            if self.schema is not None:
-                from .data.tables import schema_categories
-
-                kwargs.setdefault("categories", schema_categories(self.schema))
+        for k, v in self.kind.load_options(self.config, self.info).items():
+            kwargs.setdefault(k, v)
         return load_source(source, **kwargs)
+
+    @property
+    def kind(self):
+        """The :class:`~vaekit.data.kinds.DataKind` of this run's data (its outputs, checks, loader settings)."""
+        return kind_of(self.info["data"]["kind"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 
-from ..data import Dataset, split_dataset
+from ..data import Dataset
+from ..data.kinds import kind_of
 from ..errors import UsageError
 
 
@@ -50,7 +51,7 @@ def linear_probe(trained, ds: Dataset, labeled: int, seed: int = 0) -> dict:
     if ds.y is None:
         raise UsageError(f"probe needs labels and {ds.name} has none; use labelled data")
     cfg = trained.config
-    train, _, test = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    train, _, test = kind_of(ds.kind).split(ds, cfg)
     keep_tr, keep_te = train.y >= 0, test.y >= 0  # labels of -1 are unknown
     train.x, train.y, test.x, test.y = train.x[keep_tr], train.y[keep_tr], test.x[keep_te], test.y[keep_te]
     if len(test) == 0:

@@ -22,6 +22,8 @@ class DataKind:
     """
 
     name: str = ""
+    #: what results.json says about the units of its losses (None: the data's own units)
+    loss_note: str | None = None
     pictures: bool = False
     cells: bool = False
     bernoulli_ok: bool = True

@@ -19,6 +19,7 @@ class TableKind(DataKind):
     cells = True
     bernoulli_ok = False
     bernoulli_refusal = "tables are standardized"
+    loss_note = "losses are on standardized columns"
 
     def claims(self, source: str, path: Path | None) -> bool:
         from ..tables import is_table_path
