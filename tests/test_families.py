@@ -111,3 +111,14 @@ def test_log_weights_of_a_single_sample_average_to_the_elbo():
     # E_q[log w] = E_q[log p(x|z)] − KL(q || p): the Monte-Carlo mean matches within its standard error
     se = (log_w - log_px).std(0) / math.sqrt(len(noise))
     assert torch.all(((log_w - log_px).mean(0) + kl).abs() < 5 * se + 1e-4)
+
+
+def test_family_setting_names_the_family():
+    from vaekit.families import FAMILIES, family_name
+
+    assert family_name(make_config(None, family="m2", labeled=5)) == "m2"
+    assert make_config(None, family="m2", labeled=5).semi_supervised
+    assert family_name(make_config(None, semi_supervised=True, labeled=5)) == "m2"  # the old spelling
+    assert family_name(make_config(None)) == "vae" and set(FAMILIES) >= {"vae", "m2"}
+    with pytest.raises(UsageError, match="--family vae contradicts --semi-supervised"):
+        make_config(None, family="vae", semi_supervised=True)

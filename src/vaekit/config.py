@@ -24,6 +24,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
+FamilyName = Literal["vae", "m2"]
 
 
 class TrainConfig(BaseModel):
@@ -47,7 +48,12 @@ class TrainConfig(BaseModel):
     conditional: bool = False
     condition_columns: list[str] | None = None
 
+    # model family (vaekit.families): vae (MLP/conv, optionally conditional) or m2; unset = m2 when
+    # semi_supervised, else vae
+    family: FamilyName | None = None
+
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
+    # (semi_supervised: true is the m2 family)
     semi_supervised: bool = False
     labeled: int | None = Field(default=None, ge=1)
     alpha: float = Field(default=0.1, ge=0.0, le=1000.0)
@@ -140,6 +146,17 @@ class TrainConfig(BaseModel):
         if v is not None and (not v or any(c < 1 or c > 4096 for c in v)):
             raise ValueError("give 1 or more channel counts, each between 1 and 4096")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family(cls, data: Any) -> Any:
+        """``family: m2`` is a semi-supervised run; ``family: vae`` with ``semi_supervised`` contradicts itself."""
+        if isinstance(data, dict):
+            if data.get("family") == "m2" and not data.get("semi_supervised"):
+                data = {**data, "semi_supervised": True}
+            elif data.get("family") == "vae" and data.get("semi_supervised"):
+                raise ValueError("--family vae contradicts --semi-supervised (the m2 family); drop one")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

@@ -16,8 +16,8 @@ FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family}
 
 
 def family_name(cfg: TrainConfig) -> str:
-    """The family a config trains: ``m2`` for semi-supervised runs (``semi_supervised: true``), else ``vae``."""
-    return "m2" if cfg.semi_supervised else "vae"
+    """The family a config trains: its ``family`` setting; unset, ``m2`` for semi-supervised runs, else ``vae``."""
+    return cfg.family or ("m2" if cfg.semi_supervised else "vae")
 
 
 __all__ = ["BatchSource", "Family", "FAMILIES", "family_name"]
