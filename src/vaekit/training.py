@@ -208,7 +208,7 @@ class Trainer:
                 if not all(map(math.isfinite, val_row.values())):
                     # guarded like the training loss: never checkpoint, log or keep weights from this epoch
                     raise TrainingError(
-                        f"the validation {objective.metric_label} became {val_row[objective.metric]} at epoch {e}"
+                        f"the validation {objective.metric_label.replace('−', '-')} became {val_row[objective.metric]} at epoch {e}"
                         f"{self._kept()}; lower --lr, set --grad-clip, or check the validation data for extreme "
                         "values")
                 row = {"epoch": e, **objective.epoch_row(sums, n, steps), **val_row}
