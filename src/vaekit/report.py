@@ -58,7 +58,7 @@ def _plt():
 def loss_curves(metrics: list[dict]) -> bytes:
     """Three panels: train/validation −ELBO; reconstruction and KL; β and learning rate, per epoch
     (semi-supervised M2 runs log other terms: :func:`m2_curves`)."""
-    if "train_loss" not in metrics[0]:
+    if "train_unlabelled" in metrics[0]:
         return m2_curves(metrics)
     plt = _plt()
     ep = [m["epoch"] for m in metrics]
