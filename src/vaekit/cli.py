@@ -280,11 +280,7 @@ def _pick_split(trained, ds, split: str, source: str):
         return ds
     if split not in names:
         raise UsageError(f"--split must be all, train, validation or test, got {split!r}")
-    from .data import split_dataset
-
-    cfg = trained.config
-    part = split_dataset(ds, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                         seed=cfg.seed)[names.index(split)]
+    part = trained.kind.split(ds, trained.config)[names.index(split)]
     if len(part) == 0:
         raise UsageError(f"the {split} split of {source} is empty; choose another --split")
     ds.x, ds.y, ds.attributes, ds.test_x, ds.test_y = part.x, part.y, part.a, None, None
