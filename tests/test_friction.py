@@ -76,7 +76,7 @@ def test_encode_reconstruct_denoise_take_a_split(digits_run, tmp_path):
 
 
 def test_default_tune_space_caps_the_warmup_at_epochs(tmp_path, monkeypatch):
-    from vaekit import tuning
+    from vaekit.tuning import study as tuning  # the module that runs the workers
     from vaekit.space import load_space
 
     sp = load_space(None)

@@ -53,7 +53,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, tiny):
 
 
 def test_resume_is_exact_when_interrupted_between_the_two_checkpoint_files(tmp_path, tiny, monkeypatch):
-    from vaekit import training
+    from vaekit.training import trainer as training  # the module that writes the checkpoint
     from vaekit.runs import STATE_JSON
 
     settings = dict(tiny, epochs=4)

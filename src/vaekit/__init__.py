@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import TrainedVAE, evaluate, load, train
     from .config import TrainConfig
     from .data import load_source
-    from .tuning import tune
+    from .tuning.study import tune
     from .estimator import VAE, AnomalyDetector
 
 

@@ -22,13 +22,13 @@ from .data.kinds import kind_of
 from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
 from .families import FAMILIES, family_name
-from .figures import save_stacked
-from .model import architecture_error, build_model
+from .evaluation.figures import save_stacked
+from .core.vae import architecture_error, build_model
 from .runinfo import build_run_model, check_run_info
 from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
-from .evaluation import evaluate_elbo
-from .training import Trainer, resolve_device
+from .evaluation.metrics import evaluate_elbo
+from .training.trainer import Trainer, resolve_device
 from .trained import TrainedVAE
 
 __all__ = ["TrainedVAE", "train", "load", "evaluate", "report"]

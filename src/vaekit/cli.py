@@ -233,7 +233,7 @@ def _echo_report_line(out: Path) -> None:
 
 def _collapse_note(run: Path) -> str | None:
     """evaluation.collapse_warning for a finished run, from the active units its evaluation.json counted."""
-    from .evaluation import collapse_warning
+    from .evaluation.metrics import collapse_warning
     from .runs import read_json
 
     p = run / "evaluation.json"
@@ -403,7 +403,7 @@ def denoise(
     noisy = trained.corrupt(clean, add_noise, seed) if add_noise is not None else clean
     den = trained.denoise(noisy, c=c)
     if out.suffix.lower() == ".png":
-        from .figures import save_stacked
+        from .evaluation.figures import save_stacked
 
         save_stacked([noisy, den, clean] if add_noise is not None else [noisy, den], out)
     else:

@@ -34,7 +34,7 @@ def score(
 ) -> None:
     """Anomaly scores of --data (higher = more normal) and a threshold; AUROC and AP when labelled."""
     _check_out_file(out, overwrite, (".csv",))
-    from .apps.anomaly import (anomaly_labels, check_score_settings, describe, quantile_warning, ranking_metrics,
+    from .tasks.anomaly import (anomaly_labels, check_score_settings, describe, quantile_warning, ranking_metrics,
                                threshold)
 
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)

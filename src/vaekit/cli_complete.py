@@ -109,7 +109,7 @@ def inpaint(
     from .api import load
     from .data.kinds import kind_of
     from .data.masks import observed_mask
-    from .figures import save_image_grid
+    from .evaluation.figures import save_image_grid
 
     trained = load(run)
     kind = trained.kind.name

@@ -55,7 +55,7 @@ def interpolate(
     if not 2 <= steps <= 1000:
         raise UsageError(f"--steps must be between 2 and 1000, got {steps}")
     from .api import load
-    from .latent import interpolate as _interpolate
+    from .evaluation.latent import interpolate as _interpolate
 
     trained = load(run)
     ds = trained.load_data(data)
@@ -67,7 +67,7 @@ def interpolate(
     if out.suffix.lower() == ".png" and trained.kind.pictures:
         import torch
 
-        from .figures import save_image_grid
+        from .evaluation.figures import save_image_grid
 
         save_image_grid(torch.cat([ds.x[[from_]], path, ds.x[[to]]]), out, ncol=steps + 2)
     else:
@@ -88,7 +88,7 @@ def traverse(
     """Sweep each latent dimension with the others at 0: one row of decoded means per dimension."""
     _check_out_file(out, overwrite, (".png", ".npy"))
     from .api import load
-    from .latent import traversal
+    from .evaluation.latent import traversal
 
     trained = load(run)
     L = trained.latent_dim
@@ -100,7 +100,7 @@ def traverse(
         raise UsageError("--steps must be between 2 and 100 and --span between 0 and 100")
     grid = trained._output(traversal(trained.model, dims=chosen, steps=steps, span=span))
     if out.suffix.lower() == ".png":
-        from .figures import save_image_grid
+        from .evaluation.figures import save_image_grid
 
         if not trained.kind.pictures:
             raise UsageError("PNG output needs image data; use .npy")
@@ -127,7 +127,7 @@ def latent_map(
     if limit < 3:
         raise UsageError(f"--limit must be at least 3, got {limit}")
     from .api import load
-    from .report import latent_map as _latent_map
+    from .evaluation.report import latent_map as _latent_map
     from .runs import atomic_write_bytes
 
     trained = load(run)
@@ -182,7 +182,7 @@ def probe(
 ) -> None:
     """Logistic regression on latent means vs on raw inputs, with the same N labels: test accuracy."""
     from .api import load
-    from .apps.probe import linear_probe
+    from .tasks.probe import linear_probe
     from .runs import json_text
 
     trained = load(run)

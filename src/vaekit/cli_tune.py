@@ -38,7 +38,7 @@ def tune(
     """Search hyperparameters: each trial is a vaekit run; results in trials.csv, best_config.yaml, tune_report.html."""
     import time
 
-    from .tuning import tune as _tune
+    from .tuning.study import tune as _tune
 
     t0 = time.perf_counter()
     res = _tune(data, out, space=space, sampler=sampler, trials=trials, storage=storage, study=study, jobs=jobs,
@@ -48,7 +48,7 @@ def tune(
     typer.echo(f"{c['finished']} of {res.target} trials finished ({c['complete']} complete, {c['pruned']} pruned, "
                f"{c['failed']} failed) in {time.perf_counter() - t0:.0f} s")
     if res.best_trial is not None:
-        from .tuning import METRICS
+        from .tuning.study import METRICS
 
         typer.echo(f"best: trial {res.best_trial}, {res.metric} {res.best_value:.3f} "
                    f"({METRICS[res.metric]}, the value in its results.json/trial.json); "

@@ -169,7 +169,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # -- uses ------------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
         """Posterior means E[z|x], ``[n_samples, latent_dim]``."""
-        from .evaluation import posterior_stats
+        from .evaluation.metrics import posterior_stats
 
         xt = self._model_input(X)
         mu, _ = posterior_stats(self.trained_.model, xt)
@@ -310,7 +310,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """Fit (or load) the VAE and set the threshold ``offset_``; ``y`` is ignored."""
         import warnings
 
-        from .apps.anomaly import DEFAULT_QUANTILE, check_score_settings, quantile_warning, threshold
+        from .tasks.anomaly import DEFAULT_QUANTILE, check_score_settings, quantile_warning, threshold
 
         check_score_settings(self.method, self.iwae_k, self.contamination, self.threshold_quantile)
         seed = _seed(self.random_state)

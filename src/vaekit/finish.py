@@ -45,7 +45,7 @@ def training_seconds(history: list[dict]) -> float:
 
 def _seconds_per_row(model, x: torch.Tensor, k: int, c: torch.Tensor | None, mask: torch.Tensor | None) -> float:
     """Measured seconds per (example × importance sample) of the IWAE pass, from a pilot of ~4096 rows."""
-    from .evaluation import importance_bounds
+    from .evaluation.metrics import importance_bounds
 
     m = max(1, min(len(x), 4096 // k))
     with torch.random.fork_rng(devices=[]):  # the pilot must not move the evaluation's noise
@@ -105,12 +105,12 @@ def plan_record(plan: ReportPlan) -> dict[str, Any]:
 def run_figures(trained, x: torch.Tensor, c: torch.Tensor | None, run: Path) -> None:
     """samples.png (classes.png for label-conditional runs) and reconstructions.png of an image run.
     ``x``/``c``: the test split in model units and its condition rows."""
-    from .figures import save_image_grid, save_pairs
+    from .evaluation.figures import save_image_grid, save_pairs
 
     model, seed = trained.model, trained.config.seed
     cond = trained.conditioning
     if cond is not None and cond.kind == "label":
-        from .report import class_grid
+        from .evaluation.report import class_grid
 
         grid, ncol = class_grid(model, cond.dim, seed=seed)
         save_image_grid(grid, run / "classes.png", ncol=ncol)
@@ -133,7 +133,7 @@ def evaluate_run(trained, x: torch.Tensor, iwae_k: int, seed: int, c: torch.Tens
     condition c is (labels: "y"), M2's unconditional bound, and ``stored`` = the split's one-sample ELBO from
     ``results.json`` (shown instead of a second estimate of the same number)."""
     from .errors import UsageError
-    from .evaluation import evaluate
+    from .evaluation.metrics import evaluate
 
     if iwae_k < 0 or iwae_k > 1_000_000:
         raise UsageError(f"--iwae-k must be between 0 (skip) and 1000000, got {iwae_k}")
@@ -162,7 +162,7 @@ def write_report(trained, x: torch.Tensor, y: torch.Tensor | None, evaluation: d
     """Write ``evaluation.json`` and ``report.html`` into the run directory; return the report's path."""
     import json
 
-    from .report import ReportInputs, build_report
+    from .evaluation.report import ReportInputs, build_report
     from .runs import EVALUATION, METRICS, RESULTS, atomic_write_text, read_json, write_json
 
     run = trained.run_dir

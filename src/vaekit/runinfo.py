@@ -141,7 +141,7 @@ def build_run_model(cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: 
 
         m2 = M2Family().build(cfg, shape, cond.dim)
         return m2.vae, m2
-    from .model import build_model
+    from .core.vae import build_model
 
     vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
     return vae, vae

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import torch
 
-from .apps.probe import choose_labeled
+from .tasks.probe import choose_labeled
 from .apps.semisupervised import check_labeled
 from .conditions import Conditioning
 from .config import TrainConfig
 from .data import Dataset, Standardizer
-from .evaluation import evaluate_elbo
+from .evaluation.metrics import evaluate_elbo
 from .families.m2 import M2Family
 from .runs import RESULTS, STATE_TENSORS, WEIGHTS, prepare_run_dir, save_tensors, write_json
 from .trained import TrainedVAE
-from .training import Trainer
+from .training.trainer import Trainer
 
 
 def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,

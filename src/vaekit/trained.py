@@ -19,8 +19,8 @@ from .config import TrainConfig
 from .data import Dataset, Standardizer, load_source
 from .data.kinds import kind_of
 from .errors import DataError, UsageError
-from .evaluation import evaluate_elbo
-from .model import VAE
+from .evaluation.metrics import evaluate_elbo
+from .core.vae import VAE
 
 
 def _tensor(v: Any) -> torch.Tensor:
@@ -242,7 +242,7 @@ class TrainedVAE:
         """Per-row anomaly scores (float64, higher = more normal; see :mod:`vaekit.apps.anomaly`) of raw rows
         ``x`` (``[n, D]`` floats in data units, checked by the caller). A ``--missing mask`` run also scores rows
         with NaN cells (the density of the observed ones). Shared by ``vaekit score`` and the estimators."""
-        from .apps.anomaly import log_det, score_examples
+        from .tasks.anomaly import log_det, score_examples
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         bad = ~np.isfinite(x) & (~np.isnan(x) if self.config.missing == "mask" else True)
@@ -284,7 +284,7 @@ class TrainedVAE:
         The encoder sees missing table cells mean-filled and missing pixels zero-filled; ``passes`` > 1
         refills them with the IW estimate and repeats (for ``gibbs``/``mwg``: starts the chain there).
         """
-        from .apps.completion import METHODS, complete
+        from .tasks.completion import METHODS, complete
 
         if method not in METHODS:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -1,5 +1,6 @@
-"""The maths every model family shares: the batch, importance weights over q(z|x) and p(z), objectives.
+"""The maths every model family shares: networks, likelihoods p(x|z), the VAE module, importance weights
+over q(z|x) and p(z) (:mod:`.inference`) and objectives (:mod:`.objectives`).
 
 Pure torch: nothing here knows files, the CLI or progress bars. Higher layers (``families``, ``training``,
-``evaluation``, the tasks in ``apps``) import from here, never the other way round.
+``evaluation``, ``tasks``) import from here, never the other way round.
 """

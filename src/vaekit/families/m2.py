@@ -30,8 +30,8 @@ from ..core.objectives import Objective, StepOutput, gaussian_kl
 from ..data.batch import Batch
 from ..data.dataset import Split
 from ..errors import UsageError
-from ..model import VAE, build_model
-from ..networks import mlp_layers
+from ..core.vae import VAE, build_model
+from ..core.networks import mlp_layers
 from .base import BatchSource, Family
 
 

@@ -37,14 +37,14 @@ class ImageKind(DataKind):
         return ds
 
     def _write_png(self, arr: np.ndarray, out: Path) -> None:
-        from ...figures import save_image_grid
+        from ...evaluation.figures import save_image_grid
 
         save_image_grid(arr, out)
 
     def write_pairs(self, inputs: Any, outputs: Any, out: Path, columns: list[str] | None = None,
                     schema: list[dict] | None = None) -> None:
         if out.suffix.lower() == ".png":
-            from ...figures import save_pairs
+            from ...evaluation.figures import save_pairs
 
             save_pairs(inputs, outputs, out)
         else:

@@ -19,20 +19,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .data.dataset import Split
-from .errors import TrainingError
-from .families.base import Family
-from .families.vae import VAEFamily
-from .model import VAE
-from .runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, json_text, load_tensors,
+from ..config import TrainConfig
+from ..data.dataset import Split
+from ..errors import TrainingError
+from ..families.base import Family
+from ..families.vae import VAEFamily
+from ..core.vae import VAE
+from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, json_text, load_tensors,
                    read_json, read_tensor_metadata, regular_file, save_tensors, write_json)
 
 
 def resolve_device(name: str, precision: str = "fp32") -> torch.device:
     """The torch device for ``--device`` (auto, cpu, cuda, cuda:N, mps); a one-line UsageError when this
     machine does not have it, or when ``precision`` bf16 cannot run on it."""
-    from .errors import UsageError
+    from ..errors import UsageError
 
     if name == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import load_config_file, make_config
-from .errors import UsageError, VaekitError
-from .runs import STATE_JSON, STATE_TENSORS, read_json, read_tensor_metadata, write_json
+from ..config import load_config_file, make_config
+from ..errors import UsageError, VaekitError
+from ..runs import STATE_JSON, STATE_TENSORS, read_json, read_tensor_metadata, write_json
 from .space import SearchSpace, load_space, parse_space
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -231,7 +231,7 @@ class _Objective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from . import api
+        from .. import api
 
         job = self.job
         self.current = trial.number
@@ -497,7 +497,7 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
             raise UsageError(f"the grid has {size} points but --trials is {trials}; raise --trials to {size}, "
                              "shrink the space, or pass --allow-partial-grid to run a random subset")
         target = min(trials, size)
-    from .data import load_source
+    from ..data import load_source
 
     load_source(base_cfg.data, image_size=base_cfg.image_size, label_column=base_cfg.label_column)  # fail early
 
@@ -531,7 +531,7 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     except KeyboardInterrupt:
         interrupted = True
     try:
-        from .tune_report import results
+        from .report import results
 
         result = results(the_study, tune_dir, name, where, metric, target, sp,
                          figures=report and not interrupted)

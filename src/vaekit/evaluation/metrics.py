@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 import torch
 
-from ._memory import release_free_memory
-from .core.inference import chunking, draw, in_eval_mode, log_weights
-from .core.objectives import elbo_parts, elbo_summary, evaluate_elbo  # noqa: F401 (re-exported: vaekit.evaluation API)
-from .model import VAE, gaussian_kl
+from .._memory import release_free_memory
+from ..core.inference import chunking, draw, in_eval_mode, log_weights
+from ..core.objectives import elbo_parts, elbo_summary, evaluate_elbo  # noqa: F401 (re-exported: vaekit.evaluation API)
+from ..core.vae import VAE, gaussian_kl
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
 

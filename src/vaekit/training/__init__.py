@@ -1,0 +1,15 @@
+"""Training: the one :class:`Trainer` every model family goes through (loop, β schedule, LR schedules,
+early stopping on the objective's metric, checkpoints and exact resume, non-finite guard, progress)."""
+
+from .trainer import (  # noqa: F401 (the names `vaekit.training` had before it became a package)
+    EpochCallback,
+    TrainResult,
+    Trainer,
+    beta_at,
+    compile_networks,
+    load_optimizer_state,
+    make_optimizer,
+    make_scheduler,
+    optimizer_state,
+    resolve_device,
+)
