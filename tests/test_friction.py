@@ -108,7 +108,7 @@ def test_train_warns_when_the_run_ended_collapsed(digits_run, tmp_path):
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["active_units"] == 0  # 2 epochs of a 16-unit MLP: the posterior has not left the prior
     assert "warning: posterior collapse" in result.stderr
-    from vaekit.cli import _collapse_note
+    from vaekit.cli.train import collapse_note as _collapse_note
 
     (tmp_path / "evaluation.json").write_text(json.dumps({"active_units": 3, "latent_dim": 3}))
     assert _collapse_note(tmp_path) is None

@@ -34,77 +34,97 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # data
-    data: str = "digits"
-    image_size: int | None = Field(default=None, ge=4, le=1024)
-    label_column: str | None = None
-    binarize: BinarizeName = "none"
-    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    data: str = Field(default="digits",
+        description="digits, fashion-mnist, mnist, a folder of images, .npy/.npz, .csv/.parquet")
+    image_size: int | None = Field(default=None, ge=4, le=1024, description="resize images to N×N")
+    label_column: str | None = Field(default=None, description="table column holding labels")
+    binarize: BinarizeName = Field(default="none", description="none, dynamic (fresh draw every step) or static")
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5,
+        description="fraction of the data held out for validation")
+    test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="fraction of the data held out for testing")
     # missing table cells: "error" refuses them; "mask" trains on incomplete rows, the likelihood counting
     # observed cells only (MIWAE, Mattei & Frellsen 2019)
-    missing: MissingName = "error"
+    missing: MissingName = Field(default="error",
+        description="missing table cells: error, or mask (train on incomplete rows, MIWAE)")
 
     # conditioning (conditional VAE, Sohn et al. 2015): on the labels, or on these numeric table columns
-    conditional: bool = False
-    condition_columns: list[str] | None = None
+    conditional: bool = Field(default=False, description="conditional VAE on the data's labels")
+    condition_columns: list[str] | None = Field(default=None,
+        description="conditional VAE on these numeric table columns, e.g. a,b")
 
     # model family (vaekit.families): vae (MLP/conv, optionally conditional) or m2; unset = m2 when
     # semi_supervised, else vae
-    family: FamilyName | None = None
+    family: FamilyName | None = Field(default=None,
+        description="model family: vae (MLP/conv, optionally conditional) or m2 (semi-supervised); unset: m2 "
+                    "with --semi-supervised, else vae")
 
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
     # (semi_supervised: true is the m2 family)
-    semi_supervised: bool = False
-    labeled: int | None = Field(default=None, ge=1)
-    alpha: float = Field(default=0.1, ge=0.0, le=1000.0)
+    semi_supervised: bool = Field(default=False,
+        description="M2 semi-supervised VAE (Kingma et al. 2014); needs --labeled")
+    labeled: int | None = Field(default=None, ge=1, description="training labels kept for --semi-supervised")
+    alpha: float = Field(default=0.1, ge=0.0, le=1000.0,
+        description="classification weight of M2, times the training set size")
     # q(y|x) sees only `labeled` examples directly: dropout on its hidden layers and Gaussian noise (std, in
     # model input units) on its labelled inputs keep it from memorising them (FMNIST, 100 labels: bench/)
-    classifier_dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
-    classifier_noise: float = Field(default=0.3, ge=0.0, le=100.0)
+    classifier_dropout: float = Field(default=0.5, ge=0.0, lt=1.0, description="dropout in M2's classifier q(y|x)")
+    classifier_noise: float = Field(default=0.3, ge=0.0, le=100.0,
+        description="std of Gaussian noise on M2's labelled classifier inputs")
 
     # model
-    model: ModelName = "mlp"
-    latent_dim: int = Field(default=16, ge=1, le=4096)
-    hidden: list[int] = Field(default_factory=lambda: [512, 256])
-    channels: list[int] | None = None
-    likelihood: LikelihoodName = "auto"
-    gaussian_std: float | None = Field(default=None, gt=0.0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    model: ModelName = Field(default="mlp", description="mlp or conv")
+    latent_dim: int = Field(default=16, ge=1, le=4096, description="latent size")
+    hidden: list[int] = Field(default_factory=lambda: [512, 256], description="hidden layer sizes, e.g. 400,200")
+    channels: list[int] | None = Field(default=None, description="conv channels, e.g. 32,64")
+    likelihood: LikelihoodName = Field(default="auto", description="auto, bernoulli, gaussian or mixed (tables with text columns)")
+    gaussian_std: float | None = Field(default=None, gt=0.0,
+        description="fixed std of the Gaussian likelihood (learned per feature when unset)")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout in encoder and decoder")
 
     # objective
-    beta: float = Field(default=1.0, ge=0.0, le=1000.0)
-    kl_warmup: int = Field(default=0, ge=0, le=100_000)
-    kl_schedule: KLScheduleName = "linear"
-    kl_cycles: int = Field(default=4, ge=1, le=10_000)
-    kl_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
-    free_bits: float = Field(default=0.0, ge=0.0, le=100.0)
+    beta: float = Field(default=1.0, ge=0.0, le=1000.0, description="weight of the KL term")
+    kl_warmup: int = Field(default=0, ge=0, le=100_000, description="epochs over which beta ramps up from 0")
+    kl_schedule: KLScheduleName = Field(default="linear", description="linear (warm-up) or cyclical (Fu et al. 2019)")
+    kl_cycles: int = Field(default=4, ge=1, le=10_000, description="cycles of the cyclical schedule")
+    kl_ratio: float = Field(default=0.5, gt=0.0, le=1.0, description="fraction of each cycle spent ramping beta")
+    free_bits: float = Field(default=0.0, ge=0.0, le=100.0,
+        description="KL floor per latent dimension, nats (Kingma et al. 2016)")
     # denoising VAE (Im et al. 2017): train on corrupted inputs against the clean data, e.g. gaussian:0.3,
     # masking:0.25, salt-pepper:0.1 (vaekit.data.noise)
-    corruption: str | None = None
+    corruption: str | None = Field(default=None,
+        description="denoising VAE: corrupt inputs, reconstruct the clean data; gaussian:0.3, masking:0.25 or salt-"
+                    "pepper:0.1")
     # importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (Burda et al. 2015);
     # with missing: mask this is MIWAE's objective (Mattei & Frellsen 2019)
-    iw_samples: int = Field(default=1, ge=1, le=10_000)
+    iw_samples: int = Field(default=1, ge=1, le=10_000,
+        description="importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (MIWAE with "
+                    "--missing mask)")
 
     # optimisation
-    optimizer: OptimizerName = "adam"
-    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
-    batch_size: int = Field(default=128, ge=1, le=1_000_000)
-    epochs: int = Field(default=100, ge=1, le=100_000)
-    patience: int | None = Field(default=10, ge=1, le=100_000)
-    min_delta: float = Field(default=0.0, ge=0.0)
-    lr_schedule: ScheduleName = "none"
-    lr_gamma: float = Field(default=0.5, gt=0.0, le=1.0)
-    lr_step: int = Field(default=10, ge=1)
-    grad_clip: float | None = Field(default=None, gt=0.0)
+    optimizer: OptimizerName = Field(default="adam", description="adam or adamw")
+    lr: float = Field(default=1e-3, gt=0.0, le=10.0, description="learning rate")
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="weight decay of the optimizer")
+    batch_size: int = Field(default=128, ge=1, le=1_000_000, description="examples per training step")
+    epochs: int = Field(default=100, ge=1, le=100_000, description="maximum number of epochs")
+    patience: int | None = Field(default=10, ge=1, le=100_000,
+        description="early stopping: epochs without validation improvement")
+    min_delta: float = Field(default=0.0, ge=0.0, description="improvement (nats) that resets early stopping")
+    lr_schedule: ScheduleName = Field(default="none", description="none, exponential, step, plateau or cosine")
+    lr_gamma: float = Field(default=0.5, gt=0.0, le=1.0,
+        description="decay factor of the exponential/step/plateau schedules")
+    lr_step: int = Field(default=10, ge=1, description="epochs between step decays")
+    grad_clip: float | None = Field(default=None, gt=0.0, description="clip the gradient norm to this value")
 
     # run
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked against the machine in training.resolve_device)
-    precision: PrecisionName = "fp32"
-    compile: bool = False
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="random seed (splits, initialisation, shuffling)")
+    # checked against the machine in training.resolve_device
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    precision: PrecisionName = Field(default="fp32", description="fp32, or bf16 (autocast; GPUs with bf16, or CPUs)")
+    compile: bool = Field(default=False, description="torch.compile the networks")
     # CPU threads of torch; None: as the process is (the CLI sets vaekit's default, see vaekit._threads)
-    threads: int | None = Field(default=None, ge=1, le=1024)
+    threads: int | None = Field(default=None, ge=1, le=1024,
+        description="CPU threads of torch (unset: VAEKIT_THREADS, OMP_NUM_THREADS, else vaekit's default: see README, "
+                    "Performance)")
 
     @field_validator("*", mode="before")
     @classmethod
