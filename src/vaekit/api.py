@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,13 @@ import torch
 
 from .conditions import Conditioning
 from .config import TrainConfig, load_config_file, make_config
+from .core.vae import build_model
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source
 from .data.kinds import kind_of
-from .data.tables import categorical_features, has_categorical
 from .errors import RunError, UsageError
-from .families import FAMILIES, family_name
 from .evaluation.figures import save_stacked
-from .core.vae import architecture_error, build_model
+from .families import FAMILIES, family_name
+from .preparation import Prepared, binarize_split, prepare  # noqa: F401 (binarize_split: vaekit.api's name)
 from .runinfo import build_run_model, check_run_info
 from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
@@ -35,47 +36,6 @@ __all__ = ["TrainedVAE", "train", "load", "evaluate", "report"]
 
 
 # ---------------------------------------------------------------------------------------------------
-def _resolve_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
-    lo, hi = torch.aminmax(ds.x)  # no [N, D] boolean temporaries: Fashion-MNIST is 188 MB of float32
-    in_unit = bool(lo >= 0) and bool(hi <= 1)
-    lik = cfg.likelihood
-    mixed = has_categorical(ds.schema)
-    kind = kind_of(ds.kind)
-    if lik == "auto":
-        lik = kind.default_likelihood(in_unit, mixed)
-    elif lik == "mixed" and not mixed:
-        raise UsageError("--likelihood mixed needs a table with text (categorical) columns; use --likelihood auto")
-    elif mixed and lik != "mixed":
-        raise UsageError(f"{cfg.data} has text (categorical) columns, which --likelihood {lik} cannot model; "
-                         "use --likelihood auto (or mixed)")
-    elif kind.likelihood_error(lik, in_unit):
-        raise UsageError(kind.likelihood_error(lik, in_unit))
-    return cfg.model_copy(update={"likelihood": lik})
-
-
-def _data_info(ds: Dataset, splits, fingerprint: str, shape: tuple[int, ...], columns: list[str] | None) -> dict:
-    return {"source": ds.name, "kind": ds.kind, "shape": list(shape), "fingerprint": fingerprint,
-            "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
-            "classes": ds.classes, "columns": columns,
-            **({"schema": ds.schema} if has_categorical(ds.schema) else {})}
-
-
-def _conditions(cfg: TrainConfig, ds: Dataset, splits) -> tuple[Conditioning | None, list, list[str] | None]:
-    """For conditional runs: the fitted conditioning, each split's condition rows (attribute columns are
-    taken out of the splits' features), and the remaining feature columns."""
-    if not (cfg.conditional or cfg.condition_columns):
-        return None, [None, None, None], ds.columns
-    cond = Conditioning.for_dataset(ds, cfg.condition_columns)
-    if cond.kind == "label":
-        return cond, [cond.encode_raw(s.y) for s in splits], ds.columns
-    raws = []
-    for s in splits:
-        s.x, raw = cond.take(s.x, ds.columns, s.a, ds.attribute_names)
-        raws.append(raw)
-    cond.fit(raws[0])
-    return cond, [cond.encode_raw(r) for r in raws], cond.feature_columns(ds.columns) if ds.columns else ds.columns
-
-
 def train(data: str | Dataset | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
           on_epoch_end=None, report: bool = True, report_iwae_k: int | None = None,
@@ -103,142 +63,125 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
                       cache_dir=cache_dir, on_epoch_end=on_epoch_end, end=end, **settings)
 
 
+@dataclass
+class RunContext:
+    """How a family's runner writes its run: the run directory (None: in memory only) and the settings of
+    the train call that are not the model's."""
+
+    out: Path | None
+    overwrite: bool
+    resume: bool
+    restart: bool  # resume of a run stopped before its first checkpoint: start at epoch 0
+    device: torch.device
+    progress: bool
+    on_epoch_end: Any
+    held: contextlib.ExitStack  # keeps the run directory's lock
+    end: dict  # the end-of-run report settings (vaekit.finish.end_of_run)
+
+
 def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os.PathLike | None, *, config: Any,
            resume: bool, overwrite: bool, progress: bool, cache_dir: str | None, on_epoch_end, end: dict,
            **settings: Any) -> TrainedVAE:
+    """The training pipeline: settings → data → :func:`~vaekit.preparation.prepare` → the family's runner."""
     out_path = Path(out) if out is not None else None
-    restart = False
     in_memory: Dataset | None = None
     if isinstance(data, Dataset):
         if resume:
             raise UsageError("--resume re-reads the run's data source; it cannot continue from an in-memory dataset")
         in_memory, data = dataclasses.replace(data), data.name or "in-memory array"
     if resume:
-        if out_path is None:
-            raise UsageError("--resume needs --out RUN, the run directory to continue")
-        info = read_run_info(out_path)
-        held.enter_context(lock_run(out_path, "train --resume"))
-        restart = not has_checkpoint(out_path)
-        cfg = _saved_config(info, out_path)
-        given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
-        if given is not None:
-            diff = [k for k in given.model_fields_set if k != "threads" and getattr(given, k) != getattr(cfg, k)]
-            if diff:
-                raise UsageError(f"--resume continues {out_path} with its saved settings; drop "
-                                 + ", ".join("--" + k.replace("_", "-") for k in sorted(diff)))
-            if "threads" in given.model_fields_set:  # the machine's business, not the run's: may change
-                cfg = cfg.model_copy(update={"threads": given.threads})
+        cfg, info, restart = _resumed_config(held, out_path, data, settings)
     else:
-        if isinstance(config, TrainConfig):
-            base = config.model_dump()
-        elif isinstance(config, dict):
-            base = dict(config)
-        elif config is not None:
-            base = load_config_file(config)
-        else:
-            base = {}
-        cfg = make_config(base, **({"data": data} if data else {}), **settings)
-
+        cfg, info, restart = _new_config(config, data, settings), None, False
     if cfg.threads is not None:
         from ._threads import configure_threads
 
         configure_threads(cfg.threads)
-    family = FAMILIES[family_name(cfg)]()
-    family.check(cfg)
+    FAMILIES[family_name(cfg)]().check(cfg)  # before the data is read and anything is written
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask")
-    splits = kind_of(ds.kind).split(ds, cfg)
-    if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
-        raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
-    if has_categorical(ds.schema) and (cfg.conditional or cfg.condition_columns or cfg.semi_supervised):
-        raise UsageError(_text_columns_refusal(cfg, ds.schema))
-    cond, conds, feature_columns = _conditions(cfg, ds, splits)
-    one_hot = categorical_features(ds.schema, ds.x.shape[1]) if has_categorical(ds.schema) else None
-    scaler = kind_of(ds.kind).fit_preprocessing(splits[0].x, feature_columns, one_hot)
-    if scaler is not None:
-        for s in splits:
-            s.x = scaler.transform(s.x)
-    masks: list = [None, None, None]
-    if cfg.missing == "mask":  # MIWAE: missing cells are mean-filled (0) for the encoder, masked out of p(x|z)
-        for i, s in enumerate(splits):
-            s.x, masks[i] = fill_missing(s.x)
-    if not resume:
-        cfg = _resolve_likelihood(cfg, ds)
-    if cfg.corruption is not None:
-        _check_corruption(cfg, splits[0].x)
-    if cfg.binarize != "none":
-        for i, s in enumerate(splits):
-            if cfg.binarize == "static" or i > 0:  # dynamic: train draws afresh each step
-                s.x = binarize_split(s.x, cfg, i)
-    shape = tuple(splits[0].x.shape[1:])
-    err = architecture_error(cfg, shape)
-    if err:
-        raise UsageError(err)
-    device = resolve_device(cfg.device, cfg.precision)
-
-    fingerprint = ds.fingerprint()
-    # The splits are copies: drop the full array so training does not hold the data twice.
-    ds.x = ds.x[:0].clone()
+    prep = prepare(cfg, ds, resolve_likelihood=not resume)
+    ctx = RunContext(out_path, overwrite, resume, restart, resolve_device(prep.cfg.device, prep.cfg.precision),
+                     progress, on_epoch_end, held, end)
     if resume:
-        if info["data"]["fingerprint"] != fingerprint:
+        if info["data"]["fingerprint"] != prep.fingerprint:
             raise RunError(f"the data {cfg.data} changed since {out_path} started; --resume needs the same data")
         if restart:  # stopped before its first checkpoint: epoch 0 again, without the unfinished epoch's row
             (out_path / METRICS).unlink(missing_ok=True)
     else:
-        info = {"format": "vaekit-run", "run_format": 1, "vaekit_version": _version(),
-                "torch_version": torch.__version__,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "config": cfg.model_dump(), "data": _data_info(ds, splits, fingerprint, shape, feature_columns),
-                "scaler": scaler.to_dict() if scaler is not None else None,
-                "condition": cond.to_dict() if cond is not None else None}
-        if out_path is not None and not cfg.semi_supervised:
-            prepare_run_dir(out_path, overwrite, info, held)
+        info = _new_run_info(prep)
+    return RUNNERS[family_name(prep.cfg)](prep, info, ctx)
 
-    if cfg.semi_supervised:
-        from .semisupervised_api import train_semisupervised
 
-        return train_semisupervised(cfg, ds, splits, shape, info, scaler, out_path, overwrite, device, progress,
-                                    resume=resume, on_epoch_end=on_epoch_end, held=held, end=end)
+def _resumed_config(held: contextlib.ExitStack, out: Path | None, data: Any,
+                    settings: dict) -> tuple[TrainConfig, dict, bool]:
+    """(saved config, config.json, whether to restart at epoch 0) of a run to continue; its lock is taken."""
+    if out is None:
+        raise UsageError("--resume needs --out RUN, the run directory to continue")
+    info = read_run_info(out)
+    held.enter_context(lock_run(out, "train --resume"))
+    restart = not has_checkpoint(out)
+    cfg = _saved_config(info, out)
+    given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
+    if given is not None:
+        diff = [k for k in given.model_fields_set if k != "threads" and getattr(given, k) != getattr(cfg, k)]
+        if diff:
+            raise UsageError(f"--resume continues {out} with its saved settings; drop "
+                             + ", ".join("--" + k.replace("_", "-") for k in sorted(diff)))
+        if "threads" in given.model_fields_set:  # the machine's business, not the run's: may change
+            cfg = cfg.model_copy(update={"threads": given.threads})
+    return cfg, info, restart
+
+
+def _new_config(config: Any, data: Any, settings: dict) -> TrainConfig:
+    """The settings of a new run: ``config`` (a TrainConfig, a dict or a YAML path) overridden by ``settings``."""
+    if isinstance(config, TrainConfig):
+        base = config.model_dump()
+    elif isinstance(config, dict):
+        base = dict(config)
+    elif config is not None:
+        base = load_config_file(config)
+    else:
+        base = {}
+    return make_config(base, **({"data": data} if data else {}), **settings)
+
+
+def _new_run_info(prep: Prepared) -> dict:
+    """The ``config.json`` of a new run (its family's runner may add to it before writing it)."""
+    return {"format": "vaekit-run", "run_format": 1, "vaekit_version": _version(),
+            "torch_version": torch.__version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": prep.cfg.model_dump(), "data": prep.data_info(),
+            "scaler": prep.scaler.to_dict() if prep.scaler is not None else None,
+            "condition": prep.cond.to_dict() if prep.cond is not None else None}
+
+
+def _run_vae(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    """The ``vae`` family's run: build, train through :class:`Trainer`, then results, figures and report."""
+    cfg, out = prep.cfg, ctx.out
+    if out is not None and not ctx.resume:
+        prepare_run_dir(out, ctx.overwrite, info, ctx.held)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
-    trainer = Trainer(model, cfg, device, run_dir=out_path, progress=progress, on_epoch_end=on_epoch_end)
-    if resume and not restart:
+    model = build_model(cfg, prep.shape, prep.cond.dim if prep.cond is not None else 0, info["data"].get("schema"))
+    trainer = Trainer(model, cfg, ctx.device, run_dir=out, progress=ctx.progress, on_epoch_end=ctx.on_epoch_end)
+    if ctx.resume and not ctx.restart:
         trainer.load_checkpoint()
-    for split, c, m in zip(splits, conds, masks):
-        split.c, split.mask = c, m
-    result = trainer.fit(splits[0], splits[1])
-    trained = TrainedVAE(trainer.model, cfg, info, out_path, scaler, result, cond)
-    if out_path is not None:
-        _finish_run(trained, trainer, splits, conds, ds, masks, **end)
+    result = trainer.fit(prep.splits[0], prep.splits[1])
+    trained = TrainedVAE(trainer.model, cfg, info, out, prep.scaler, result, prep.cond)
+    if out is not None:
+        _finish_run(trained, trainer, prep, **ctx.end)
     return trained
 
 
-def _text_columns_refusal(cfg: TrainConfig, schema: list[dict]) -> str:
-    """Why a conditional/M2 run refuses a mixed-type table, naming the text columns (their condition
-    handling is numeric: attribute columns are standardized, one-hot blocks would be split apart)."""
-    text = [c["name"] for c in schema if c["kind"] == "categorical"]
-    flag = "--semi-supervised" if cfg.semi_supervised else \
-        "--condition-columns" if cfg.condition_columns else "--conditional"
-    asked = [c for c in cfg.condition_columns or [] if c in text]
-    if asked:
-        return (f"--condition-columns takes numeric columns, and {', '.join(map(repr, asked))} "
-                f"{'is a text column' if len(asked) == 1 else 'are text columns'} of {cfg.data}; condition on "
-                "numeric columns, or make the text column the labels (--label-column NAME --conditional)")
-    shown = ", ".join(map(repr, text[:8])) + (f" and {len(text) - 8} more" if len(text) > 8 else "")
-    return (f"{flag} needs a numeric table, and {cfg.data} has text (categorical) column"
-            f"{'s' if len(text) > 1 else ''} {shown}; drop {'them' if len(text) > 1 else 'it'} from the table "
-            f"(or drop {flag}: an unconditional run models text columns)")
+def _run_m2(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    from .semisupervised_api import train_semisupervised
+
+    return train_semisupervised(prep, info, ctx)
 
 
-def _check_corruption(cfg: TrainConfig, train_x: torch.Tensor) -> None:
-    if cfg.semi_supervised:
-        raise UsageError("--corruption cannot be combined with --semi-supervised; drop one")
-    if cfg.corruption.startswith("salt-pepper"):
-        lo, hi = torch.aminmax(train_x)
-        if lo < 0 or hi > 1:
-            raise UsageError("--corruption salt-pepper needs data in [0, 1] (images); use gaussian or masking "
-                             "for tables")
+#: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
+RUNNERS = {"vae": _run_vae, "m2": _run_m2}
 
 
 def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | None,
@@ -254,7 +197,7 @@ def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | N
         den = torch.cat([model.reconstruct(noisy[i: i + 1024].to(trained.device),
                                            None if c is None else c[i: i + 1024].to(trained.device)).cpu()
                          for i in range(0, len(noisy), 1024)]) if len(x) else x
-    if kind_of(trained.info["data"]["kind"]).pictures:
+    if trained.kind.pictures:
         save_stacked([noisy[:32], den[:32], x[:32]], run / "denoising.png")
     return {"corruption": cfg.corruption, "split": "test",
             "mse_corrupted_input": float(((noisy - x) ** 2).mean()) if len(x) else None,
@@ -262,18 +205,14 @@ def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | N
             "units": "per feature, model input units (standardized columns for tables)"}
 
 
-def binarize_split(x: torch.Tensor, cfg: TrainConfig, split_index: int) -> torch.Tensor:
-    """The fixed binarization of split ``split_index`` (0 train, 1 validation, 2 test) for a run's seed."""
-    return binarize(x, seed=cfg.seed * 7919 + split_index + 1)
-
-
-def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Dataset,
-                masks=(None, None, None), **end: Any) -> None:
+def _finish_run(trained: TrainedVAE, trainer: Trainer, prep: Prepared, **end: Any) -> None:
     """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished.
     ``end``: :func:`vaekit.finish.end_of_run`'s report settings."""
     from .finish import end_of_run
     from .runs import save_tensors
 
+    splits = prep.splits
+    conds, masks = [s.c for s in splits], [s.mask for s in splits]
     run = trained.run_dir
     model = trained.model.eval()
     save_tensors(run / WEIGHTS, model.state_dict())
@@ -282,8 +221,8 @@ def _finish_run(trained: TrainedVAE, trainer: Trainer, splits, conds, ds: Datase
                                "binarized": trained.config.binarize,
                                "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
                                "stopped_early": r.stopped_early}
-    if kind_of(ds.kind).loss_note:
-        results["note"] = kind_of(ds.kind).loss_note
+    if trained.kind.loss_note:
+        results["note"] = trained.kind.loss_note
     if masks[0] is not None:
         results["missing"] = "mask: likelihoods of the observed cells only (MIWAE)"
         results["observed_fraction"] = {n: float(m.mean()) if m.numel() else None
@@ -387,7 +326,7 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
     if len(x) == 0:
         raise UsageError("the data to evaluate is empty")
     mask = fill_missing(x)[1] if cfg.missing == "mask" else None
-    return trained._input(x), None, trained._cond(c, len(x)), {"data": "array", "split": "all"}, mask
+    return trained.to_model_units(x), None, trained.condition_rows(c, len(x)), {"data": "array", "split": "all"}, mask
 
 
 def _evaluate_model_units(trained: "TrainedVAE", x: torch.Tensor, iwae_k: int, seed: int,

@@ -158,7 +158,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_fitted()
         X = _validate(self, X, reset=False)
         t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), *self.trained_.shape)
-        return self.trained_._input(t)
+        return self.trained_.to_model_units(t)
 
     def _scores(self, X: Any, score: str, k: int, seed: int) -> np.ndarray:
         """Per-row scores; a ``--missing mask`` run also scores rows with NaN cells (log p of the observed ones)."""

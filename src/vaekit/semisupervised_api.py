@@ -1,34 +1,33 @@
-"""Training a semi-supervised (M2) run: the run-directory side of :mod:`vaekit.apps.semisupervised`."""
+"""The ``m2`` family's run (:mod:`vaekit.families.m2`): labelled examples chosen, trained through the one
+Trainer, then results (with test accuracy), figures and report in the run directory."""
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .tasks.probe import choose_labeled
-from .apps.semisupervised import check_labeled
 from .conditions import Conditioning
-from .config import TrainConfig
-from .data import Dataset, Standardizer
 from .evaluation.metrics import evaluate_elbo
-from .families.m2 import M2Family
-from .runs import RESULTS, STATE_TENSORS, WEIGHTS, prepare_run_dir, save_tensors, write_json
+from .families.m2 import M2Family, check_labeled
+from .runs import RESULTS, WEIGHTS, prepare_run_dir, save_tensors, write_json
+from .tasks.probe import choose_labeled
 from .trained import TrainedVAE
 from .training.trainer import Trainer
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import RunContext
+    from .preparation import Prepared
 
-def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int, ...], info: dict,
-                         scaler: Standardizer | None, out: Path | None, overwrite: bool, device: torch.device,
-                         progress: bool, resume: bool = False, on_epoch_end=None,
-                         held: contextlib.ExitStack | None = None, end: dict | None = None) -> TrainedVAE:
-    """Train M2 with ``cfg.labeled`` labels of the training split; results.json reports test accuracy.
-    ``resume`` continues the interrupted run in ``out`` (the same labelled examples: they are drawn from the seed).
-    ``held`` keeps the run directory's lock (see :func:`vaekit.runs.prepare_run_dir`).
-    ``end``: the report settings of :func:`vaekit.finish.end_of_run` (evaluation.json, report.html, pictures
-    on the labelled test rows, conditioned on their true labels)."""
 
+def train_semisupervised(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    """The ``m2`` family's run: M2 with ``cfg.labeled`` labels of the training split, trained through the one
+    :class:`~vaekit.training.Trainer`; results.json reports test accuracy. A resumed run keeps the same labelled
+    examples (they are drawn from the seed). ``ctx.end``: the report settings of
+    :func:`vaekit.finish.end_of_run` (evaluation.json, report.html, pictures on the labelled test rows,
+    conditioned on their true labels)."""
+    cfg, ds, shape, scaler, out = prep.cfg, prep.ds, prep.shape, prep.scaler, ctx.out
+    splits = prep.splits
     cond = Conditioning.for_labels(ds)
     train, val, test = splits
     known = torch.nonzero(train.y >= 0).flatten()  # labels of -1 are unknown
@@ -39,14 +38,15 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
     labelled_idx = known[torch.from_numpy(choose_labeled(train.y[known].numpy(), n, cfg.seed))]
     info = {**info, "condition": cond.to_dict(),
             "semi_supervised": {"labeled": n, "alpha": cfg.alpha, "model": "M2 (Kingma et al. 2014)"}}
-    if out is not None and not resume:
-        prepare_run_dir(out, overwrite, info, held)
+    if out is not None and not ctx.resume:
+        prepare_run_dir(out, ctx.overwrite, info, ctx.held)
     family = M2Family(labelled_idx)
     torch.manual_seed(cfg.seed)
     m2 = family.build(cfg, shape, cond.dim)
     vae = m2.vae
-    trainer = Trainer(m2, cfg, device, run_dir=out, progress=progress, on_epoch_end=on_epoch_end, family=family)
-    if resume and (out / STATE_TENSORS).is_file():  # a run stopped before its first checkpoint starts at 0
+    trainer = Trainer(m2, cfg, ctx.device, run_dir=out, progress=ctx.progress, on_epoch_end=ctx.on_epoch_end,
+                      family=family)
+    if ctx.resume and not ctx.restart:
         trainer.load_checkpoint()
     summary = trainer.fit(train, val)
     m2.eval()
@@ -66,6 +66,6 @@ def train_semisupervised(cfg: TrainConfig, ds: Dataset, splits, shape: tuple[int
                    "test": evaluate_elbo(vae, xt, c=ct) if bool(kt.any()) else None,
                    "note": "test −ELBO is of the label-conditional p(x|y,z) given the true labels"}
         write_json(out / RESULTS, results)
-        end_of_run(trained, xt, test.y[kt], ct, None, results["test"], summary.history, **(end or {}))
+        end_of_run(trained, xt, test.y[kt], ct, None, results["test"], summary.history, **ctx.end)
         trainer.save_checkpoint(finished=True)
     return trained

@@ -74,7 +74,9 @@ class TrainedVAE:
         return self
 
     # -- data in and out -------------------------------------------------------------------------
-    def _input(self, x: Any) -> torch.Tensor:
+    def to_model_units(self, x: Any) -> torch.Tensor:
+        """Examples in data units → the model's input (tables standardized, missing cells mean-filled), on
+        the model's device; a one-line error when their shape is not the training data's."""
         x = _tensor(x)
         if tuple(x.shape[1:]) != self.shape:
             raise UsageError(f"data has examples of shape {list(x.shape[1:])} but the model was trained on "
@@ -85,11 +87,12 @@ class TrainedVAE:
             x = torch.nan_to_num(x, nan=0.0)
         return x.to(self.device)
 
-    def _output(self, x: torch.Tensor) -> torch.Tensor:
+    def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's outputs → data units (tables back to their own scale), on the CPU."""
         x = x.detach().cpu()
         return self.scaler.inverse_transform(x) if self.scaler is not None else x
 
-    def _cond(self, c: Any, n: int) -> torch.Tensor | None:
+    def condition_rows(self, c: Any, n: int) -> torch.Tensor | None:
         """Condition rows for ``n`` examples: None for unconditional models; a single row is repeated."""
         if self.model.cond_dim == 0:
             if c is not None:
@@ -138,14 +141,14 @@ class TrainedVAE:
             if ds.y is None:
                 raise UsageError(f"this run is conditioned on labels and {ds.name} has none; use labelled data")
             c = cond.from_labels(ds.y, ds.classes)
-        return self._input(x), None if c is None else c.to(self.device)
+        return self.to_model_units(x), None if c is None else c.to(self.device)
 
     # -- uses ------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, x: Any, sample: bool = False, generator: torch.Generator | None = None,
                c: Any = None) -> torch.Tensor:
         """Latent codes ``[N, latent_dim]``: posterior means, or one draw from q(z|x) with ``sample``."""
-        xt = self._input(x)
+        xt = self.to_model_units(x)
 
         def enc(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
             mu, logvar = self.model.posterior_params(b, cb)
@@ -154,7 +157,7 @@ class TrainedVAE:
             eps = torch.randn(mu.shape, generator=generator).to(mu.device)
             return mu + eps * (0.5 * logvar).exp()
 
-        return self._batched(enc, xt, self._cond(c, len(xt)))
+        return self._batched(enc, xt, self.condition_rows(c, len(xt)))
 
     @torch.no_grad()
     def decode(self, z: Any, c: Any = None) -> torch.Tensor:
@@ -162,8 +165,8 @@ class TrainedVAE:
         zt = _tensor(z)
         if zt.dim() != 2 or zt.shape[1] != self.latent_dim:
             raise UsageError(f"latent codes must have shape [N, {self.latent_dim}], got {list(zt.shape)}")
-        return self._output(self._batched(lambda b, cb: self.model.decode(b, cb).mean, zt.to(self.device),
-                                          self._cond(c, len(zt))))
+        return self.to_data_units(self._batched(lambda b, cb: self.model.decode(b, cb).mean, zt.to(self.device),
+                                          self.condition_rows(c, len(zt))))
 
     @torch.no_grad()
     def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None, c: Any = None) -> torch.Tensor:
@@ -183,8 +186,8 @@ class TrainedVAE:
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
             z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
             params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
-            return self._output(self.model.likelihood.mean_with_drawn_categories(params, gen))
-        return self._output(self.model.sample(n, temperature, generator=gen, c=self._cond(c, n)))
+            return self.to_data_units(self.model.likelihood.mean_with_drawn_categories(params, gen))
+        return self.to_data_units(self.model.sample(n, temperature, generator=gen, c=self.condition_rows(c, n)))
 
     @torch.no_grad()
     def _sample_bytes(self) -> int:
@@ -204,16 +207,16 @@ class TrainedVAE:
     @torch.no_grad()
     def reconstruct(self, x: Any, c: Any = None, c_out: Any = None) -> torch.Tensor:
         """Mean of p(x|z, c_out) at the posterior mean of each input (under ``c``), in data units."""
-        xt = self._input(x)
-        cin = self._cond(c, len(xt))
-        cout = cin if c_out is None else self._cond(c_out, len(xt))
+        xt = self.to_model_units(x)
+        cin = self.condition_rows(c, len(xt))
+        cout = cin if c_out is None else self.condition_rows(c_out, len(xt))
         both = None if cin is None else torch.cat([cin, cout], 1)
         d = self.model.cond_dim
 
         def rec(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
             return self.model.reconstruct(b, None if cb is None else cb[:, :d], None if cb is None else cb[:, d:])
 
-        return self._output(self._batched(rec, xt, both))
+        return self.to_data_units(self._batched(rec, xt, both))
 
     @torch.no_grad()
     def corrupt(self, x: Any, corruption: str, seed: int | None = None) -> torch.Tensor:
@@ -222,10 +225,10 @@ class TrainedVAE:
         from .data.noise import corrupt, parse_corruption
 
         spec = parse_corruption(corruption, "--add-noise")
-        xt = self._input(x)
+        xt = self.to_model_units(x)
         lo, hi = torch.aminmax(xt) if xt.numel() else (torch.zeros(()), torch.zeros(()))
         gen = torch.Generator(device=xt.device).manual_seed(seed) if seed is not None else None
-        return self._output(corrupt(xt, spec, bool(lo >= 0) and bool(hi <= 1), generator=gen))
+        return self.to_data_units(corrupt(xt, spec, bool(lo >= 0) and bool(hi <= 1), generator=gen))
 
     def denoise(self, x: Any, c: Any = None) -> torch.Tensor:
         """Clean estimate of noisy ``x``: the mean of p(x|z) at the posterior mean (data units). A run trained
@@ -235,8 +238,8 @@ class TrainedVAE:
     @torch.no_grad()
     def elbo(self, x: Any, c: Any = None) -> dict[str, float]:
         """Mean −ELBO, reconstruction NLL and KL over ``x`` (nats per example; standardized units for tables)."""
-        xt = self._input(x)
-        return evaluate_elbo(self.model, xt, c=self._cond(c, len(xt)))
+        xt = self.to_model_units(x)
+        return evaluate_elbo(self.model, xt, c=self.condition_rows(c, len(xt)))
 
     def anomaly_scores(self, x: np.ndarray, score: str = "iwae", k: int = 100, seed: int = 0) -> np.ndarray:
         """Per-row anomaly scores (float64, higher = more normal; see :mod:`vaekit.apps.anomaly`) of raw rows
@@ -256,10 +259,10 @@ class TrainedVAE:
             observed = ~torch.isnan(t)
             if not bool(observed.reshape(len(t), -1).any(1).all()):
                 raise DataError("a row has no observed value; drop rows whose every cell is missing")
-            xt = self._input(t)  # missing cells mean-filled, as in training
+            xt = self.to_model_units(t)  # missing cells mean-filled, as in training
             mask = None if bool(observed.all()) else observed.to(xt.dtype)
         else:
-            xt = self._input(t)
+            xt = self.to_model_units(t)
         ld = (log_det(self.scaler, mask) if mask is not None else log_det(self.scaler)) if score != "recon" else 0.0
         return score_examples(self.model, xt, score, k, seed, ld, mask=mask)
 
@@ -268,7 +271,7 @@ class TrainedVAE:
         """Class probabilities q(y|x) ``[N, K]`` of a semi-supervised run's classifier."""
         if self.classifier is None:
             raise UsageError("this run has no classifier; train one with --semi-supervised --labeled N")
-        xt = self._input(x)
+        xt = self.to_model_units(x)
         return torch.cat([torch.softmax(self.classifier(xt[i: i + 2048]), 1).cpu() for i in range(0, len(xt), 2048)])
 
     @torch.no_grad()
@@ -313,7 +316,7 @@ class TrainedVAE:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         res = complete(self.model, xm.to(self.device), observed.to(self.device).float(), method=method, k=k,
                        steps=steps, burn_in=burn_in, generator=gen, passes=passes)
-        filled = self._output(res.draw if draw else res.mean)
+        filled = self.to_data_units(res.draw if draw else res.mean)
         self.last_acceptance = res.acceptance
         return torch.where(observed, raw, filled)
 

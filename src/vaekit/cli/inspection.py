@@ -62,8 +62,8 @@ def interpolate(
     for flag, i in (("--from", from_), ("--to", to)):
         if not 0 <= i < len(ds.x):
             raise UsageError(f"{flag} {i} is out of range: {data} has {len(ds.x)} examples (0..{len(ds.x) - 1})")
-    x = trained._input(ds.x[[from_, to]])
-    path = trained._output(_interpolate(trained.model, x[0], x[1], steps, method))
+    x = trained.to_model_units(ds.x[[from_, to]])
+    path = trained.to_data_units(_interpolate(trained.model, x[0], x[1], steps, method))
     if out.suffix.lower() == ".png" and trained.kind.pictures:
         import torch
 
@@ -98,7 +98,7 @@ def traverse(
         raise UsageError(f"--dims must name latent dimensions between 0 and {L - 1}, got {dims!r}")
     if not 2 <= steps <= 100 or not 0 < span <= 100:
         raise UsageError("--steps must be between 2 and 100 and --span between 0 and 100")
-    grid = trained._output(traversal(trained.model, dims=chosen, steps=steps, span=span))
+    grid = trained.to_data_units(traversal(trained.model, dims=chosen, steps=steps, span=span))
     if out.suffix.lower() == ".png":
         from ..evaluation.figures import save_image_grid
 

@@ -61,7 +61,7 @@ def reconstruct(
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
     ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
     xm, c = trained.dataset_inputs(ds)
-    x = trained._output(xm)
+    x = trained.to_data_units(xm)
     c_out = user_condition(trained, label, None, len(x)) if label is not None else None
     rec = trained.reconstruct(x, c=c, c_out=c_out)
     from ..data.kinds import kind_of
@@ -95,7 +95,7 @@ def encode(
     ds = pick_split(trained, ds, split, data)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     xm, c = trained.dataset_inputs(ds)
-    z = trained.encode(trained._output(xm), sample=draw, generator=gen, c=c)
+    z = trained.encode(trained.to_data_units(xm), sample=draw, generator=gen, c=c)
     write_array(z, out, "latent", [f"z{i}" for i in range(z.shape[1])])
     typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
 
@@ -132,7 +132,7 @@ def denoise(
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
     ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
     xm, c = trained.dataset_inputs(ds)
-    clean = trained._output(xm)
+    clean = trained.to_data_units(xm)
     noisy = trained.corrupt(clean, add_noise, seed) if add_noise is not None else clean
     den = trained.denoise(noisy, c=c)
     if out.suffix.lower() == ".png":

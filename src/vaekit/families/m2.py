@@ -170,3 +170,14 @@ class M2Family(Family):
 
     def state_extra(self) -> dict:
         return {"semi_supervised": True}
+
+
+def check_labeled(labeled: int | None, n_labelled_available: int) -> int:
+    """The number of training labels to keep (``--labeled``), checked against the labels the split has."""
+    if labeled is None:
+        raise UsageError("--semi-supervised needs --labeled N, the number of training labels to keep "
+                         "(or data whose unknown labels are marked -1)")
+    if labeled < 1 or labeled > n_labelled_available:
+        raise UsageError(f"--labeled {labeled} is out of range: the training split has {n_labelled_available} "
+                         "labelled examples")
+    return labeled
