@@ -22,7 +22,8 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.dataset import Split
 from ..errors import TrainingError
-from ..families.base import Family
+from ..core.objectives import Objective
+from ..families.base import BatchSource, Family
 from ..families.vae import VAEFamily
 from ..core.vae import VAE
 from ..runs import (METRICS, STATE_JSON, STATE_TENSORS, WEIGHTS, atomic_write_text, json_text, load_tensors,
@@ -177,55 +178,18 @@ class Trainer:
         val = self._on_device(_as_split(val, val_c, val_mask))
         objective = family.objective(cfg, train)
         source = family.batch_source(cfg, train)
-        n, steps = len(train), source.steps
+        n = len(train)
         stopped_early = False
         if cfg.compile and not getattr(self, "_compiled", False):
             self._compiled = compile_networks(family.networks(model))
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+        self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label)) as bar:
             while self.epoch < cfg.epochs:
-                e = self.epoch + 1
-                t0 = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n, generator=self.gen).to(self.device)
-                sums = None
-                step_losses = torch.empty(steps, device=self.device)
-                beta = cfg.beta
-                for k, batch in enumerate(source.epoch(perm, self.gen)):
-                    beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
-                    with autocast:
-                        out = objective.step(model, batch, beta)
-                    opt.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    if cfg.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    with torch.no_grad():
-                        step_losses[k] = out.loss
-                        sums = out.sums if sums is None else sums + out.sums
-                self._check_finite(step_losses, e)
-                val_row = objective.validate(model, val, max(cfg.batch_size, 1024))
-                if not all(map(math.isfinite, val_row.values())):
-                    # guarded like the training loss: never checkpoint, log or keep weights from this epoch
-                    raise TrainingError(
-                        f"the validation {objective.metric_label.replace('−', '-')} became {val_row[objective.metric]} at epoch {e}"
-                        f"{self._kept()}; lower --lr, set --grad-clip, or check the validation data for extreme "
-                        "values")
-                row = {"epoch": e, **objective.epoch_row(sums, n, steps), **val_row}
-                metric = row[objective.metric]
+                e, t0 = self.epoch + 1, time.perf_counter()
+                sums, beta = self._train_epoch(source, objective, n)
+                row = {"epoch": e, **objective.epoch_row(sums, n, source.steps), **self._validate(objective, val, e)}
                 lr = opt.param_groups[0]["lr"]
-                if self.sched is not None:
-                    if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        self.sched.step(metric)
-                    else:
-                        self.sched.step()
-                improved = metric < self.best_val - cfg.min_delta
-                if improved:
-                    self.best_val, self.best_epoch, self.bad_epochs = metric, e, 0
-                    self.best_state = copy.deepcopy(model.state_dict())
-                else:
-                    self.bad_epochs += 1
-                self.epoch = e
+                improved = self._end_epoch(row[objective.metric])
                 row.update(beta=beta, lr=lr, seconds=time.perf_counter() - t0)
                 self.history.append(row)
                 if self.run_dir is not None:
@@ -233,7 +197,7 @@ class Trainer:
                     if improved:
                         save_tensors(self.run_dir / WEIGHTS, self.best_state)
                     self.save_checkpoint()
-                bar(e, row["train_loss"], metric)
+                bar(e, row["train_loss"], row[objective.metric])
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(row)
                 if cfg.patience is not None and self.bad_epochs >= cfg.patience:
@@ -241,6 +205,58 @@ class Trainer:
                     break
         model.load_state_dict(self.best_state)
         return TrainResult(self.epoch, self.best_epoch, self.best_val, stopped_early, self.history)
+
+    def _train_epoch(self, source: BatchSource, objective: Objective, n: int) -> tuple[torch.Tensor, float]:
+        """One pass over the training split: forward → backward → clip → step per batch. Losses stay on the
+        device (one host sync, in the non-finite guard). Returns the objective's sums and the last β."""
+        cfg, model, opt, steps = self.cfg, self.model, self.opt, source.steps
+        model.train()
+        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        sums = None
+        step_losses = torch.empty(steps, device=self.device)
+        beta = cfg.beta
+        for k, batch in enumerate(source.epoch(perm, self.gen)):
+            beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+            with self._autocast:
+                out = objective.step(model, batch, beta)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                step_losses[k] = out.loss
+                sums = out.sums if sums is None else sums + out.sums
+        self._check_finite(step_losses, self.epoch + 1)
+        return sums, beta
+
+    def _validate(self, objective: Objective, val: Split, e: int) -> dict[str, float]:
+        """The objective's validation numbers, guarded like the training loss: a non-finite one stops the run
+        before anything of this epoch is logged, checkpointed or kept."""
+        val_row = objective.validate(self.model, val, max(self.cfg.batch_size, 1024))
+        if not all(map(math.isfinite, val_row.values())):
+            raise TrainingError(
+                f"the validation {objective.metric_label.replace('−', '-')} became {val_row[objective.metric]} "
+                f"at epoch {e}{self._kept()}; lower --lr, set --grad-clip, or check the validation data for "
+                "extreme values")
+        return val_row
+
+    def _end_epoch(self, metric: float) -> bool:
+        """Step the LR schedule, track the best weights by ``metric`` (improved: lower by more than
+        ``min_delta``) and count epochs for early stopping; True when this epoch improved."""
+        if self.sched is not None:
+            if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.sched.step(metric)
+            else:
+                self.sched.step()
+        improved = metric < self.best_val - self.cfg.min_delta
+        if improved:
+            self.best_val, self.best_epoch, self.bad_epochs = metric, self.epoch + 1, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.bad_epochs += 1
+        self.epoch += 1
+        return improved
 
     def _on_device(self, split: Split) -> Split:
         x = split.x.to(self.device)
