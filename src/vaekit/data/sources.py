@@ -279,8 +279,11 @@ def dataset_from_array(x: object, *, kind: str = "array", columns: list[str] | N
     With ``holdout_test=False`` the dataset gets an empty official test split, so
     :func:`~vaekit.data.split_dataset` puts every row into training and validation.
     """
-    if kind not in ("array", "table"):
-        raise DataError(f"kind must be 'array' or 'table' for an in-memory array, got {kind!r}")
+    from .kinds import KINDS
+
+    accepted = [k.name for k in KINDS.values() if k.from_matrix]
+    if kind not in accepted:
+        raise DataError(f"kind must be one of {', '.join(map(repr, accepted))} for an in-memory array, got {kind!r}")
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise DataError(f"the data has dtype {arr.dtype}; give a numeric (int, float or bool) array")

@@ -14,6 +14,7 @@ ARRAY_SUFFIXES = (".npy", ".npz")
 
 class ArrayKind(DataKind):
     name = "array"
+    from_matrix = True
 
     def claims(self, source: str, path: Path | None) -> bool:
         return path is not None and path.is_file() and path.suffix.lower() in ARRAY_SUFFIXES

@@ -26,6 +26,8 @@ class DataKind:
     loss_note: str | None = None
     pictures: bool = False
     cells: bool = False
+    #: an in-memory [N, D] matrix can be this kind (``dataset_from_array(kind=...)``, the estimators)
+    from_matrix: bool = False
     bernoulli_ok: bool = True
 
     # -- sources ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .base import DataKind
 
 class TableKind(DataKind):
     name = "table"
+    from_matrix = True
     cells = True
     bernoulli_ok = False
     bernoulli_refusal = "tables are standardized"
