@@ -33,11 +33,13 @@ class ReportInputs:
     title: str = "vaekit run"
 
 
-def _uri(png: bytes) -> str:
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI, so an HTML page embeds its figures in one file."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _fig_png(fig) -> bytes:
+def fig_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (100 dpi, tight bounding box); the figure is closed."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -46,13 +48,17 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_uri, _fig_png, _plt = data_uri, fig_png, pyplot  # the names this module's own code uses
 
 
 def loss_curves(metrics: list[dict]) -> bytes:
