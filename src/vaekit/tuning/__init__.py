@@ -1,18 +1,9 @@
-"""Hyperparameter search: the search space (:mod:`.space`), the Optuna study over ordinary runs
-(:mod:`.study`) and what it writes (:mod:`.report`)."""
+"""Hyperparameter search (``vaekit tune``): the search space (:mod:`.space`), the command (:mod:`.study`),
+the study's database (:mod:`.storage`), samplers, pruners and results (:mod:`.job`), one trial
+(:mod:`.objective`), the worker processes (:mod:`.workers`) and what a search writes (:mod:`.report`)."""
 
-from .study import (  # noqa: F401 (the names `vaekit.tuning` had before it became a package)
-    GRACE_S,
-    HEARTBEAT_S,
-    METRICS,
-    PRUNERS,
-    SAMPLERS,
-    TUNE_JSON,
-    TuneResult,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    run_worker,
-    trial_counts,
-    tune,
-)
+# the names `vaekit.tuning` had before it became a package
+from .job import METRICS, PRUNERS, SAMPLERS, TuneResult, make_pruner, make_sampler  # noqa: F401
+from .storage import GRACE_S, HEARTBEAT_S, open_storage, trial_counts  # noqa: F401
+from .study import TUNE_JSON, tune  # noqa: F401
+from .workers import run_worker  # noqa: F401

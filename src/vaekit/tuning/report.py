@@ -1,5 +1,6 @@
 """What ``vaekit tune`` writes into the tune folder: ``trials.csv``, ``best_config.yaml`` and
-``tune_report.html`` (Optuna's matplotlib figures embedded). The study and its workers are in :mod:`vaekit.tuning`."""
+``tune_report.html`` (Optuna's matplotlib figures embedded). The study and its workers are in :mod:`vaekit.tuning`.
+Optuna and matplotlib are imported inside functions."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from typing import Any
 from ..config import TrainConfig, make_config
 from ..runs import atomic_write_text
 from .space import SearchSpace
-from .study import _ATTR, METRICS, TuneResult, _fmt, trial_counts
+from .job import METRICS, TuneResult, format_params
+from .storage import STUDY_ATTR, trial_counts
+
 
 def results(study, tune_dir: Path, name: str, where: str, metric: str, target: int, space: SearchSpace,
              figures: bool) -> TuneResult:
+    """Write ``trials.csv``, ``best_config.yaml`` (if a trial completed) and, if ``figures``,
+    ``tune_report.html`` into ``tune_dir``; returns the counts and the best trial of ``study``."""
     from optuna.trial import TrialState
 
     counts = trial_counts(study)
@@ -31,7 +36,7 @@ def results(study, tune_dir: Path, name: str, where: str, metric: str, target: i
         res.best_params = best.user_attrs.get("settings") or space.decode(best.params)
         run = tune_dir / best.user_attrs.get("run_dir", f"trials/{best.number:04d}")
         res.best_run = run if run.is_dir() else None
-        desc = study.user_attrs[_ATTR]
+        desc = study.user_attrs[STUDY_ATTR]
         cfg = make_config({**desc["settings"], **res.best_params})
         _write_best_config(cfg, tune_dir / "best_config.yaml", name, best.number, metric, best.value)
     if figures:
@@ -75,9 +80,9 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
     """(id, caption, PNG or None, why not) for Optuna's matplotlib plots of the study."""
     from optuna.visualization import matplotlib as ovm
 
-    from ..evaluation.report import _fig_png, _plt
+    from ..evaluation.report import fig_png, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     out = []
     plots = [("history", "optimization history: each trial's value and the best so far", ovm.plot_optimization_history),
              ("intermediate", "learning curves reported to the pruner (best validation −ELBO so far, per epoch); "
@@ -93,7 +98,7 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
                 ax = fn(study)
                 fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
                 fig.set_size_inches(9, 4.5)
-                png = _fig_png(fig)
+                png = fig_png(fig)
             out.append((key, caption, png, ""))
         except Exception as err:  # noqa: BLE001 - e.g. importances need 2+ completed trials
             plt.close("all")
@@ -104,7 +109,7 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
 def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
     from optuna.trial import TrialState
 
-    from ..evaluation.report import CSS, _uri
+    from ..evaluation.report import CSS, data_uri
 
     e = html.escape
     c = res.counts
@@ -114,7 +119,7 @@ def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
              f"{c['pruned']} pruned, {c['failed']} failed"
              + (f", {c['interrupted']} interrupted (retried)" if c["interrupted"] else "") + "</p>"]
     if res.best_trial is not None:
-        rows = "".join(f"<tr><td>{e(k)}</td><td class=num>{e(_fmt({k: v}).split('=', 1)[1])}</td></tr>"
+        rows = "".join(f"<tr><td>{e(k)}</td><td class=num>{e(format_params({k: v}).split('=', 1)[1])}</td></tr>"
                        for k, v in res.best_params.items())
         run = f"<code>{e(str(res.best_run))}</code>" if res.best_run else "(run on another machine)"
         parts.append(f"<h2 id=best>Best trial</h2><p>trial {res.best_trial}: {e(res.metric)} = "
@@ -127,7 +132,7 @@ def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
     for key, caption, png, why in _figures(study):
         if png is not None:
             parts.append(f'<h2 id="{key}">{e(caption.split(":")[0].split("(")[0].strip().capitalize())}</h2>'
-                         f'<figure id="fig-{key}"><img alt="{e(caption)}" src="{_uri(png)}">'
+                         f'<figure id="fig-{key}"><img alt="{e(caption)}" src="{data_uri(png)}">'
                          f"<figcaption>{e(caption)}</figcaption></figure>")
         else:
             parts.append(f"<h2 id=\"{key}\">{e(caption.split(':')[0])}</h2><p>not available: {e(why)}</p>")
