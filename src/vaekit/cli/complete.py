@@ -7,7 +7,7 @@ errors, exit code 2, torch imported lazily.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -32,7 +32,7 @@ def impute(
 ) -> None:
     """Fill the missing cells of a table; observed cells are copied through unchanged (their very text)."""
     check_out_file(out, overwrite, (".csv",))
-    from ..data.tables import completed_table_text, is_table_path
+    from ..data.tables import is_table_path
 
     if not is_table_path(Path(data)):
         raise UsageError(f"vaekit impute reads a .csv or .parquet table, not {data}; for images use vaekit inpaint")
@@ -48,6 +48,22 @@ def impute(
                          "vaekit inpaint)")
     ds = trained.load_data(data, allow_missing=True)
     expected = list(trained.info["data"].get("columns") or [])
+    _match_columns(trained, ds, run, data, expected)
+    missing = torch.isnan(ds.x)
+    filled = trained.impute(ds.x, method=method, k=k, steps=steps, seed=seed, passes=passes)
+    missing, text = _completed_text(trained, Path(data), expected, filled, missing)
+    atomic_write_text(out, text)
+    n_rows = int(missing.any(1).sum())
+    how = {"iw": f"importance-weighted conditional mean, k={k}", "gibbs": f"pseudo-Gibbs, {steps} steps",
+           "mwg": f"Metropolis-within-Gibbs, {steps} steps"}[method]
+    acc = f", acceptance {trained.last_acceptance:.2f}" if trained.last_acceptance is not None else ""
+    typer.echo(f"filled {int(missing.sum())} missing cells in {n_rows} of {len(ds.x)} rows ({how}{acc}); "
+               f"wrote {out}")
+
+
+def _match_columns(trained: Any, ds: Any, run: Path, data: str, expected: list[str]) -> None:
+    """Put the columns of ``ds`` in the order of the run's (``expected``), or refuse a table with other
+    columns, named as the table's own columns (not one-hot features) when the run has a schema."""
     got = list(ds.columns or [])
     if got != expected:
         lacking = [c for c in expected if c not in got]
@@ -62,24 +78,25 @@ def impute(
                             f"{', '.join(lacking) or 'none'}; unexpected: {', '.join(extra) or 'none'}); "
                             f"give a table with the columns {', '.join(names or expected)}")
         ds.x = ds.x[:, [got.index(c) for c in expected]]  # same columns in another order: reorder
-    missing = torch.isnan(ds.x)
-    filled = trained.impute(ds.x, method=method, k=k, steps=steps, seed=seed, passes=passes)
+
+
+def _completed_text(trained: Any, path: Path, expected: list[str], filled: Any, missing: Any) -> tuple[Any, str]:
+    """The completed table's CSV text and the missing-cell mask per written cell: per original column for a
+    mixed-type table (categories by name), else per feature."""
+    from ..data.tables import completed_table_text
+
     if trained.schema is not None:  # mixed-type table: cells per original column, categories by name
+        import torch
+
         from ..data.tables import missing_cells, table_cells
 
         schema = trained.schema
         missing = torch.from_numpy(missing_cells(schema, missing.numpy()))
-        text = completed_table_text(Path(data), [c["name"] for c in schema],
+        text = completed_table_text(path, [c["name"] for c in schema],
                                     table_cells(schema, filled.numpy()), missing.numpy())
     else:
-        text = completed_table_text(Path(data), expected, filled.numpy(), missing.numpy())
-    atomic_write_text(out, text)
-    n_rows = int(missing.any(1).sum())
-    how = {"iw": f"importance-weighted conditional mean, k={k}", "gibbs": f"pseudo-Gibbs, {steps} steps",
-           "mwg": f"Metropolis-within-Gibbs, {steps} steps"}[method]
-    acc = f", acceptance {trained.last_acceptance:.2f}" if trained.last_acceptance is not None else ""
-    typer.echo(f"filled {int(missing.sum())} missing cells in {n_rows} of {len(ds.x)} rows ({how}{acc}); "
-               f"wrote {out}")
+        text = completed_table_text(path, expected, filled.numpy(), missing.numpy())
+    return missing, text
 
 
 @app.command()

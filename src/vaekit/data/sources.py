@@ -200,13 +200,8 @@ def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
     )
 
 
-def load_array_file(path: Path, *, image_size: int | None = None, name: str | None = None) -> Dataset:
-    """Load ``.npy`` (x only) or ``.npz`` (``x`` and optional ``y``).
-
-    2-D ``[N, D]`` gives kind "array" (values kept); 3-D ``[N, H, W]`` and 4-D NCHW/NHWC with
-    1 or 3 channels give images in [0, 1] (uint8 is divided by 255).
-    """
-    x, y_raw, y_names = _load_npy(path)
+def _check_x(x: np.ndarray, path: Path) -> None:
+    """Refuse an ``x`` that is not numeric, has the wrong number of axes, is empty or holds NaN/inf."""
     if x.dtype.kind not in "biuf":
         raise DataError(f"x in {path} has dtype {x.dtype}; save a numeric (int, float or bool) array")
     if x.ndim not in (2, 3, 4):
@@ -220,39 +215,45 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
         if bad:
             raise DataError(f"x in {path} has {bad} NaN or infinite value(s); fill or drop them")
 
+
+def _attributes_of(y_raw: np.ndarray, y_names: list[str] | None, n: int,
+                   path: Path) -> tuple[torch.Tensor, list[str] | None]:
+    """A ``y`` of numeric attributes as a float32 ``[N, A]`` tensor, checked, and its column names."""
+    if y_raw.shape[0] != n:
+        raise DataError(f"y in {path} has {y_raw.shape[0]} rows but x has {n} examples; give one row "
+                        "per example")
+    a = y_raw.reshape(len(y_raw), -1).astype(np.float32)
+    if not np.isfinite(a).all():
+        raise DataError(f"y in {path} has {int((~np.isfinite(a)).sum())} NaN or infinite value(s); fill or "
+                        "drop those rows")
+    if y_names is not None and len(y_names) != a.shape[1]:
+        raise DataError(f"y_names in {path} has {len(y_names)} names for {a.shape[1]} columns of y")
+    if y_names is not None:
+        check_unique_columns(y_names, f"y_names in {path}")
+    if y_names is None and a.shape[1] == 1:
+        y_names = ["y"]
+    return torch.from_numpy(a), y_names
+
+
+def _y_of(y_raw: np.ndarray | None, y_names: list[str] | None, n: int, path: Path
+          ) -> tuple[torch.Tensor | None, list[str] | None, torch.Tensor | None, list[str] | None]:
+    """The ``y`` of an array file as (class labels, class names, attributes, attribute names): numeric
+    attributes when :func:`_is_attributes` says so, else one class label per example."""
     y = classes = attributes = None
     if y_raw is not None and _is_attributes(y_raw):
-        if y_raw.shape[0] != len(x):
-            raise DataError(f"y in {path} has {y_raw.shape[0]} rows but x has {len(x)} examples; give one row "
-                            "per example")
-        a = y_raw.reshape(len(y_raw), -1).astype(np.float32)
-        if not np.isfinite(a).all():
-            raise DataError(f"y in {path} has {int((~np.isfinite(a)).sum())} NaN or infinite value(s); fill or "
-                            "drop those rows")
-        if y_names is not None and len(y_names) != a.shape[1]:
-            raise DataError(f"y_names in {path} has {len(y_names)} names for {a.shape[1]} columns of y")
-        if y_names is not None:
-            check_unique_columns(y_names, f"y_names in {path}")
-        attributes = torch.from_numpy(a)
-        if y_names is None and a.shape[1] == 1:
-            y_names = ["y"]
+        attributes, y_names = _attributes_of(y_raw, y_names, n, path)
     elif y_raw is not None:
         y_flat = y_raw[:, 0] if y_raw.ndim == 2 and y_raw.shape[1] == 1 else y_raw
-        if y_flat.ndim != 1 or len(y_flat) != len(x):
+        if y_flat.ndim != 1 or len(y_flat) != n:
             raise DataError(
-                f"y in {path} has shape {list(y_raw.shape)} but x has {len(x)} examples; give one label per example"
+                f"y in {path} has shape {list(y_raw.shape)} but x has {n} examples; give one label per example"
             )
         y, classes = encode_labels(y_flat, f"y in {path}", keep_int=True)
+    return y, classes, attributes, (y_names if attributes is not None else None)
 
-    if x.ndim == 2:
-        if image_size is not None:
-            raise DataError(f"image_size applies to images only; x in {path} is a 2-D [N, D] array")
-        xt = torch.from_numpy(x.astype(np.float32))
-        if not bool(torch.isfinite(xt).all()):
-            raise DataError(f"x in {path} has values too large for float32; rescale them")
-        return Dataset(x=xt, y=y, kind="array", name=name or str(path), classes=classes, attributes=attributes,
-                       attribute_names=y_names if attributes is not None else None)
 
+def _image_tensor(x: np.ndarray, path: Path, image_size: int | None) -> torch.Tensor:
+    """A 3-D/4-D image array as float32 NCHW in [0, 1] (uint8 divided by 255), resized when asked."""
     x = _to_nchw(x, path)
     if x.dtype == np.uint8:
         img = x.astype(np.float32) / 255.0
@@ -267,8 +268,28 @@ def load_array_file(path: Path, *, image_size: int | None = None, name: str | No
     xt = torch.from_numpy(np.ascontiguousarray(img))
     if image_size is not None:
         xt = resize_images(xt, image_size)
-    return Dataset(x=xt, y=y, kind="image", name=name or str(path), classes=classes, attributes=attributes,
-                   attribute_names=y_names if attributes is not None else None)
+    return xt
+
+
+def load_array_file(path: Path, *, image_size: int | None = None, name: str | None = None) -> Dataset:
+    """Load ``.npy`` (x only) or ``.npz`` (``x`` and optional ``y``).
+
+    2-D ``[N, D]`` gives kind "array" (values kept); 3-D ``[N, H, W]`` and 4-D NCHW/NHWC with
+    1 or 3 channels give images in [0, 1] (uint8 is divided by 255).
+    """
+    x, y_raw, y_names = _load_npy(path)
+    _check_x(x, path)
+    y, classes, attributes, attribute_names = _y_of(y_raw, y_names, len(x), path)
+    if x.ndim == 2:
+        if image_size is not None:
+            raise DataError(f"image_size applies to images only; x in {path} is a 2-D [N, D] array")
+        xt = torch.from_numpy(x.astype(np.float32))
+        if not bool(torch.isfinite(xt).all()):
+            raise DataError(f"x in {path} has values too large for float32; rescale them")
+        return Dataset(x=xt, y=y, kind="array", name=name or str(path), classes=classes, attributes=attributes,
+                       attribute_names=attribute_names)
+    return Dataset(x=_image_tensor(x, path, image_size), y=y, kind="image", name=name or str(path),
+                   classes=classes, attributes=attributes, attribute_names=attribute_names)
 
 
 def dataset_from_array(x: object, *, kind: str = "array", columns: list[str] | None = None,

@@ -15,11 +15,8 @@ column becomes class indices over its sorted unique values.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
-
-import importlib
 
 import numpy as np
 import torch
@@ -27,21 +24,10 @@ import torch
 from ..errors import DataError
 from ._common import encode_labels, one_line
 from .dataset import Dataset
-
-
-class _OnFirstUse:
-    """A module imported on first attribute access: pyarrow costs 25-50 ms of every command's start-up,
-    and only commands that read a table need it (bench/startup.py)."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str):
-        return getattr(importlib.import_module(self._name), attr)
-
-
-pa = _OnFirstUse("pyarrow")
-pc = _OnFirstUse("pyarrow.compute")
+# reading the files lives in table_io; DELIMITERS, check_unique_columns, read_table and sniff_delimiter stay
+# importable from here
+from .table_io import (DELIMITERS, check_unique_columns, not_utf8_message, open_text, pa, pc,  # noqa: F401
+                       read_table, refuse_decimal_commas, sniff_delimiter)
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 #: more distinct text values than this in one column: most likely an ID or free text, not a category
@@ -51,115 +37,6 @@ MAX_CATEGORIES = 100
 def is_table_path(path: Path) -> bool:
     """Whether ``path`` has a table suffix."""
     return path.name.lower().endswith(TABLE_SUFFIXES)
-
-
-def read_table(path: Path) -> pa.Table:
-    """Read a CSV or Parquet file with pyarrow, turning its errors into DataError.
-
-    A CSV's delimiter is detected (:func:`sniff_delimiter`: comma, semicolon, tab or bar); text that is not
-    UTF-8 and repeated column names are refused in one line."""
-    is_csv = path.name.lower().endswith((".csv", ".csv.gz"))
-    try:
-        if is_csv:
-            import pyarrow.csv as pacsv
-
-            # strings_can_be_null: an empty or "NA" cell in a text (label) column is missing too
-            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sniff_delimiter(path)),
-                                   convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-            if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
-                raise DataError(_not_utf8_message(path))  # pyarrow reads undecodable text as binary
-        else:
-            import pyarrow.parquet as pq
-
-            check_unique_columns(pq.read_schema(path).names, path)  # read_table fails obscurely on repeats
-            table = pq.read_table(path)
-        check_unique_columns(table.column_names, path)  # (names are decoded here: a UnicodeDecodeError)
-    except UnicodeDecodeError:
-        raise DataError(_not_utf8_message(path)) from None
-    except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        kind = "CSV" if is_csv else "Parquet"
-        raise DataError(one_line(f"cannot read {path} as {kind}: {exc}; check the file")) from None
-    return table
-
-
-def check_unique_columns(names: list[str], path: Path | str) -> None:
-    """A one-line DataError naming the first repeated column name (a repeated header silently mixed up
-    columns: impute wrote into the wrong one, --condition-columns took one of two)."""
-    seen: set[str] = set()
-    for n in names:
-        if n in seen:
-            count = list(names).count(n)
-            raise DataError(f"{path} has {count} columns named {n!r}; rename them so every column name is "
-                            "unique")
-        seen.add(n)
-
-
-#: delimiters a CSV may use, in order of preference (the comma first: it keeps what older versions read)
-DELIMITERS = (",", ";", "\t", "|")
-
-
-def _open_text(path: Path, errors: str = "strict"):
-    import gzip
-
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors=errors, newline="")
-    return open(path, encoding="utf-8-sig", errors=errors, newline="")
-
-
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of a CSV file: the comma when it splits the first records (up to 20) into the same
-    number (> 1) of fields, else the one of ``; TAB |`` that does with the most fields, else the comma
-    (a one-column table). Semicolon files (European spreadsheets) used to load as one text column."""
-    import csv
-    import io
-    import zlib
-
-    try:
-        with _open_text(path, errors="replace") as f:
-            head = f.read(1 << 16)
-            truncated = bool(f.read(1))
-    except (OSError, EOFError, zlib.error):
-        return ","  # pyarrow reports the problem
-    best, best_fields = ",", 1
-    for d in DELIMITERS:
-        records = [r for r in csv.reader(io.StringIO(head), delimiter=d) if r]
-        if truncated and len(records) > 1:
-            records = records[:-1]  # the last record may be cut off
-        counts = {len(r) for r in records[:20]}
-        if len(counts) == 1 and (n := counts.pop()) > 1:
-            if d == ",":
-                return d
-            if n > best_fields:
-                best, best_fields = d, n
-    return best
-
-
-def _not_utf8_message(path: Path) -> str:
-    """Where the first byte that is not UTF-8 sits in ``path``, as an error message with the fix."""
-    import codecs
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    where = "somewhere"
-    try:
-        with opener(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    bad = chunk[exc.start:exc.start + 1]
-                    line += chunk[:exc.start].count(b"\n")
-                    where = f"byte 0x{bad.hex()} on line {line}"
-                    break
-                line += chunk.count(b"\n")
-    except OSError:
-        pass
-    return (f"{path} is not UTF-8 text ({where}; probably Latin-1 or Windows-1252); save it as UTF-8, e.g. "
-            f"`iconv -f latin1 -t utf-8 {path.name} > utf8.csv`")
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -192,8 +69,20 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
     feature_idx = [i for i, n in enumerate(names) if n != label_column]
     if not feature_idx:
         raise DataError(f"{path} has no feature columns besides the label; give at least one numeric column")
+    x, feature_names, schema = _table_features(table, feature_idx, path, allow_missing, categories or {})
+    y = classes = None
+    if label_column is not None:
+        y, classes = _table_labels(table.column(names.index(label_column)), label_column)
+    return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=feature_names,
+                   schema=schema)
 
-    known = categories or {}
+
+def _table_features(table: pa.Table, feature_idx: list[int], path: Path, allow_missing: bool,
+                    known: dict[str, list[str]]) -> tuple[torch.Tensor, list[str], list[dict]]:
+    """The features ``x`` ``[N, D]`` of the columns ``feature_idx``, their names and the column schema: one
+    feature per numeric column, one one-hot block per text column (or column in ``known``). Bad cells of
+    every column are reported together in one error."""
+    names = list(table.column_names)
     columns: list[np.ndarray] = []
     schema: list[dict] = []
     feature_names: list[str] = []
@@ -203,7 +92,7 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
         col, name_i = table.column(i), names[i]
         if name_i in known or _is_text(col.type):
             if name_i not in known:
-                _refuse_decimal_commas(col, name_i, path)
+                refuse_decimal_commas(col, name_i, path)
             values, cats = _categorical_block(col, name_i, known.get(name_i), path)
             feature_names += [f"{name_i}={c}" for c in cats]
             missing_rows = np.isnan(values[:, 0])
@@ -214,14 +103,7 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
             columns.extend(values.T)
             start += len(cats)
             continue
-        if not _is_numeric(col.type) and not pa.types.is_null(col.type):
-            raise DataError(f"{path}: column {name_i!r} has type {col.type}, neither numbers nor text; drop it, "
-                            "encode it as numbers or text, or pass it as the label column (--label-column NAME)")
-        if pa.types.is_null(col.type):
-            values = np.full(table.num_rows, np.nan, dtype=np.float32)
-        else:
-            with np.errstate(over="ignore"):
-                values = pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy().astype(np.float32)
+        values = _numeric_column(col, name_i, path, table.num_rows)
         bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
         if bad.any():
             problems.append(f"{name_i!r} ({_bad_rows_text(bad)})")
@@ -243,23 +125,34 @@ def load_table(path: Path, *, label_column: str | None = None, name: str | None 
         if empty.any():
             raise DataError(f"{path}: {_bad_rows_text(empty)} with every feature missing; drop those rows "
                             "(a row needs at least one observed value)")
+    return x, feature_names, schema
 
-    y = classes = None
-    if label_column is not None:
-        col = table.column(names.index(label_column))
-        if col.null_count:
-            raise DataError(
-                f"label column {label_column!r} has {col.null_count} missing value(s); fill or drop those rows"
-            )
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        values = col.to_numpy(zero_copy_only=False)
-        if values.dtype == object:
-            values = values.astype(str)
-        y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
-        _refuse_continuous_labels(values, len(classes), label_column)
-    return Dataset(x=x, y=y, kind="table", name=name or str(path), classes=classes, columns=feature_names,
-                   schema=schema)
+
+def _numeric_column(col: pa.ChunkedArray, name: str, path: Path, n_rows: int) -> np.ndarray:
+    """A numeric (or all-null) column as float32 ``[N]``, missing cells NaN; other types are refused."""
+    if not _is_numeric(col.type) and not pa.types.is_null(col.type):
+        raise DataError(f"{path}: column {name!r} has type {col.type}, neither numbers nor text; drop it, "
+                        "encode it as numbers or text, or pass it as the label column (--label-column NAME)")
+    if pa.types.is_null(col.type):
+        return np.full(n_rows, np.nan, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy().astype(np.float32)
+
+
+def _table_labels(col: pa.ChunkedArray, label_column: str) -> tuple[torch.Tensor, list[str]]:
+    """Class indices and sorted class names of the label column; missing or continuous labels are refused."""
+    if col.null_count:
+        raise DataError(
+            f"label column {label_column!r} has {col.null_count} missing value(s); fill or drop those rows"
+        )
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = col.to_numpy(zero_copy_only=False)
+    if values.dtype == object:
+        values = values.astype(str)
+    y, classes = encode_labels(values, f"label column {label_column!r}", keep_int=False)
+    _refuse_continuous_labels(values, len(classes), label_column)
+    return y, classes
 
 
 def _refuse_continuous_labels(values: np.ndarray, k: int, name: str) -> None:
@@ -272,23 +165,6 @@ def _refuse_continuous_labels(values: np.ndarray, k: int, name: str) -> None:
         raise DataError(f"label column {name!r} has {k} distinct values in {n} rows; a label column must be "
                         "categorical (a few classes, each on many rows); use --condition-columns for a "
                         "continuous attribute, or drop --label-column")
-
-
-_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
-
-
-def _refuse_decimal_commas(col: pa.ChunkedArray, name: str, path: Path) -> None:
-    """In a CSV delimited by other than commas, refuse a text column whose every value is a number written
-    with a decimal comma ("1,5"): it would silently become a categorical column."""
-    if not path.name.lower().endswith((".csv", ".csv.gz")) or sniff_delimiter(path) == ",":
-        return
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    values = [v for v in col.to_pylist() if v]
-    if values and all(_DECIMAL_COMMA.match(v) for v in values):
-        raise DataError(f"{path}: column {name!r} holds numbers written with a decimal comma ({values[0]!r}), "
-                        "which would be read as text categories; write them with a decimal point (1.5), e.g. "
-                        "by exporting the table with a comma delimiter")
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -395,10 +271,10 @@ def completed_table_text(path: Path, columns: list[str], filled: np.ndarray, mis
     if path.name.lower().endswith((".csv", ".csv.gz")):
         delimiter = sniff_delimiter(path)
         try:
-            with _open_text(path) as f:
+            with open_text(path) as f:
                 rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
         except UnicodeDecodeError:
-            raise DataError(_not_utf8_message(path)) from None
+            raise DataError(not_utf8_message(path)) from None
         except (OSError, EOFError, csv.Error) as exc:
             raise DataError(one_line(f"cannot read {path} as CSV text: {exc}")) from None
         header, body = rows[0], rows[1:]
