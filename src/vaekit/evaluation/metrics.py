@@ -228,6 +228,24 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
         **reconstruction_error(model, x, batch_size, c, mask),
     }
+    _add_bounds(res, model, x, iwae_k, c, mask, iwae_n, marginal_classes, progress)
+    res["likelihood"] = model.likelihood.name
+    warnings = _evaluation_warnings(model, x, n_active, binarized)
+    if mask is not None:
+        res["observed_fraction"] = float(mask.float().mean())
+        res["note_missing"] = "likelihoods and reconstruction error are of the observed entries only"
+    res["binarized"] = binarized or "no"
+    res["warnings"] = warnings
+    return res
+
+
+def _add_bounds(res: dict, model: VAE, x: torch.Tensor, iwae_k: int, c: torch.Tensor | None,
+                mask: torch.Tensor | None, iwae_n: int | None, marginal_classes: int,
+                progress: Callable[[int], None] | None) -> None:
+    """Add to ``res`` (which holds ``neg_elbo``) the IWAE bound on the first ``iwae_n`` examples when
+    ``iwae_k > 0``, ``bits_per_dim`` of the best bound and its name, and the marginal bound of
+    :func:`marginal_iwae` when ``marginal_classes > 0``."""
+    d = res["features"]
     best = res["neg_elbo"]
     best_name = "ELBO (1 sample)"
     n_iw = len(x) if iwae_n is None else max(1, min(len(x), iwae_n))
@@ -247,7 +265,11 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         res["bits_per_dim_marginal"] = res["neg_iwae_marginal"] / (d * math.log(2))
         res["marginal_estimator"] = (f"log Σ_y p(y) exp IWAE_k(x|y), exact sum over {marginal_classes} labels with "
                                      f"uniform p(y), k={iwae_k} per label{part}")
-    res["likelihood"] = model.likelihood.name
+
+
+def _evaluation_warnings(model: VAE, x: torch.Tensor, n_active: int, binarized: str | None) -> list[str]:
+    """Warnings about the numbers of :func:`evaluate`: posterior collapse, and a Bernoulli likelihood on
+    continuous targets (a cross-entropy, not a normalized log-likelihood)."""
     warnings = []
     w = collapse_warning(n_active, model.latent_dim)
     if w:
@@ -256,9 +278,4 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         warnings.append("Bernoulli likelihood on continuous targets in [0, 1]: the number is a cross-entropy, "
                         "not a normalized log-likelihood; train and evaluate with --binarize dynamic or static "
                         "for values comparable with the literature")
-    if mask is not None:
-        res["observed_fraction"] = float(mask.float().mean())
-        res["note_missing"] = "likelihoods and reconstruction error are of the observed entries only"
-    res["binarized"] = binarized or "no"
-    res["warnings"] = warnings
-    return res
+    return warnings

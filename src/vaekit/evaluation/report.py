@@ -202,91 +202,120 @@ figcaption{font-size:.85em;color:#555}pre{background:#f6f6f6;padding:.8em;overfl
 
 
 def build_report(inp: ReportInputs) -> str:
-    """The HTML text of the report (self-contained)."""
+    """The HTML text of the report (self-contained): one helper per section, in the order they appear (the
+    figures draw from torch's global RNG in this order, seeded once, so the report is reproducible)."""
     info, model = inp.info, inp.model
-    data = info.get("data", {})
-    is_image = kind_of(data.get("kind", "array")).pictures
+    is_image = kind_of(info.get("data", {}).get("kind", "array")).pictures
     ev = inp.evaluation or {}
-    parts: list[str] = []
-    sec = parts.append
-
-    def figure(png: bytes, caption: str, name: str) -> str:
-        return (f'<figure id="{name}"><img alt="{html.escape(caption)}" src="{_uri(png)}">'
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-    sec(f"<h1>{html.escape(inp.title)}</h1><p>data <b>{html.escape(str(data.get('source')))}</b> "
-        f"({data.get('kind')}, shape {data.get('shape')}, {data.get('n_train')} train / {data.get('n_val')} "
-        f"validation / {data.get('n_test')} test) · vaekit {html.escape(str(info.get('vaekit_version')))} · "
-        f"torch {html.escape(str(info.get('torch_version')))} · {html.escape(str(info.get('created')))}</p>")
-    warnings = list(ev.get("warnings", []))
-    sec('<h2 id="warnings">Warnings</h2>' + ("".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings)
-                                            if warnings else "<p>none</p>"))
-    sec('<h2 id="metrics">Metrics</h2>' + _table(_metrics_rows(inp.results, ev)))
+    parts = [_header_section(inp), _warnings_section(ev),
+             '<h2 id="metrics">Metrics</h2>' + _table(_metrics_rows(inp.results, ev))]
     if inp.metrics:
-        sec('<h2 id="curves">Training curves</h2>' + figure(loss_curves(inp.metrics),
-                                                          "loss curves, reconstruction vs KL, β and learning rate",
-                                                          "fig-curves"))
+        parts.append('<h2 id="curves">Training curves</h2>' + _figure(
+            loss_curves(inp.metrics), "loss curves, reconstruction vs KL, β and learning rate", "fig-curves"))
     model.eval()
-    x, c = inp.x, inp.c
-    dev = next(model.parameters()).device
-
-    def rows(a: int, b: int) -> torch.Tensor | None:
-        return None if c is None else c[a:b].to(dev)
-
     torch.manual_seed(0)
-    cond = info.get("condition") or {}
     if is_image:
-        if cond.get("kind") == "label":
-            grid, ncol = class_grid(model, int(cond["dim"]))
-            names = ", ".join(cond.get("classes") or [])
-            sec('<h2 id="samples">Samples by class</h2>' + figure(
-                grid_png(grid, ncol), f"one row per class ({names}); each column shares one z", "fig-samples"))
-        else:
-            n_s = 64 if c is None else min(64, len(c))
-            samples = model.sample(n_s, generator=torch.Generator().manual_seed(0), c=rows(0, n_s)).cpu()
-            sec('<h2 id="samples">Samples</h2>' + figure(grid_png(samples),
-                                                         f"{n_s} samples (means of p(x|z), z ~ N(0, I))",
-                                                         "fig-samples"))
-        n = min(32, len(x))
-        if n:
-            with torch.no_grad():
-                rec = model.reconstruct(x[:n].to(dev), rows(0, n)).cpu()
-            imgs, ncol = pairs(x[:n], rec)
-            sec('<h2 id="reconstructions">Reconstructions</h2>'
-                + figure(grid_png(imgs, ncol), "test inputs (odd rows) above their reconstructions (even rows)",
-                         "fig-reconstructions"))
-        if len(x) >= 2:
-            paths = []
-            pairs_idx = [(i, len(x) - 1 - i) for i in range(min(3, len(x) // 2))]
-            for method in ("linear", "spherical"):
-                for a, b in pairs_idx:
-                    ca, cb = (None, None) if c is None else (c[a], c[b])
-                    paths.append(interpolate(model, x[a], x[b], 10, method, ca, cb))
-            sec('<h2 id="interpolations">Interpolations</h2>'
-                + figure(grid_png(torch.cat(paths), 10),
-                         f"between posterior means of test pairs: {len(pairs_idx)} linear rows, then the same pairs "
-                         "spherically", "fig-interpolations"))
-        kl = ev.get("kl_per_dim")
-        dims = sorted(range(model.latent_dim), key=lambda d: -kl[d])[:10] if kl else list(range(min(10, model.latent_dim)))
-        sec('<h2 id="traversals">Traversals</h2>'
-            + figure(grid_png(traversal(model, dims=dims, steps=9, c=None if c is None else c[0]), 9),
-                     f"latent dimensions {dims} (by KL, most informative first), each swept over ±3 prior "
-                     "standard deviations with the others at 0", "fig-traversals"))
-        if model.latent_dim == 2:
-            m = manifold(model, 15, c=None if c is None else c[0])
-            sec('<h2 id="manifold">Decoded manifold</h2>'
-                + figure(grid_png(m, 15), "decoder means on a 15×15 grid of prior quantiles", "fig-manifold"))
-    if len(x) >= 3:
-        from .metrics import posterior_stats
-
-        mu, _ = posterior_stats(model, x, c=c)
-        sec('<h2 id="latent-map">Latent map</h2>'
-            + figure(latent_map(mu, inp.y, data.get("classes")), "posterior means of the test split, by label"
-                     if inp.y is not None else "posterior means of the test split", "fig-latent-map"))
+        parts += _image_sections(inp, ev)
+    if len(inp.x) >= 3:
+        parts.append(_latent_map_section(inp))
     if kl := ev.get("kl_per_dim"):
-        sec('<h2 id="kl-per-dim">KL per dimension</h2>' + figure(kl_bars(kl, ev.get("activity")),
-                                                                "mean KL(q(z_u|x) || N(0,1)) per dimension",
-                                                                "fig-kl"))
-    sec('<h2 id="config">Config</h2><pre>' + html.escape(json.dumps(info.get("config", {}), indent=2)) + "</pre>")
+        parts.append('<h2 id="kl-per-dim">KL per dimension</h2>' + _figure(
+            kl_bars(kl, ev.get("activity")), "mean KL(q(z_u|x) || N(0,1)) per dimension", "fig-kl"))
+    parts.append('<h2 id="config">Config</h2><pre>' + html.escape(json.dumps(info.get("config", {}), indent=2))
+                 + "</pre>")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(inp.title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _figure(png: bytes, caption: str, name: str) -> str:
+    """A PNG as an inline ``<figure>`` with id ``name`` and an (escaped) caption."""
+    return (f'<figure id="{name}"><img alt="{html.escape(caption)}" src="{_uri(png)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _header_section(inp: ReportInputs) -> str:
+    """The title and one line about the data and the versions that trained the run."""
+    info = inp.info
+    data = info.get("data", {})
+    return (f"<h1>{html.escape(inp.title)}</h1><p>data <b>{html.escape(str(data.get('source')))}</b> "
+            f"({data.get('kind')}, shape {data.get('shape')}, {data.get('n_train')} train / {data.get('n_val')} "
+            f"validation / {data.get('n_test')} test) · vaekit {html.escape(str(info.get('vaekit_version')))} · "
+            f"torch {html.escape(str(info.get('torch_version')))} · {html.escape(str(info.get('created')))}</p>")
+
+
+def _warnings_section(ev: dict) -> str:
+    """The evaluation's warnings, one highlighted box each ("none" without any)."""
+    warnings = list(ev.get("warnings", []))
+    return '<h2 id="warnings">Warnings</h2>' + ("".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings)
+                                               if warnings else "<p>none</p>")
+
+
+def _image_sections(inp: ReportInputs, ev: dict) -> list[str]:
+    """The image-only sections: samples, reconstructions, interpolations, traversals and (2-D latent) the
+    decoded manifold."""
+    model, x, c = inp.model, inp.x, inp.c
+    dev = next(model.parameters()).device
+    parts = [_samples_section(inp, dev)]
+    n = min(32, len(x))
+    if n:
+        with torch.no_grad():
+            rec = model.reconstruct(x[:n].to(dev), None if c is None else c[0:n].to(dev)).cpu()
+        imgs, ncol = pairs(x[:n], rec)
+        parts.append('<h2 id="reconstructions">Reconstructions</h2>'
+                     + _figure(grid_png(imgs, ncol), "test inputs (odd rows) above their reconstructions (even rows)",
+                               "fig-reconstructions"))
+    if len(x) >= 2:
+        parts.append(_interpolations_section(inp))
+    kl = ev.get("kl_per_dim")
+    dims = sorted(range(model.latent_dim), key=lambda d: -kl[d])[:10] if kl else list(range(min(10, model.latent_dim)))
+    parts.append('<h2 id="traversals">Traversals</h2>'
+                 + _figure(grid_png(traversal(model, dims=dims, steps=9, c=None if c is None else c[0]), 9),
+                           f"latent dimensions {dims} (by KL, most informative first), each swept over ±3 prior "
+                           "standard deviations with the others at 0", "fig-traversals"))
+    if model.latent_dim == 2:
+        m = manifold(model, 15, c=None if c is None else c[0])
+        parts.append('<h2 id="manifold">Decoded manifold</h2>'
+                     + _figure(grid_png(m, 15), "decoder means on a 15×15 grid of prior quantiles", "fig-manifold"))
+    return parts
+
+
+def _samples_section(inp: ReportInputs, dev: torch.device) -> str:
+    """Samples from the prior: one row per class for a label-conditional run, else up to 64."""
+    model, c = inp.model, inp.c
+    cond = inp.info.get("condition") or {}
+    if cond.get("kind") == "label":
+        grid, ncol = class_grid(model, int(cond["dim"]))
+        names = ", ".join(cond.get("classes") or [])
+        return '<h2 id="samples">Samples by class</h2>' + _figure(
+            grid_png(grid, ncol), f"one row per class ({names}); each column shares one z", "fig-samples")
+    n_s = 64 if c is None else min(64, len(c))
+    samples = model.sample(n_s, generator=torch.Generator().manual_seed(0),
+                           c=None if c is None else c[0:n_s].to(dev)).cpu()
+    return '<h2 id="samples">Samples</h2>' + _figure(grid_png(samples), f"{n_s} samples (means of p(x|z), z ~ N(0, I))",
+                                                      "fig-samples")
+
+
+def _interpolations_section(inp: ReportInputs) -> str:
+    """Linear, then spherical, paths between the posterior means of up to three pairs of test examples."""
+    model, x, c = inp.model, inp.x, inp.c
+    paths = []
+    pairs_idx = [(i, len(x) - 1 - i) for i in range(min(3, len(x) // 2))]
+    for method in ("linear", "spherical"):
+        for a, b in pairs_idx:
+            ca, cb = (None, None) if c is None else (c[a], c[b])
+            paths.append(interpolate(model, x[a], x[b], 10, method, ca, cb))
+    return ('<h2 id="interpolations">Interpolations</h2>'
+            + _figure(grid_png(torch.cat(paths), 10),
+                      f"between posterior means of test pairs: {len(pairs_idx)} linear rows, then the same pairs "
+                      "spherically", "fig-interpolations"))
+
+
+def _latent_map_section(inp: ReportInputs) -> str:
+    """The posterior means of the test split in 2-D, coloured by label when known."""
+    from .metrics import posterior_stats
+
+    mu, _ = posterior_stats(inp.model, inp.x, c=inp.c)
+    return ('<h2 id="latent-map">Latent map</h2>'
+            + _figure(latent_map(mu, inp.y, inp.info.get("data", {}).get("classes")),
+                      "posterior means of the test split, by label" if inp.y is not None
+                      else "posterior means of the test split", "fig-latent-map"))
