@@ -58,7 +58,6 @@ def pyplot():
     return plt
 
 
-_uri, _fig_png, _plt = data_uri, fig_png, pyplot  # the names this module's own code uses
 
 
 def loss_curves(metrics: list[dict]) -> bytes:
@@ -66,7 +65,7 @@ def loss_curves(metrics: list[dict]) -> bytes:
     (semi-supervised M2 runs log other terms: :func:`m2_curves`)."""
     if "train_unlabelled" in metrics[0]:
         return m2_curves(metrics)
-    plt = _plt()
+    plt = pyplot()
     ep = [m["epoch"] for m in metrics]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
     ax[0].plot(ep, [m["train_loss"] for m in metrics], label="train")
@@ -89,12 +88,12 @@ def loss_curves(metrics: list[dict]) -> bytes:
     ax[2].legend(loc="upper left", fontsize=7)
     lr.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def m2_curves(metrics: list[dict]) -> bytes:
     """M2's terms per epoch: the unlabelled bound U (train, validation), the labelled L and the classifier CE."""
-    plt = _plt()
+    plt = pyplot()
     ep = [m["epoch"] for m in metrics]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
     ax[0].plot(ep, [m["train_unlabelled"] for m in metrics], label="train")
@@ -106,21 +105,21 @@ def m2_curves(metrics: list[dict]) -> bytes:
     ax[2].plot(ep, [m["train_ce"] for m in metrics], "C3")
     ax[2].set(title="classifier cross-entropy (train, nats)", xlabel="epoch")
     fig.tight_layout()
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def kl_bars(kl_per_dim: list[float], activity: list[float] | None = None) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(kl_per_dim) + 2), 3))
     colors = ["C0" if (activity is None or a > 0.01) else "0.7" for a in (activity or kl_per_dim)]
     ax.bar(range(len(kl_per_dim)), kl_per_dim, color=colors)
     ax.set(title="KL per latent dimension (nats; grey = inactive)", xlabel="latent dimension", ylabel="nats")
     fig.tight_layout()
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 def latent_map(mu: torch.Tensor, y: torch.Tensor | None, classes: list[str] | None, method: str = "pca") -> bytes:
-    plt = _plt()
+    plt = pyplot()
     xy, axis = project_2d(mu, method)
     fig, ax = plt.subplots(figsize=(6, 5))
     if y is not None:
@@ -136,7 +135,7 @@ def latent_map(mu: torch.Tensor, y: torch.Tensor | None, classes: list[str] | No
     ax.set(title=f"latent means ({'the latent itself' if axis == 'z' else axis})",
            xlabel=f"{axis} 1", ylabel=f"{axis} 2")
     fig.tight_layout()
-    return _fig_png(fig)
+    return fig_png(fig)
 
 
 @torch.no_grad()
@@ -229,7 +228,7 @@ def build_report(inp: ReportInputs) -> str:
 
 def _figure(png: bytes, caption: str, name: str) -> str:
     """A PNG as an inline ``<figure>`` with id ``name`` and an (escaped) caption."""
-    return (f'<figure id="{name}"><img alt="{html.escape(caption)}" src="{_uri(png)}">'
+    return (f'<figure id="{name}"><img alt="{html.escape(caption)}" src="{data_uri(png)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
