@@ -29,7 +29,7 @@ from .runinfo import build_run_model, check_run_info
 from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
 from .evaluation.metrics import evaluate_elbo
-from .training.trainer import Trainer, resolve_device
+from .training import Trainer, resolve_device
 from .trained import TrainedVAE
 
 __all__ = ["TrainedVAE", "train", "load", "evaluate", "report"]

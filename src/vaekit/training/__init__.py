@@ -1,10 +1,7 @@
 """Training: the one :class:`Trainer` every model family goes through (loop, β schedule, LR schedules,
 early stopping on the objective's metric, checkpoints and exact resume, non-finite guard, progress)."""
 
-from .trainer import (  # noqa: F401 (the names `vaekit.training` had before it became a package)
-    EpochCallback,
-    TrainResult,
-    Trainer,
+from .parts import (  # noqa: F401 (the names `vaekit.training` had before it became a package)
     beta_at,
     compile_networks,
     load_optimizer_state,
@@ -13,3 +10,4 @@ from .trainer import (  # noqa: F401 (the names `vaekit.training` had before it 
     optimizer_state,
     resolve_device,
 )
+from .trainer import EpochCallback, TrainResult, Trainer  # noqa: F401
