@@ -17,3 +17,4 @@ from .metrics import (  # noqa: F401 (the names `vaekit.evaluation` had before i
     reconstruction_error,
     reconstruction_errors,
 )
+from ..core.objectives import gaussian_kl  # noqa: F401,E402 (importable from vaekit.evaluation, as before)

@@ -11,3 +11,4 @@ from .parts import (  # noqa: F401 (the names `vaekit.training` had before it be
     resolve_device,
 )
 from .trainer import EpochCallback, TrainResult, Trainer  # noqa: F401
+from ..core.objectives import evaluate_elbo  # noqa: F401 (importable from vaekit.training, as before)

@@ -7,3 +7,4 @@ from .job import METRICS, PRUNERS, SAMPLERS, TuneResult, make_pruner, make_sampl
 from .storage import GRACE_S, HEARTBEAT_S, open_storage, trial_counts  # noqa: F401
 from .study import TUNE_JSON, tune  # noqa: F401
 from .workers import run_worker  # noqa: F401
+from .space import SearchSpace, load_space, parse_space  # noqa: F401,E402 (importable from vaekit.tuning, as before)
