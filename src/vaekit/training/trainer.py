@@ -132,7 +132,7 @@ class Trainer:
             opt.step()
             with torch.no_grad():
                 step_losses[k] = out.loss
-                sums = out.sums if sums is None else sums + out.sums
+                sums = out.sums if sums is None else sums.add_(out.sums)  # out.sums is a fresh tensor
         self._check_finite(step_losses, self.epoch + 1)
         return sums, beta
 
