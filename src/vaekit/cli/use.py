@@ -7,9 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import UsageError
-from .common import (SPLIT_HELP, app, check_out_file, int_list, pick_split, user_condition, user_errors,
-                     write_array)
+from .common import SPLIT_HELP, app, check_out_file, pick_split, user_condition, user_errors, write_array
 
 
 @app.command()
