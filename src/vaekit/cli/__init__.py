@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from . import anomaly, complete, inspection, train, tune, use  # noqa: F401 (each registers its commands)
+from . import anomaly, complete, export, inspection, train, tune, use  # noqa: F401 (each registers its commands)
 from .common import app
 
 __all__ = ["app", "main"]
