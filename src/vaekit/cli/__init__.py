@@ -3,7 +3,7 @@
 - :mod:`.train`: ``vaekit train`` (its options generated from ``TrainConfig`` by :mod:`.options`);
 - :mod:`.use`: sample, reconstruct, encode, denoise;
 - :mod:`.inspection`: evaluate, report, interpolate, traverse, latent-map, probe, classify;
-- :mod:`.complete`: impute, inpaint; :mod:`.anomaly`: score; :mod:`.tune`: tune;
+- :mod:`.complete`: impute, inpaint; :mod:`.anomaly`: score; :mod:`.tune`: tune; :mod:`.export`: export (ONNX);
 - :mod:`.common`: the app, the one place failures become one line and an exit code, shared helpers.
 
 Flag names and the run-directory layout are stable: users' scripts rely on them. Bad input ends in one
