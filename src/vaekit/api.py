@@ -371,13 +371,18 @@ def _write_report(trained: "TrainedVAE", x: torch.Tensor, y: torch.Tensor | None
 
 def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test", iwae_k: int = 100,
            seed: int = 0, cache_dir: str | None = None, progress: bool = False) -> Path:
-    """Evaluate a run and write its self-contained ``report.html``; returns the report's path.
+    """Evaluate a run and write its self-contained ``report.html``, ``evaluation.json`` and model card
+    (``README.md``, :mod:`vaekit.evaluation.model_card`); returns the report's path.
     ``progress`` shows a progress bar of the IWAE pass on stderr."""
+    from .finish import write_card
+
     trained = load(run_dir)
     with lock_run(run_dir, "report"):  # taken before computing: a read-only or busy run fails now, not at the write
         x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
         ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask, where, progress)}
-        return _write_report(trained, x, y, ev, c)
+        path = _write_report(trained, x, y, ev, c)
+        write_card(trained)
+        return path
 
 
 def _version() -> str:

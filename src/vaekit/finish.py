@@ -181,7 +181,8 @@ def end_of_run(trained, x: torch.Tensor, y: torch.Tensor | None, c: torch.Tensor
                mask: torch.Tensor | None, stored: dict | None, history: list[dict], *, report: bool = True,
                iwae_k: int | None = None, examples: int | None = None, progress: bool = False) -> dict | None:
     """Everything a finished run writes after ``results.json``: the test split's ``evaluation.json`` and
-    ``report.html`` (IWAE at a planned cost, see :func:`plan_report`) and, for images, the picture files.
+    ``report.html`` (IWAE at a planned cost, see :func:`plan_report`), for images the picture files, and the
+    model card ``README.md`` (also without ``report``: then from results.json alone).
     Returns the evaluation (None without ``report``)."""
     run = trained.run_dir
     ev = None
@@ -202,4 +203,13 @@ def end_of_run(trained, x: torch.Tensor, y: torch.Tensor | None, c: torch.Tensor
         write_report(trained, x, y, ev, c)
     if trained.kind.pictures:
         run_figures(trained, x, c, run)
+    write_card(trained)
     return ev
+
+
+def write_card(trained) -> Path | None:
+    """The run's model card (``README.md``, :mod:`vaekit.evaluation.model_card`) from its config.json,
+    results.json and evaluation.json as they are now; its path (None when the folder's README files are the user's)."""
+    from .evaluation.model_card import write_model_card
+
+    return write_model_card(trained.run_dir, trained.info)

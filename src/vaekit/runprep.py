@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from .errors import RunError
-from .runs import (CONFIG, LOCK, RUN_FILES, STATE_JSON, STATE_TENSORS, lock_run, read_json, read_run_info,
-                   read_tensor_metadata, regular_file, write_json)
+from .runs import (CARD_FILES, CONFIG, LOCK, RUN_FILES, STATE_JSON, STATE_TENSORS, is_vaekit_card, lock_run,
+                   read_json, read_run_info, read_tensor_metadata, regular_file, write_json)
 
 
 def _is_temp_of(name: str, known: tuple[str, ...]) -> bool:
@@ -35,10 +35,16 @@ def remove_temp_files(run_dir: str | os.PathLike) -> list[str]:
     return removed
 
 
+def _users_card(path: Path) -> bool:
+    """A README.md / MODEL_CARD.md that vaekit did not write (no :data:`~vaekit.runs.CARD_MARK`): the user's."""
+    return path.name in CARD_FILES and os.path.lexists(path) and not is_vaekit_card(path)
+
+
 def _foreign(run: Path) -> list[str]:
     """Names in ``run`` that vaekit did not write (sorted)."""
     return sorted(p.name for p in run.iterdir()
-                  if p.name != LOCK and p.name not in RUN_FILES and not _is_temp_of(p.name, RUN_FILES))
+                  if p.name != LOCK and (p.name not in RUN_FILES or _users_card(p))
+                  and not _is_temp_of(p.name, RUN_FILES))
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -58,7 +64,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise RunError(f"--overwrite refused: {out} is not empty and is not a vaekit run; "
                        "choose another --out") from None
     for name in RUN_FILES:
-        if (out / name).is_dir():
+        if name not in CARD_FILES and (out / name).is_dir():
             raise RunError(f"--overwrite refused: {out / name} is a folder where vaekit writes a file; "
                            "move it away or choose another --out")
 
@@ -68,7 +74,8 @@ def claim_run_dir(out: str | os.PathLike, overwrite: bool, held: contextlib.Exit
     """Make ``out`` ready for a new run and hold its lock in ``held``.
 
     A missing or empty folder is used as it is; an existing run only with ``overwrite``, which removes the
-    files vaekit wrote (:data:`RUN_FILES` and their temporary files) and keeps everything else, saying so
+    files vaekit wrote (:data:`RUN_FILES` and their temporary files; a README.md only when it is vaekit's
+    model card) and keeps everything else, saying so
     on stderr (a data file or notes beside the run stay valid). A folder that is not a run is refused.
     """
     out = Path(out)
@@ -84,7 +91,8 @@ def claim_run_dir(out: str | os.PathLike, overwrite: bool, held: contextlib.Exit
     kept = _foreign(out)
     remove_temp_files(out)
     for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
+        if not _users_card(out / name):  # a README.md without vaekit's mark is the user's: kept
+            (out / name).unlink(missing_ok=True)
     if kept:
         shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
         print(f"note: --overwrite replaced the run in {out} and kept what vaekit did not write: {shown}",

@@ -10,6 +10,7 @@ Layout of a run directory (stable: users' scripts rely on it)::
     results.json           train/validation/test −ELBO, reconstruction and KL (nats per example)
     samples.png, reconstructions.png   figures (image data)
     evaluation.json, report.html, classes.png, denoising.png, probe.json, trial.json   (see RUN_FILES)
+    README.md              the model card (first line CARD_MARK; MODEL_CARD.md when README.md is the user's)
     .vaekit.lock           the writer's lock (PID inside); see :func:`lock_run`
 
 Every file is written to a temporary file in the same folder (``.NAME.XXXXXXXX.tmp``) and renamed into
@@ -44,10 +45,17 @@ STATE_TENSORS = "trainer_state.safetensors"
 RESULTS = "results.json"
 EVALUATION = "evaluation.json"
 LOCK = ".vaekit.lock"
+CARD = "README.md"  # the model card (vaekit.evaluation.model_card)
+CARD_FALLBACK = "MODEL_CARD.md"  # where the card goes when the folder holds a README.md of the user's
+#: the card's first line; a README.md is vaekit's (--overwrite may remove it, a new card replace it) only with it
+CARD_MARK = "<!-- written by vaekit: model card -->"
+CARD_FILES = (CARD, CARD_FALLBACK)  # in RUN_FILES, but removed or replaced only when they carry CARD_MARK
 # Every file vaekit writes into a run directory (train, semi-supervised train, evaluate, report, probe,
-# tune's trial.json, VAE.save). ``--overwrite`` removes exactly these (and their temporary files).
+# tune's trial.json, VAE.save). ``--overwrite`` removes exactly these (and their temporary files), the card
+# files (CARD_FILES) only when they carry its mark (:func:`is_vaekit_card`).
 RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALUATION, "report.html",
-             "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json")
+             "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json",
+             CARD, CARD_FALLBACK)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -85,6 +93,19 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def is_vaekit_card(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a model card vaekit wrote: a regular file (not a symlink) whose first line is
+    :data:`CARD_MARK`. Only its first bytes are read; anything else (missing, a folder, a FIFO) is False."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(len(CARD_MARK.encode()) + 2)
+    except OSError:
+        return False
+    return head.decode("utf-8", "replace").splitlines()[:1] == [CARD_MARK]
 
 
 def finite_json(obj: Any) -> Any:
@@ -137,6 +158,38 @@ def regular_file(path: str | os.PathLike) -> bool:
                    "restore the file or retrain the run")
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib")
+NEVER_UNPICKLES = "vaekit never unpickles a file (unpickling runs whatever code the file holds)"
+
+
+def pickle_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` looks like when it is a pickle (``torch.save`` writes a zip archive of pickles; plain
+    ``pickle`` protocol 2+ starts with byte 0x80), from its first bytes or its name; None otherwise. Only for
+    explaining a refusal: call it after the file failed to read as safetensors (whose first byte may be 0x80)."""
+    head = b""
+    with contextlib.suppress(OSError, RunError):
+        if regular_file(path):
+            with open(path, "rb") as f:
+                head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (the format torch.save writes: pickles inside)"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return f"a Python pickle (protocol {head[1]})"
+    if Path(path).suffix.lower() in PICKLE_SUFFIXES:
+        return f"a {Path(path).suffix} file (PyTorch/pickle checkpoints use that name)"
+    return None
+
+
+def _unreadable_tensors(path: str | os.PathLike, err: Exception) -> RunError:
+    """The one-line refusal of a weights/state file safetensors could not read, naming a pickle as such."""
+    what = pickle_kind(path)
+    if what is not None:
+        return RunError(f"{path} is {what}, not safetensors; {NEVER_UNPICKLES}: restore the run's safetensors file "
+                        "or retrain the run")
+    return RunError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}); "
+                    "retrain or restore the file")
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """Save a flat dict of tensors as safetensors, atomically."""
     from safetensors.torch import save
@@ -158,8 +211,7 @@ def load_tensors(path: str | os.PathLike) -> dict:
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise RunError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}); "
-                       "retrain or restore the file") from None
+        raise _unreadable_tensors(path, err) from None
     import torch
 
     for name, t in tensors.items():
@@ -180,8 +232,7 @@ def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as err:
-        raise RunError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0]}); "
-                       "retrain or restore the file") from None
+        raise _unreadable_tensors(path, err) from None
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict:
@@ -190,6 +241,10 @@ def read_run_info(run_dir: str | os.PathLike) -> dict:
     if not run.exists():
         raise RunError(f"run directory not found: {run} (train one with `vaekit train --out {run}`)")
     if not run.is_dir():
+        what = pickle_kind(run)
+        if what is not None:
+            raise RunError(f"{run} is {what}; {NEVER_UNPICKLES}: pass a vaekit run directory "
+                           f"({CONFIG} + {WEIGHTS}), the folder `vaekit train --out` wrote")
         raise RunError(f"{run} is a file, not a run directory; pass the folder `vaekit train --out` wrote")
     cfg = run / CONFIG
     if not regular_file(cfg):
