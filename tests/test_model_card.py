@@ -6,6 +6,7 @@ import json
 import pickle
 import shlex
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ from safetensors.torch import load_file
 import vaekit
 import vaekit.runs as runs
 from cli_helpers import assert_usage_error, run
-from vaekit.evaluation.model_card import model_card, number_text
+from vaekit.evaluation.model_card import model_card, number_text, write_model_card
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs_v0_1"
 
 SETTINGS = dict(data="digits", latent_dim=3, hidden=[16], batch_size=256, epochs=2, seed=0, report_iwae_k=5)
 FAST = ["--latent-dim", "3", "--hidden", "16", "--batch-size", "256", "--epochs", "1", "-q", "--report-iwae-k", "5"]
@@ -120,7 +123,7 @@ def test_conditional_and_m2_cards_say_p_x_given_y_and_accuracy(tmp_path):
     m2 = tmp_path / "m2"
     vaekit.train(out=m2, semi_supervised=True, labeled=50, **{**SETTINGS, "epochs": 1, "report_iwae_k": 2})
     card, results, ev = _card(m2), _json(m2, "results.json"), _json(m2, "evaluation.json")
-    assert "family `m2`" in card and "50 labelled training examples" in card
+    assert "(family `m2`, Kingma et al. 2014)" in card and "50 labelled training examples" in card
     assert f"| test accuracy | {number_text(results['test_accuracy'])} |" in card
     assert f"| −log p(x) ≤ (unconditional) | {number_text(ev['neg_iwae_marginal'])} |" in card
     assert "p(x|y)" in card and "−log p(x\\|y) ≤ −IWAE" in card
@@ -169,6 +172,26 @@ def test_a_users_readme_is_never_replaced_by_report(done, tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "README.md").read_text() == "mine\n" and (out / "MODEL_CARD.md").read_text() == "also mine\n"
     assert "no model card written" in r.stderr
+
+
+def test_a_card_of_ours_beside_a_users_readme_goes_once_the_readme_is_gone(done, tmp_path):
+    out = _copy(done, tmp_path)
+    info = _json(out, "config.json")
+    (out / "README.md").write_text("mine\n")
+    assert write_model_card(out, info) == out / "MODEL_CARD.md"
+    (out / "README.md").unlink()
+    assert write_model_card(out, info) == out / "README.md"
+    assert not (out / "MODEL_CARD.md").exists()  # the stale copy of vaekit's card is removed
+
+
+def test_report_gives_a_run_of_an_earlier_version_its_card(tmp_path):
+    out = _copy(FIXTURES / "vae", tmp_path, "old")
+    assert not (out / "README.md").exists()
+    r = run("report", out, "--iwae-k", 2)
+    assert r.exit_code == 0, r.output
+    card, results = _card(out), _json(out, "results.json")
+    assert f"| test | {number_text(results['test']['elbo'])} |" in card
+    assert _json(out, "config.json")["data"]["fingerprint"] in card
 
 
 def test_the_mark_must_be_the_first_line_of_a_regular_file(tmp_path):

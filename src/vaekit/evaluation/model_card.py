@@ -22,7 +22,8 @@ from ..runs import (CARD, CARD_FALLBACK, CARD_FILES, CARD_MARK, CONFIG, EVALUATI
 
 __all__ = ["model_card", "write_model_card", "number_text"]
 
-_FAMILIES = {"vae": "variational autoencoder", "m2": "semi-supervised M2 variational autoencoder (Kingma et al. 2014)"}
+_FAMILIES = {"vae": ("variational autoencoder", ""), "m2": ("semi-supervised M2 variational autoencoder",
+                                                           ", Kingma et al. 2014")}
 _SHOWN = 20  # classes/columns listed before "and N more"
 
 
@@ -73,7 +74,8 @@ def _summary(name: str, info: dict) -> list[str]:
     width = f"channels {cfg.get('channels')}" if cfg.get("model") == "conv" and cfg.get("channels") else \
         f"hidden layers {cfg.get('hidden')}"
     article = "an" if net == "MLP" else "a"
-    what = (f"A {_FAMILIES.get(fam, fam)} (family `{fam}`) with {article} {net} encoder and decoder ({width}), a "
+    kind, cite = _FAMILIES.get(fam, (fam, ""))
+    what = (f"A {kind} (family `{fam}`{cite}) with {article} {net} encoder and decoder ({width}), a "
             f"{cfg.get('latent_dim')}-dimensional Gaussian latent z with prior N(0, I), and a "
             f"{cfg.get('likelihood')} likelihood p(x|z)")
     cond = _conditioned_on(info)
@@ -280,6 +282,8 @@ def write_model_card(run_dir: str | os.PathLike, info: dict) -> Path | None:
         target = run / name
         if not os.path.lexists(target) or is_vaekit_card(target):
             atomic_write_text(target, model_card(run, info))
+            if name == CARD and is_vaekit_card(run / CARD_FALLBACK):  # an older card of ours, now stale
+                (run / CARD_FALLBACK).unlink(missing_ok=True)
             return target
     print(f"note: no model card written: {run / CARD} and {run / CARD_FALLBACK} are not vaekit's (kept as they are)",
           file=sys.stderr, flush=True)
