@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
+from ..data.kinds import kind_of
 from ..runs import (CARD, CARD_FALLBACK, CARD_FILES, CARD_MARK, CONFIG, EVALUATION, RESULTS, WEIGHTS, atomic_write_text,
                     is_vaekit_card, read_json, regular_file)
 
@@ -202,7 +203,8 @@ def _limits(info: dict, results: dict | None, ev: dict | None) -> list[str]:
                    "In the data's own units, −log p(x) is the card's number plus Σ_j log σ_j.")
     else:
         out.append("- Likelihoods are in model units: the model's inputs as vaekit prepared them "
-                   + ("(pixel values scaled to [0, 1])." if data.get("kind") == "image" else "(the values as given)."))
+                   + ("(pixel values scaled to [0, 1])." if kind_of(data.get("kind", "array")).pictures
+                      else "(the values as given)."))
     if info.get("condition"):
         separately = " (the unconditional bound is listed separately)" if ev and "neg_iwae_marginal" in ev else ""
         out.append("- The bounds are conditional, of p(x|y) or p(x|c) given the true condition; they are not "
@@ -221,9 +223,8 @@ def _limits(info: dict, results: dict | None, ev: dict | None) -> list[str]:
 
 
 def _usage(name: str, info: dict) -> list[str]:
-    pictures = info.get("data", {}).get("kind") == "image"
-    out_file = "samples.png" if pictures else ("samples.csv" if info.get("data", {}).get("kind") == "table"
-                                               else "samples.npy")
+    kind = kind_of(info.get("data", {}).get("kind", "array"))
+    out_file = "samples.png" if kind.pictures else ("samples.csv" if kind.cells else "samples.npy")
     cond = info.get("condition") or {}
     if cond.get("kind") == "label":
         first = str((cond.get("classes") or ["0"])[0])
