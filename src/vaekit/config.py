@@ -17,14 +17,14 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from .errors import UsageError
 
 ModelName = Literal["mlp", "conv"]
-LikelihoodName = Literal["auto", "bernoulli", "gaussian", "mixed"]
+LikelihoodName = Literal["auto", "bernoulli", "gaussian", "mixed", "multinomial"]
 BinarizeName = Literal["none", "dynamic", "static"]
 MissingName = Literal["error", "mask"]
 KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
-FamilyName = Literal["vae", "m2"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae"]
 
 
 class TrainConfig(BaseModel):
@@ -55,8 +55,22 @@ class TrainConfig(BaseModel):
     # model family (vaekit.families): vae (MLP/conv, optionally conditional) or m2; unset = m2 when
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
-        description="model family: vae (MLP/conv, optionally conditional) or m2 (semi-supervised); unset: m2 "
-                    "with --semi-supervised, else vae")
+        description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
+                    "mult-dae (recommendation from a user,item interactions file); unset: m2 with --semi-supervised, "
+                    "else vae")
+
+    # interactions (families mult-vae, mult-dae: vaekit.data.kinds.interactions)
+    user_column: str = Field(default="user", description="interactions: the column naming the user")
+    item_column: str = Field(default="item", description="interactions: the column naming the item")
+    rating_column: str = Field(default="rating",
+        description="interactions: the rating column, read only with --min-rating")
+    min_rating: float | None = Field(default=None,
+        description="interactions: keep rows with rating >= this as clicks (implicit feedback); unset: every row")
+    min_user_items: int = Field(default=1, ge=1, le=1_000_000,
+        description="interactions: drop users with fewer items (after --min-rating)")
+    total_anneal_steps: int = Field(default=0, ge=0, le=100_000_000,
+        description="beta rises linearly from 0 to --beta (its cap) over this many steps (Liang et al. 2018); "
+                    "0: off (mult-vae default 200000)")
 
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
     # (semi_supervised: true is the m2 family)
@@ -76,7 +90,7 @@ class TrainConfig(BaseModel):
     latent_dim: int = Field(default=16, ge=1, le=4096, description="latent size")
     hidden: list[int] = Field(default_factory=lambda: [512, 256], description="hidden layer sizes, e.g. 400,200")
     channels: list[int] | None = Field(default=None, description="conv channels, e.g. 32,64")
-    likelihood: LikelihoodName = Field(default="auto", description="auto, bernoulli, gaussian or mixed (tables with text columns)")
+    likelihood: LikelihoodName = Field(default="auto", description="auto, bernoulli, gaussian, mixed (tables with text columns) or multinomial (interactions)")
     gaussian_std: float | None = Field(default=None, gt=0.0,
         description="fixed std of the Gaussian likelihood (learned per feature when unset)")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout in encoder and decoder")

@@ -40,7 +40,9 @@ class Prepared:
         return {"source": ds.name, "kind": ds.kind, "shape": list(self.shape), "fingerprint": self.fingerprint,
                 "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
                 "classes": ds.classes, "columns": self.feature_columns,
-                **({"schema": ds.schema} if has_categorical(ds.schema) else {})}
+                **({"schema": ds.schema} if has_categorical(ds.schema) else {}),
+                **({"users": ds.interactions.users, "items": ds.interactions.items}
+                   if ds.interactions is not None else {})}
 
 
 def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> Prepared:
@@ -49,6 +51,8 @@ def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> P
     draw), resolve ``likelihood: auto`` (not on resume: the saved config has it) and check the architecture."""
     kind = kind_of(ds.kind)
     splits = kind.split(ds, cfg)
+    if kind.sparse:
+        return _prepare_sparse(cfg, ds, splits, resolve_likelihood)
     if cfg.semi_supervised and (cfg.conditional or cfg.condition_columns):
         raise UsageError("--semi-supervised cannot be combined with --conditional or --condition-columns")
     if has_categorical(ds.schema) and (cfg.conditional or cfg.condition_columns or cfg.semi_supervised):
@@ -80,6 +84,24 @@ def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> P
     fingerprint = ds.fingerprint()
     ds.x = ds.x[:0].clone()  # the splits are copies: training does not hold the data twice
     return Prepared(cfg, ds, tuple(splits), cond, scaler, feature_columns, shape, fingerprint)
+
+
+def _prepare_sparse(cfg: TrainConfig, ds: Dataset, splits, resolve_likelihood: bool) -> Prepared:
+    """Interactions: the splits stay sparse; no scaler, conditions or binarization; the likelihood is the
+    kind's (multinomial)."""
+    if cfg.conditional or cfg.condition_columns or cfg.semi_supervised or cfg.missing == "mask" \
+            or cfg.binarize != "none" or cfg.corruption is not None:
+        raise UsageError(f"{ds.kind} data take none of --conditional, --condition-columns, --semi-supervised, "
+                         "--missing mask, --binarize, --corruption; drop them")
+    kind = kind_of(ds.kind)
+    if resolve_likelihood and cfg.likelihood == "auto":
+        cfg = cfg.model_copy(update={"likelihood": kind.default_likelihood(True, False)})
+    elif cfg.likelihood != kind.default_likelihood(True, False):
+        raise UsageError(f"{ds.kind} data are modelled with --likelihood {kind.default_likelihood(True, False)}; "
+                         f"drop --likelihood {cfg.likelihood}")
+    if len(splits[0]) == 0:
+        raise UsageError(f"{cfg.data} leaves no training users after the validation and test users; give more users")
+    return Prepared(cfg, ds, tuple(splits), None, None, None, (int(ds.x.shape[1]),), ds.fingerprint())
 
 
 def resolve_auto_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:

@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from .batch import Batch
 
-KINDS = ("image", "table", "array")
+KINDS = ("image", "table", "array", "interactions")
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Dataset:
     # tables: one entry per original column, {name, kind: numeric|categorical, categories, start, stop}
     # (its features x[:, start:stop]; a categorical column is a one-hot block), see data.tables
     schema: list[dict] | None = None
+    # interactions: the sparse user × item matrix and its id maps (data.interactions.Interactions); ``x`` is
+    # then the same matrix as a torch sparse CSR tensor
+    interactions: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,6 +85,11 @@ class Dataset:
     def fingerprint(self) -> str:
         """SHA-256 hex digest over the shapes, dtypes and bytes of x, y, test_x and test_y."""
         h = hashlib.sha256()
+        if self.interactions is not None:  # sparse: the matrix's structure and its ids
+            for arr in self.interactions.fingerprint_parts():
+                h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
+            h.update("\n".join(self.interactions.users + ["|"] + self.interactions.items).encode())
+            return h.hexdigest()
         for field in ("x", "y", "test_x", "test_y", "attributes"):
             t = getattr(self, field)
             if t is None and field == "attributes":  # absent: the digest of older runs is unchanged

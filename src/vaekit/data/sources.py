@@ -32,11 +32,15 @@ def load_source(
     download: bool = True,
     allow_missing: bool = False,
     categories: dict[str, list[str]] | None = None,
+    kind: str | None = None,
+    **kind_options: object,
 ) -> Dataset:
     """Load ``source`` (a built-in name or a path) into memory as a :class:`Dataset`.
 
     ``allow_missing`` (tables only) keeps missing cells as NaN instead of refusing the table; ``categories``
-    (tables only: a trained run's categorical columns) fixes their one-hot blocks."""
+    (tables only: a trained run's categorical columns) fixes their one-hot blocks. ``kind`` names the data
+    kind that loads the source instead of the first that claims it (``"interactions"``: a CSV/Parquet of
+    user,item rows is also a table), with its own ``kind_options`` (e.g. ``user_column``)."""
     if not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
         raise DataError(f"data source must be a non-empty name or path; got {source!r} ({EXPECTED})")
     text = os.fspath(source)
@@ -48,7 +52,16 @@ def load_source(
         raise DataError(f"--missing mask applies to tables (.csv/.parquet) only, not to {text}; drop it "
                         "(images and arrays must be complete)")
     options = dict(image_size=image_size, label_column=label_column, cache_dir=cache_dir, download=download,
-                   allow_missing=allow_missing, categories=categories)
+                   allow_missing=allow_missing, categories=categories, **kind_options)
+    if kind is not None:
+        from .kinds import KINDS
+
+        if kind not in KINDS:
+            raise DataError(f"unknown data kind {kind!r}; expected one of {', '.join(KINDS)}")
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise DataError(f"no such file or folder: {text} ({kind} data)")
+        return KINDS[kind].load(text, path, **options)
     if isinstance(source, str) and key in BUILTIN_NAMES:
         if label_column is not None:
             raise DataError(f"label_column applies to tables (.csv/.parquet) only; {key} has its own labels")

@@ -75,9 +75,12 @@ def beta_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """β at global step ``step`` (1-based).
 
     ``linear``: ramps from 0 to ``cfg.beta`` over ``cfg.kl_warmup`` epochs, then stays.
+    ``total_anneal_steps`` > 0: rises by 1 / total_anneal_steps per step up to the cap ``cfg.beta``.
     ``cyclical`` (Fu et al. 2019): the run is cut into ``cfg.kl_cycles`` cycles; in each, β ramps from 0
     to ``cfg.beta`` over the first ``cfg.kl_ratio`` of the cycle and stays there for the rest.
     """
+    if cfg.total_anneal_steps > 0:  # Mult-VAE (Liang et al. 2018): min(cap, step / total_anneal_steps)
+        return min(cfg.beta, step / cfg.total_anneal_steps)
     if cfg.kl_schedule == "cyclical":
         period = cfg.epochs * steps_per_epoch / cfg.kl_cycles
         tau = ((step - 1) % period) / period

@@ -29,6 +29,8 @@ class DataKind:
     #: an in-memory [N, D] matrix can be this kind (``dataset_from_array(kind=...)``, the estimators)
     from_matrix: bool = False
     bernoulli_ok: bool = True
+    #: the data stay a sparse matrix on the host (``Dataset.interactions``); only a batch is ever dense
+    sparse: bool = False
 
     # -- sources ---------------------------------------------------------------------------------
     def claims(self, source: str, path: Path | None) -> bool:

@@ -1,0 +1,179 @@
+"""Implicit feedback: a ``user,item[,rating]`` table as a sparse user × item matrix (CSR, scipy, on the host),
+its user and item id maps, and the strong-generalization split of Liang et al. (2018): validation and test
+users are held out whole; for each, 80% of their items are folded in (the model's input) and 20% scored.
+
+Only a batch is ever dense (:func:`dense_rows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .dataset import Split
+
+#: the fraction of a held-out user's items that is scored (the rest is folded in), as in Liang et al.
+HELDOUT_FRACTION = 0.2
+#: held-out users with fewer items are folded in whole and not scored (Liang et al.'s code: 5)
+MIN_SCORED_USER_ITEMS = 5
+
+
+@dataclass
+class Interactions:
+    """A binary user × item matrix (``scipy.sparse.csr_matrix`` of float32 ones) and the ids of its rows
+    (``users``) and columns (``items``), as text."""
+
+    matrix: Any
+    users: list[str]
+    items: list[str]
+
+    def fingerprint_parts(self) -> list[np.ndarray]:
+        m = self.matrix
+        return [m.indptr.astype(np.int64), m.indices.astype(np.int64), np.asarray(m.shape, dtype=np.int64)]
+
+
+@dataclass
+class InteractionSplit(Split):
+    """A split of users: ``fold`` (CSR) is what the encoder sees (all items of a training user, 80% of a
+    held-out user's), ``heldout`` (CSR, same rows; None for training) the items scored; ``x`` is ``fold`` as a
+    torch sparse CSR tensor (its shape and length are the split's)."""
+
+    fold: Any = None
+    heldout: Any = None
+    user_index: np.ndarray | None = None  # rows of the full matrix (into Interactions.users)
+
+
+def _strings(table, name: str, path: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if col.null_count:
+        raise DataError(f"column {name!r} of {path} has {col.null_count} empty cell(s); fill or drop those rows")
+    if not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    return col.to_pylist()
+
+
+def read_interactions(path: Path, *, user_column: str = "user", item_column: str = "item",
+                      rating_column: str = "rating", min_rating: float | None = None,
+                      min_user_items: int = 1) -> Interactions:
+    """Read a CSV/Parquet of interactions into an :class:`Interactions` (ids sorted as text).
+
+    With ``min_rating`` only rows rated at least that count (as 1); without it every row is a click.
+    Users with fewer than ``min_user_items`` items are dropped (after the rating filter). A repeated
+    (user, item) row, a missing column and an empty result are one-line :class:`DataError` s."""
+    import scipy.sparse as sp
+
+    from .table_io import read_table
+
+    table = read_table(path)
+    needed = [user_column, item_column] + ([rating_column] if min_rating is not None else [])
+    missing = [c for c in needed if c not in table.column_names]
+    if missing:
+        flags = {user_column: "--user-column", item_column: "--item-column", rating_column: "--rating-column"}
+        raise DataError(f"{path} has no column {missing[0]!r} (columns: {', '.join(table.column_names[:10])}); "
+                        f"name it with {flags[missing[0]]}")
+    users = np.asarray(_strings(table, user_column, path), dtype=object)
+    items = np.asarray(_strings(table, item_column, path), dtype=object)
+    if min_rating is not None:
+        try:
+            r = table.column(rating_column).to_numpy(zero_copy_only=False).astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"column {rating_column!r} of {path} is not numeric; --min-rating needs numbers") from None
+        keep = r >= min_rating
+        users, items = users[keep], items[keep]
+    if len(users) == 0:
+        raise DataError(f"{path} has no interactions" + (f" rated >= {min_rating:g}" if min_rating is not None else "")
+                        + "; check the file" + (" or lower --min-rating" if min_rating is not None else ""))
+    u_ids, u = np.unique(users.astype(str), return_inverse=True)
+    i_ids, i = np.unique(items.astype(str), return_inverse=True)
+    pairs = u.astype(np.int64) * len(i_ids) + i
+    uniq, first, counts = np.unique(pairs, return_index=True, return_counts=True)
+    if len(uniq) < len(pairs):
+        dup = int(first[np.argmax(counts > 1)])
+        raise DataError(f"{path} has {len(pairs) - len(uniq)} repeated (user, item) row(s), e.g. user "
+                        f"{users[dup]!r} item {items[dup]!r}; keep one row per pair")
+    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids)))
+    if min_user_items > 1:
+        rows = np.flatnonzero(np.diff(m.indptr) >= min_user_items)
+        m, u_ids = m[rows], u_ids[rows]
+        cols = np.flatnonzero(np.asarray(m.sum(0)).ravel() > 0)
+        m, i_ids = m[:, cols].tocsr(), i_ids[cols]
+        if m.shape[0] == 0:
+            raise DataError(f"no user of {path} has {min_user_items} or more items; lower --min-user-items")
+    m.sort_indices()
+    return Interactions(m, [str(v) for v in u_ids], [str(v) for v in i_ids])
+
+
+def torch_csr(m: Any) -> torch.Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor (float32): the splits' ``x`` (shape and length)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                       torch.from_numpy(m.indices.astype(np.int64)),
+                                       torch.from_numpy(m.data.astype(np.float32)), size=m.shape,
+                                       check_invariants=False)
+
+
+def dense_rows(m: Any, rows: np.ndarray | slice | None = None) -> torch.Tensor:
+    """Rows of a CSR matrix as a dense float32 tensor (one batch)."""
+    part = m if rows is None else m[rows]
+    return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32))
+
+
+def _split_items(m: Any, rows: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any]:
+    """(fold-in, held-out) CSR matrices of ``rows``: each user with at least ``MIN_SCORED_USER_ITEMS`` items
+    has ``int(0.2 n)`` of them, drawn with ``rng``, held out."""
+    import scipy.sparse as sp
+
+    sub = m[rows].tocsr()
+    fold_r, fold_c, held_r, held_c = [], [], [], []
+    for r in range(sub.shape[0]):
+        items = sub.indices[sub.indptr[r]: sub.indptr[r + 1]]
+        n = len(items)
+        held = np.zeros(n, dtype=bool)
+        if n >= MIN_SCORED_USER_ITEMS:
+            held[rng.choice(n, size=int(HELDOUT_FRACTION * n), replace=False)] = True
+        fold_r.append(np.full(int((~held).sum()), r)), fold_c.append(items[~held])
+        held_r.append(np.full(int(held.sum()), r)), held_c.append(items[held])
+    shape = sub.shape
+
+    def csr(r: list, c: list) -> Any:
+        rr = np.concatenate(r) if r else np.zeros(0, np.int64)
+        cc = np.concatenate(c) if c else np.zeros(0, np.int64)
+        out = sp.csr_matrix((np.ones(len(rr), np.float32), (rr, cc)), shape=shape)
+        out.sort_indices()
+        return out
+
+    return csr(fold_r, fold_c), csr(held_r, held_c)
+
+
+def split_interactions(inter: Interactions, val_fraction: float, test_fraction: float,
+                       seed: int) -> tuple[InteractionSplit, InteractionSplit, InteractionSplit]:
+    """Strong generalization (Liang et al. 2018): users shuffled with ``seed``; ``val_fraction`` and
+    ``test_fraction`` of them held out whole, each with 20% of its items scored and the rest folded in."""
+    m = inter.matrix
+    n = m.shape[0]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_val = int(round(val_fraction * n)) if n >= 3 else 0
+    n_test = int(round(test_fraction * n)) if n >= 3 else 0
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+    parts = (np.sort(perm[n_val + n_test:]), np.sort(perm[:n_val]), np.sort(perm[n_val:n_val + n_test]))
+    out = []
+    for k, rows in enumerate(parts):
+        if k == 0:
+            fold, held = m[rows].tocsr(), None
+        else:
+            fold, held = _split_items(m, rows, rng)
+        out.append(InteractionSplit(x=torch_csr(fold), fold=fold, heldout=held, user_index=rows))
+    return tuple(out)  # type: ignore[return-value]
