@@ -97,10 +97,14 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         from ._threads import configure_threads
 
         configure_threads(cfg.threads)
-    FAMILIES[family_name(cfg)]().check(cfg)  # before the data is read and anything is written
+    family = FAMILIES[family_name(cfg)]()
+    if not resume:
+        cfg = family.defaults(cfg)
+    family.check(cfg)  # before the data is read and anything is written
+    kind_options = kind_of(family.data_kind).load_options(cfg, {}) if family.data_kind else {}
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
-                    allow_missing=cfg.missing == "mask")
+                    allow_missing=cfg.missing == "mask", **kind_options)
     prep = prepare(cfg, ds, resolve_likelihood=not resume)
     ctx = RunContext(out_path, overwrite, resume, restart, resolve_device(prep.cfg.device, prep.cfg.precision),
                      progress, on_epoch_end, held, end)
@@ -180,8 +184,14 @@ def _run_m2(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
     return train_semisupervised(prep, info, ctx)
 
 
+def _run_recommender(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    from .recommend_api import train_recommender
+
+    return train_recommender(prep, info, ctx)
+
+
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
-RUNNERS = {"vae": _run_vae, "m2": _run_m2}
+RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender}
 
 
 def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | None,
@@ -288,6 +298,17 @@ def load(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     return trained.to(device)
 
 
+def load_vae(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
+    """:func:`load` for the commands of VAEs (sample, encode, evaluate, report…): a recommendation run
+    (``mult-vae``/``mult-dae``) is refused in one line naming what it can do instead."""
+    trained = load(run_dir, device)
+    family = trained.config.family
+    if family in ("mult-vae", "mult-dae"):
+        raise UsageError(f"{run_dir} is a {family} run (recommendation), which this command does not take; use "
+                         f"`vaekit recommend {run_dir} --data HISTORY.csv` (its test metrics are in results.json)")
+    return trained
+
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -376,7 +397,7 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
     ``progress`` shows a progress bar of the IWAE pass on stderr."""
     from .finish import write_card
 
-    trained = load(run_dir)
+    trained = load_vae(run_dir)
     with lock_run(run_dir, "report"):  # taken before computing: a read-only or busy run fails now, not at the write
         x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
         ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask, where, progress)}

@@ -37,8 +37,10 @@ class _Column(BaseModel):
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="allow")
-    kind: Literal["image", "table", "array"]
+    kind: Literal["image", "table", "array", "interactions"]
     shape: list[_Int] = Field(min_length=1, max_length=8)
+    users: list[str] | None = None  # interactions: the id of each matrix row / column
+    items: list[str] | None = None
     source: str | None = None
     fingerprint: str | None = None
     classes: list[str] | None = None
@@ -57,6 +59,8 @@ class _Data(BaseModel):
     @model_validator(mode="after")
     def _schema(self) -> "_Data":
         width = math.prod(self.shape)
+        if self.items is not None and len(self.items) != width:
+            raise ValueError(f"items names {len(self.items)} items for a model of {width}")
         for col in self.schema_ or []:
             if col.stop <= col.start or col.stop > width:
                 raise ValueError(f"schema column {col.name!r} covers features {col.start}..{col.stop}, "
@@ -136,6 +140,12 @@ def check_run_info(info: dict, run: str | Path) -> TrainConfig:
 
 def build_run_model(cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Conditioning | None):
     """(the VAE, the module whose state dict the weights file holds: the VAE, or M2 with its classifier)."""
+    family = info.get("config", {}).get("family")
+    if family in ("mult-vae", "mult-dae"):  # recommendation: the module is the family's own
+        from .families import FAMILIES
+
+        model = FAMILIES[family]().build(cfg, shape)
+        return model, model
     if info.get("semi_supervised"):
         from .families.m2 import M2Family
 

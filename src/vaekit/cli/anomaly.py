@@ -42,7 +42,7 @@ def score(
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
-    from ..api import load
+    from ..api import load_vae as load
     from ..errors import RunError
     from ..runs import atomic_write_text
 

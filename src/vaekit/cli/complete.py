@@ -38,7 +38,7 @@ def impute(
         raise UsageError(f"vaekit impute reads a .csv or .parquet table, not {data}; for images use vaekit inpaint")
     import torch
 
-    from ..api import load
+    from ..api import load_vae as load
     from ..runs import atomic_write_text
 
     trained = load(run)
@@ -123,7 +123,7 @@ def inpaint(
         raise UsageError(f"-n must be at least 1, got {n}")
     import torch
 
-    from ..api import load
+    from ..api import load_vae as load
     from ..data.kinds import kind_of
     from ..data.masks import observed_mask
     from ..evaluation.figures import save_image_grid

@@ -54,7 +54,7 @@ def interpolate(
         raise UsageError(f"--method must be linear or spherical, got {method!r}")
     if not 2 <= steps <= 1000:
         raise UsageError(f"--steps must be between 2 and 1000, got {steps}")
-    from ..api import load
+    from ..api import load_vae as load
     from ..evaluation.latent import interpolate as _interpolate
 
     trained = load(run)
@@ -87,7 +87,7 @@ def traverse(
 ) -> None:
     """Sweep each latent dimension with the others at 0: one row of decoded means per dimension."""
     check_out_file(out, overwrite, (".png", ".npy"))
-    from ..api import load
+    from ..api import load_vae as load
     from ..evaluation.latent import traversal
 
     trained = load(run)
@@ -126,7 +126,7 @@ def latent_map(
         raise UsageError(f"--method must be pca or tsne, got {method!r}")
     if limit < 3:
         raise UsageError(f"--limit must be at least 3, got {limit}")
-    from ..api import load
+    from ..api import load_vae as load
     from ..evaluation.report import latent_map as _latent_map
     from ..runs import atomic_write_bytes
 
@@ -150,7 +150,7 @@ def classify(
     check_out_file(out, overwrite, (".csv",))
     import torch
 
-    from ..api import load
+    from ..api import load_vae as load
     from ..runs import atomic_write_text
 
     trained = load(run)
@@ -181,7 +181,7 @@ def probe(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
 ) -> None:
     """Logistic regression on latent means vs on raw inputs, with the same N labels: test accuracy."""
-    from ..api import load
+    from ..api import load_vae as load
     from ..tasks.probe import linear_probe
     from ..runs import json_text
 
@@ -211,7 +211,7 @@ def evaluate(
     from .. import api
     from ..runs import json_text
 
-    trained = api.load(run)
+    trained = api.load_vae(run)
     unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
     res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed, progress=_stderr_is_terminal())
     _save_or_say(run, "evaluation.json", res, unsaved)

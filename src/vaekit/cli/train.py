@@ -54,6 +54,14 @@ def train(**args: Any) -> None:
         echo_report_line(out)
         return
     test, val = res.get("test") or {}, res.get("validation") or {}
+    if "ndcg@100" in test or "ndcg@100" in val:  # recommendation (mult-vae, mult-dae): ranking metrics
+        shown = "; ".join(f"{name} NDCG@100 {m['ndcg@100']:.4f}, Recall@20 {m['recall@20']:.4f}, Recall@50 "
+                          f"{m['recall@50']:.4f} ({m['users']} users)" for name, m in (("validation", val),
+                                                                                      ("test", test)) if m)
+        typer.echo(f"trained {r.epochs_run} epochs (best epoch {r.best_epoch}"
+                   f"{', stopped early' if r.stopped_early else ''}); {shown}")
+        typer.echo(f"run directory: {out}")
+        return
     msg = (f"trained {r.epochs_run} epochs (best epoch {r.best_epoch}"
            f"{', stopped early' if r.stopped_early else ''})")
     if val:  # the numbers stored in results.json (one estimate each, shown everywhere)

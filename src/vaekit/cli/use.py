@@ -26,7 +26,7 @@ def sample(
 ) -> None:
     """Draw new examples from a trained model (means of p(x|z), z from the prior)."""
     check_out_file(out, overwrite, (".png", ".npy", ".csv"))
-    from ..api import load
+    from ..api import load_vae as load
 
     trained = load(run)
     c = user_condition(trained, label, attributes, n)
@@ -51,7 +51,7 @@ def reconstruct(
 ) -> None:
     """Reconstruct data through a trained model (mean of p(x|z) at the posterior mean)."""
     check_out_file(out, overwrite, (".png", ".npy", ".csv"))
-    from ..api import load
+    from ..api import load_vae as load
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
@@ -86,7 +86,7 @@ def encode(
     check_out_file(out, overwrite, (".npy", ".csv"))
     import torch
 
-    from ..api import load
+    from ..api import load_vae as load
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
@@ -119,7 +119,7 @@ def denoise(
         from ..data.noise import parse_corruption
 
         parse_corruption(add_noise, "--add-noise")
-    from ..api import load
+    from ..api import load_vae as load
 
     trained = load(run)
     ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))

@@ -44,6 +44,9 @@ class Objective:
     The rows it returns go to ``metrics.jsonl`` and always include ``train_loss`` and ``val_loss``."""
 
     metric: str = "val_loss"
+    #: whether a higher ``metric`` is better (NDCG@100); early stopping, the plateau schedule and tune's
+    #: pruner then watch −metric
+    maximize: bool = False
     metric_label: str = "−ELBO"
     loss_label: str = "−ELBO"  # how progress shows the training loss (``train_loss``)
 

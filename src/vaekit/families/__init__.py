@@ -1,7 +1,8 @@
 """Model families, by the ``family`` setting: each builds its module, its objective and its batch source.
 
 - ``vae``: MLP or conv encoder/decoder, optionally conditional (labels or attribute columns) — :mod:`.vae`;
-- ``m2``: the semi-supervised VAE of Kingma et al. (2014) — :mod:`.m2`.
+- ``m2``: the semi-supervised VAE of Kingma et al. (2014) — :mod:`.m2`;
+- ``mult-vae``, ``mult-dae``: recommendation from interactions (Liang et al. 2018) — :mod:`.mult_vae`.
 A new family is one module here and one line in :data:`FAMILIES`.
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 from ..config import TrainConfig
 from .base import BatchSource, Family
 from .m2 import M2Family
+from .mult_vae import MultDAEFamily, MultVAEFamily
 from .vae import VAEFamily
 
-FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family}
+FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family, "mult-vae": MultVAEFamily,
+                                     "mult-dae": MultDAEFamily}
 
 
 def family_name(cfg: TrainConfig) -> str:

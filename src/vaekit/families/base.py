@@ -40,6 +40,12 @@ class Family:
     name: str = ""
     #: settings this family cannot honour: field -> (its neutral value, why); :meth:`check` refuses others
     unsupported: dict[str, tuple[Any, str]] = {}
+    #: the data kind this family trains on, asked for by name (None: the kind that claims the source)
+    data_kind: str | None = None
+
+    def defaults(self, cfg: TrainConfig) -> TrainConfig:
+        """A new run's settings with this family's own defaults where the user set nothing (its paper's)."""
+        return cfg
 
     def check(self, cfg: TrainConfig) -> None:
         """Refuse, in one line naming the flag, any setting this family cannot honour."""
@@ -53,6 +59,11 @@ class Family:
 
     def batch_source(self, cfg: TrainConfig, train: Split) -> BatchSource:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def watched(self) -> tuple[str, bool]:
+        """(the validation column early stopping and tune's pruner watch, whether higher is better); the
+        objective's :attr:`~vaekit.core.objectives.Objective.metric` and ``maximize``."""
+        return "val_loss", False
 
     def networks(self, model: nn.Module) -> nn.Module:
         """The module holding ``encoder`` and ``decoder`` (what ``--compile`` compiles)."""

@@ -9,6 +9,7 @@ off the epoch boundary.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -95,7 +96,7 @@ class Trainer:
                 sums, beta = self._train_epoch(source, objective, n)
                 row = {"epoch": e, **objective.epoch_row(sums, n, source.steps), **self._validate(objective, val, e)}
                 lr = opt.param_groups[0]["lr"]
-                improved = self._end_epoch(row[objective.metric])
+                improved = self._end_epoch(-row[objective.metric] if objective.maximize else row[objective.metric])
                 row.update(beta=beta, lr=lr, seconds=time.perf_counter() - t0)
                 self.history.append(row)
                 if self.run_dir is not None:
@@ -110,7 +111,8 @@ class Trainer:
                     stopped_early = True
                     break
         model.load_state_dict(self.best_state)
-        return TrainResult(self.epoch, self.best_epoch, self.best_val, stopped_early, self.history)
+        best = -self.best_val if objective.maximize else self.best_val
+        return TrainResult(self.epoch, self.best_epoch, best, stopped_early, self.history)
 
     def _train_epoch(self, source: BatchSource, objective: Objective, n: int) -> tuple[torch.Tensor, float]:
         """One pass over the training split: forward → backward → clip → step per batch. Losses stay on the
@@ -149,7 +151,8 @@ class Trainer:
 
     def _end_epoch(self, metric: float) -> bool:
         """Step the LR schedule, track the best weights by ``metric`` (improved: lower by more than
-        ``min_delta``) and count epochs for early stopping; True when this epoch improved."""
+        ``min_delta``; a maximised objective metric arrives negated, and ``best_val`` keeps that sign) and
+        count epochs for early stopping; True when this epoch improved."""
         if self.sched is not None:
             if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.sched.step(metric)
@@ -165,9 +168,9 @@ class Trainer:
         return improved
 
     def _on_device(self, split: Split) -> Split:
-        x = split.x.to(self.device)
-        return Split(x, split.y, split.a, None if split.c is None else split.c.to(self.device),
-                     None if split.mask is None else split.mask.to(self.device, x.dtype))
+        x = split.x.to(self.device)  # a Split subclass keeps its own fields (interactions: the CSR matrices)
+        return dataclasses.replace(split, x=x, c=None if split.c is None else split.c.to(self.device),
+                                   mask=None if split.mask is None else split.mask.to(self.device, x.dtype))
 
     def _check_finite(self, step_losses: torch.Tensor, e: int) -> None:
         """The non-finite guard: one host sync per epoch; names the first bad step, keeps the last checkpoint."""

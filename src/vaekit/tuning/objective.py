@@ -24,17 +24,23 @@ from .space import SearchSpace
 
 
 class _Progress:
-    """The best validation −ELBO so far, reported to the trial (for its pruner) after each epoch."""
+    """The best validation number so far, reported to the trial (for its pruner) after each epoch: the
+    −ELBO (``val_loss``), or the column a family watches (:meth:`~vaekit.families.Family.watched`), negated
+    when higher is better, since the study minimizes."""
 
-    def __init__(self, trial):
+    def __init__(self, trial, watched: tuple[str, bool] = ("val_loss", False)):
         self.trial = trial
         self.best = math.inf
         self.last = 0  # the last epoch this try ran
+        self.key, self.sign = watched[0], (-1.0 if watched[1] else 1.0)
+
+    def _value(self, row: dict) -> float:
+        return self.sign * float(row[self.key])
 
     def replay(self, rows: list[dict]) -> None:
         """Report again what an interrupted earlier try of the trial reported (its ``metrics.jsonl``)."""
         for row in rows:
-            v = float(row["val_loss"])
+            v = self._value(row)
             self.best = min(self.best, v) if math.isfinite(v) else self.best
             self.trial.report(self.best, int(row["epoch"]))
 
@@ -42,13 +48,14 @@ class _Progress:
         """``api.train``'s epoch callback: report, and raise ``optuna.TrialPruned`` if the pruner says so."""
         import optuna
 
-        v = float(row["val_loss"])
+        v = self._value(row)
         self.best = min(self.best, v) if math.isfinite(v) else self.best
         self.last = int(row["epoch"])
         self.trial.report(self.best if math.isfinite(self.best) else v, self.last)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']} (best validation -ELBO so far "
-                                     f"{self.best:.3f} nats)")
+            best = "validation -ELBO" if self.key == "val_loss" else self.key
+            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']} (best {best} so far "
+                                     f"{self.sign * self.best:.3f}{' nats' if self.key == 'val_loss' else ''})")
 
 
 @dataclass
@@ -84,7 +91,9 @@ class Objective:
         self.current = trial.number
         self.started()  # the trial exists (RUNNING): other workers may count it now
         at = self._attempt(trial)
-        progress = _Progress(trial)
+        from ..families import FAMILIES, family_name
+
+        progress = _Progress(trial, FAMILIES[family_name(make_config(self.job.base))]().watched())
         try:
             value, extras = self._train(at, progress)
         except optuna.TrialPruned:

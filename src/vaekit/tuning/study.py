@@ -125,6 +125,9 @@ def _settings(space: Any, config: Any, data: str | None, epochs: int | None,
         base_cfg = make_config(base)
     if base_cfg.semi_supervised:
         raise UsageError("vaekit tune searches unsupervised and conditional runs; drop semi_supervised")
+    if base_cfg.family in ("mult-vae", "mult-dae"):
+        raise UsageError(f"vaekit tune does not search {base_cfg.family} runs yet (their metric, validation "
+                         "NDCG@100, is not one of --metric's); train them with vaekit train")
     searched = {p.name for p in sp.params}  # the space wins over --config for what it searches
     base = {k: v for k, v in base_cfg.model_dump().items() if (k in base or k == "data") and k not in searched}
     return sp, base, base_cfg
