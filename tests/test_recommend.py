@@ -131,3 +131,50 @@ def test_cli_train_prints_ranking_metrics_and_vae_commands_refuse_the_run(run, t
     assert_usage_error(cli("evaluate", out), "mult-vae run")
     assert_usage_error(cli("train", "--data", data, "--family", "mult-vae", "--item-column", "movie", "--out",
                            tmp_path / "x"), "no column 'movie'", "--item-column")
+
+
+def test_recommendations_never_repeat_history_for_seen_and_new_users(run):
+    out, _ = run
+    trained = vaekit.load(out)
+    items = trained.info["data"]["items"]
+    seen_user = trained.info["data"]["users"][0]
+    histories = {seen_user: items[:5], "newcomer": [items[7], items[9]]}
+    recs = trained.recommend(histories, k=10)
+    assert list(recs) == [seen_user, "newcomer"]
+    for user, ranked in recs.items():
+        got = [i for i, _ in ranked]
+        assert len(got) == 10 and len(set(got)) == 10 and not set(got) & set(histories[user])
+        probs = [p for _, p in ranked]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) < 1
+    # the whole catalogue but two items seen: only those two can come back
+    assert [i for i, _ in trained.recommend({"x": items[2:]}, k=10)["x"]] in ([items[0], items[1]], [items[1], items[0]])
+    with pytest.warns(UserWarning, match="ignored 2 item"):
+        assert len(trained.recommend({"x": [items[0], "nope", "nada"]}, k=3)["x"]) == 3
+    with pytest.raises(vaekit.errors.DataError, match="no user's history names an item the run knows"):
+        trained.recommend({"x": ["nope"]}, k=3)
+    with pytest.raises(vaekit.errors.UsageError, match="--k 26 is more than the run's catalogue of 25 items"):
+        trained.recommend(histories, k=26)
+
+
+def test_cli_recommend_writes_ranked_unseen_items(run, tmp_path):
+    from cli_helpers import assert_usage_error
+    from cli_helpers import run as cli
+
+    out, _ = run
+    hist = tmp_path / "h.csv"
+    hist.write_text("user,item,rating\nann,i1,5\nann,i2,1\nann,zzz,4\nbob,i3,4\ncid,zzz,5\n")
+    recs = tmp_path / "recs.csv"
+    r = cli("recommend", out, "--data", hist, "--k", 5, "--out", recs)
+    assert r.exit_code == 0, r.output
+    assert "ignored 2 history row(s)" in r.stderr and "1 user(s) with no known clicked item" in r.stderr
+    rows = [line.split(",") for line in recs.read_text().splitlines()]
+    assert rows[0] == ["user", "item", "score", "rank"] and len(rows) == 11
+    ann = [r[1] for r in rows[1:] if r[0] == "ann"]
+    assert len(ann) == 5 and not {"i1", "i2"} & set(ann) and [r[3] for r in rows[1:6]] == ["1", "2", "3", "4", "5"]
+    assert_usage_error(cli("recommend", out, "--data", hist, "--k", 99, "--out", tmp_path / "b.csv"),
+                       "--k 99 is more than the run's catalogue of 25 items")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("who,item\nann,i1\n")
+    assert_usage_error(cli("recommend", out, "--data", bad, "--out", tmp_path / "c.csv"), "no column 'user'",
+                       "--user-column")
+    assert_usage_error(cli("recommend", out, "--data", hist, "--out", recs), "already exists")

@@ -320,6 +320,20 @@ class TrainedVAE:
         self.last_acceptance = res.acceptance
         return torch.where(observed, raw, filled)
 
+    def recommend(self, histories: dict[str, list[str]], k: int = 20) -> dict[str, list[tuple[str, float]]]:
+        """Recommendation runs (``mult-vae``/``mult-dae``): for each user (id → the item ids they have), the top
+        ``k`` items not in their history, as (item id, probability) best first; users seen in training and new
+        users alike. Unknown items are ignored (a warning counts them); see :mod:`vaekit.tasks.recommend`."""
+        import warnings
+
+        from .tasks.recommend import recommend
+
+        recs = recommend(self, histories, k)
+        if recs.unknown_rows or recs.skipped_users:
+            warnings.warn(f"ignored {recs.unknown_rows} item(s) the run never saw; "
+                          f"{len(recs.skipped_users)} user(s) with no known item got no recommendations", stacklevel=2)
+        return recs.items
+
     def load_data(self, source: str, **kwargs: Any) -> Dataset:
         """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
         for k, v in self.kind.load_options(self.config, self.info).items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import typer
 
 from . import anomaly, complete, export, inspection, train, tune, use  # noqa: F401 (each registers its commands)
+from . import recommend  # noqa: F401,E402 (vaekit recommend)
 from .common import app
 
 __all__ = ["app", "main"]
