@@ -126,6 +126,9 @@ def test_cli_train_prints_ranking_metrics_and_vae_commands_refuse_the_run(run, t
             "--out", tmp_path / "dae", "-q")
     assert r.exit_code == 0, r.output
     assert "test NDCG@100" in r.stdout and "Recall@20" in r.stdout
+    cfg = json.loads((tmp_path / "dae" / "config.json").read_text())["config"]
+    # the flags set are kept; what was not set is the paper's (the CLI passes only what the user gave)
+    assert (cfg["hidden"], cfg["latent_dim"], cfg["dropout"], cfg["batch_size"]) == ([8], 2, 0.5, 500)
     assert_usage_error(cli("sample", out, "-n", 2, "--out", tmp_path / "s.npy"), "mult-vae run (recommendation)",
                        "vaekit recommend")
     assert_usage_error(cli("evaluate", out), "mult-vae run")

@@ -140,8 +140,8 @@ def _resumed_config(held: contextlib.ExitStack, out: Path | None, data: Any,
 
 def _new_config(config: Any, data: Any, settings: dict) -> TrainConfig:
     """The settings of a new run: ``config`` (a TrainConfig, a dict or a YAML path) overridden by ``settings``."""
-    if isinstance(config, TrainConfig):
-        base = config.model_dump()
+    if isinstance(config, TrainConfig):  # what was set, so a family's own defaults fill the rest
+        base = config.model_dump(include=config.model_fields_set)
     elif isinstance(config, dict):
         base = dict(config)
     elif config is not None:
