@@ -152,7 +152,7 @@ def export_onnx(run: str | os.PathLike | TrainedVAE, out: str | os.PathLike, ove
     if isinstance(run, TrainedVAE):
         trained = run
     else:
-        from .api import load
+        from .api import load_vae as load  # a recommendation run is refused in one line
 
         trained = load(run)
     model, classifier = trained.model, trained.classifier
