@@ -181,3 +181,25 @@ def test_cli_recommend_writes_ranked_unseen_items(run, tmp_path):
     assert_usage_error(cli("recommend", out, "--data", bad, "--out", tmp_path / "c.csv"), "no column 'user'",
                        "--user-column")
     assert_usage_error(cli("recommend", out, "--data", hist, "--out", recs), "already exists")
+
+
+def test_an_interrupted_mult_vae_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    import torch
+
+    data = write_interactions(tmp_path / "r.csv", n_users=40, n_items=20, per_user=6)
+    settings = dict(TINY, epochs=3, total_anneal_steps=20, min_user_items=2)
+    full = train(str(data), tmp_path / "full", family="mult-vae", report=False, **settings)
+
+    def stop_after_one(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(str(data), tmp_path / "cut", family="mult-vae", report=False, on_epoch_end=stop_after_one, **settings)
+    resumed = train(out=tmp_path / "cut", resume=True, report=False)
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    # 32 training users, batches of 16: beta = step / 20 after steps 2, 4, 6, capped at 0.2
+    assert [r["beta"] for r in resumed.result.history] == [0.1, 0.2, 0.2]
+    assert json.loads((tmp_path / "cut" / "results.json").read_text())["test"] == \
+        json.loads((tmp_path / "full" / "results.json").read_text())["test"]
