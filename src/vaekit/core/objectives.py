@@ -48,6 +48,7 @@ class Objective:
     #: pruner then watch −metric
     maximize: bool = False
     metric_label: str = "−ELBO"
+    metric_unit: str = " nats"  # after the metric's value in progress bars
     loss_label: str = "−ELBO"  # how progress shows the training loss (``train_loss``)
 
     def step(self, model, batch, beta: float) -> StepOutput:  # pragma: no cover - interface

@@ -75,6 +75,7 @@ class MultObjective(Objective):
 
     metric = "val_ndcg@100"
     metric_label = "NDCG@100"
+    metric_unit = ""
     maximize = True
     loss_label = "loss"
 

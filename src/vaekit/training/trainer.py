@@ -90,7 +90,8 @@ class Trainer:
         if cfg.compile and not getattr(self, "_compiled", False):
             self._compiled = compile_networks(family.networks(model))
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-        with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label)) as bar:
+        with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label),
+                       objective.metric_unit) as bar:
             while self.epoch < cfg.epochs:
                 e, t0 = self.epoch + 1, time.perf_counter()
                 sums, beta = self._train_epoch(source, objective, n)
@@ -249,8 +250,9 @@ class Trainer:
 class _progress:
     """A rich progress bar over epochs showing train and validation loss (a no-op when disabled)."""
 
-    def __init__(self, enabled: bool, total: int, done: int, labels: tuple[str, str] = ("−ELBO", "−ELBO")):
-        self.enabled, self.total, self.done, self.labels = enabled, total, done, labels
+    def __init__(self, enabled: bool, total: int, done: int, labels: tuple[str, str] = ("−ELBO", "−ELBO"),
+                 unit: str = " nats"):
+        self.enabled, self.total, self.done, self.labels, self.unit = enabled, total, done, labels, unit
         self._p = None
 
     def __enter__(self):
@@ -266,7 +268,8 @@ class _progress:
     def __call__(self, epoch: int, train_loss: float, val_loss: float) -> None:
         if self._p is not None:
             self._p.update(self._task, completed=epoch,
-                           losses=f"train {self.labels[0]} {train_loss:.2f}  val {self.labels[1]} {val_loss:.2f} nats")
+                           losses=f"train {self.labels[0]} {train_loss:.2f}  val {self.labels[1]} {val_loss:.2f}"
+                                  f"{self.unit}")
 
     def __exit__(self, *exc) -> None:
         if self._p is not None:
