@@ -66,3 +66,26 @@ def ranking_results(model: Any, split: Any, device: torch.device) -> dict[str, f
         tops.append(mask_seen(model.scores(x), x).topk(min(20, x.shape[1]), dim=1).indices.cpu().numpy())
     out["coverage@20"] = coverage(np.concatenate(tops) if tops else np.zeros(0, int), split.fold.shape[1])
     return out
+
+
+def evaluate_recommender(trained: TrainedVAE, data: str | None = None, split: str = "test") -> dict[str, Any]:
+    """Ranking metrics of a recommendation run on ``split`` (validation or test users) of ``data`` (default:
+    its own source), split as in training (same users held out with the run's seed); ``data`` must hold the
+    run's items."""
+    cfg = trained.config
+    names = ("train", "validation", "test")
+    if split not in names[1:]:
+        raise UsageError(f"--split must be validation or test for a recommendation run (training users have no "
+                         f"held-out items), got {split!r}")
+    source = cfg.data if data is None else str(data)
+    ds = trained.load_data(source)
+    if ds.interactions.items != trained.info["data"]["items"]:
+        raise UsageError(f"{source} does not hold the items {trained.run_dir} was trained on "
+                         f"({len(ds.interactions.items)} vs {len(trained.info['data']['items'])} items); evaluate "
+                         "on the run's own data or data with the same catalogue")
+    part = trained.kind.split(ds, cfg)[names.index(split)]
+    if part.heldout.nnz == 0:
+        raise UsageError(f"no {split} user of {source} has 5 or more items to score; choose another --split")
+    same = ds.fingerprint() == trained.info["data"].get("fingerprint")
+    return {"data": source, "split": split, **({"same_data_as_training": True} if same else {}),
+            **ranking_results(trained.model, part, trained.device)}

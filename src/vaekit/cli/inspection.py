@@ -211,6 +211,16 @@ def evaluate(
     from .. import api
     from ..runs import json_text
 
+    trained = api.load(run)
+    if trained.config.family in ("mult-vae", "mult-dae"):  # recommendation: ranking metrics (printed only)
+        from ..recommend_api import evaluate_recommender
+
+        res = evaluate_recommender(trained, data, split)
+        typer.echo(json_text(res, indent=2) if as_json else
+                   f"{res['split']} users of {res['data']} ({res['users']} scored): NDCG@100 {res['ndcg@100']:.4f}, "
+                   f"Recall@20 {res['recall@20']:.4f}, Recall@50 {res['recall@50']:.4f}, coverage of the top 20 "
+                   f"{res['coverage@20']:.3f}")
+        return
     trained = api.load_vae(run)
     unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
     res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed, progress=_stderr_is_terminal())
