@@ -77,3 +77,24 @@ def test_prepare_keeps_interactions_sparse_and_records_the_id_maps(tmp_path):
     assert prep.cfg.likelihood == "multinomial" and prep.shape == (len(info["items"]),)
     assert info["kind"] == "interactions" and len(info["users"]) == 40 and info["items"][0] == "i0"
     assert prep.splits[0].x.layout.__repr__().endswith("sparse_csr")
+
+
+def test_sparse_matrix_files_npz_and_mtx(tmp_path):
+    import scipy.io
+    import scipy.sparse as sp
+
+    dense = np.array([[5, 0, 3, 0], [0, 0, 0, 0], [1, 4, 0, 0]], dtype=np.float32)  # user 1, item 3: empty
+    sp.save_npz(tmp_path / "m.npz", sp.csr_matrix(dense))
+    scipy.io.mmwrite(str(tmp_path / "m.mtx"), sp.coo_matrix(dense))
+    for name in ("m.npz", "m.mtx"):
+        inter = load_source(str(tmp_path / name), kind="interactions").interactions
+        assert inter.users == ["0", "2"] and inter.items == ["0", "1", "2"]  # named by row / column number
+        assert inter.matrix.toarray().tolist() == [[1, 0, 1], [1, 1, 0]]
+        rated = load_source(str(tmp_path / name), kind="interactions", min_rating=4).interactions
+        assert rated.users == ["0", "2"] and rated.items == ["0", "1"] and rated.matrix.nnz == 2
+    np.savez(tmp_path / "dense.npz", x=dense)
+    with raises_one_line("cannot read .* as a sparse users x items matrix .*scipy.sparse.save_npz"):
+        load_source(str(tmp_path / "dense.npz"), kind="interactions")
+    np.savez(tmp_path / "obj.npz", format=np.array(["csr"], dtype=object), shape=np.array([1, 1]))
+    with raises_one_line("cannot read .* as a sparse"):
+        load_source(str(tmp_path / "obj.npz"), kind="interactions")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ._common import one_line
 from .dataset import Split
 
 #: the fraction of a held-out user's items that is scored (the rest is folded in), as in Liang et al.
@@ -100,15 +101,48 @@ def read_interactions(path: Path, *, user_column: str = "user", item_column: str
         raise DataError(f"{path} has {len(pairs) - len(uniq)} repeated (user, item) row(s), e.g. user "
                         f"{users[dup]!r} item {items[dup]!r}; keep one row per pair")
     m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids)))
-    if min_user_items > 1:
-        rows = np.flatnonzero(np.diff(m.indptr) >= min_user_items)
-        m, u_ids = m[rows], u_ids[rows]
-        cols = np.flatnonzero(np.asarray(m.sum(0)).ravel() > 0)
-        m, i_ids = m[:, cols].tocsr(), i_ids[cols]
-        if m.shape[0] == 0:
-            raise DataError(f"no user of {path} has {min_user_items} or more items; lower --min-user-items")
+    return _thin(m, [str(v) for v in u_ids], [str(v) for v in i_ids], min_user_items, path)
+
+
+def _thin(m: Any, u_ids: list[str], i_ids: list[str], min_user_items: int, path: Path) -> Interactions:
+    """Drop users with fewer than ``min_user_items`` items (at least 1), and the items no user has left."""
+    u_ids, i_ids = np.asarray(u_ids, dtype=object), np.asarray(i_ids, dtype=object)
+    rows = np.flatnonzero(np.diff(m.indptr) >= max(min_user_items, 1))
+    m, u_ids = m[rows], u_ids[rows]
+    cols = np.flatnonzero(np.asarray(m.sum(0)).ravel() > 0)
+    m, i_ids = m[:, cols].tocsr(), i_ids[cols]
+    if m.shape[0] == 0:
+        raise DataError(f"no user of {path} has {max(min_user_items, 1)} or more items; lower --min-user-items")
     m.sort_indices()
     return Interactions(m, [str(v) for v in u_ids], [str(v) for v in i_ids])
+
+
+MATRIX_SUFFIXES = (".npz", ".mtx")
+
+
+def read_matrix(path: Path, *, min_rating: float | None = None, min_user_items: int = 1) -> Interactions:
+    """A users × items matrix saved by ``scipy.sparse.save_npz`` (``.npz``, never unpickled) or as Matrix
+    Market (``.mtx``): a stored value > 0 is a click (with ``min_rating``: a value >= it). Users and items are
+    named by their row and column numbers."""
+    import scipy.io
+    import scipy.sparse as sp
+
+    try:
+        m = sp.load_npz(path) if path.suffix.lower() == ".npz" else scipy.io.mmread(str(path))
+        m = sp.csr_matrix(m)
+    except (ValueError, OSError, KeyError, TypeError, EOFError) as exc:
+        how = "scipy.sparse.save_npz" if path.suffix.lower() == ".npz" else "scipy.io.mmwrite"
+        raise DataError(one_line(f"cannot read {path} as a sparse users x items matrix ({exc}); save it with "
+                                 f"{how}")) from None
+    if m.dtype.kind not in "biuf" or (m.dtype.kind == "f" and not np.isfinite(m.data).all()):
+        raise DataError(f"{path} must hold finite numbers (clicks or ratings), not {m.dtype}")
+    keep = m.data >= min_rating if min_rating is not None else m.data > 0
+    m = sp.csr_matrix((keep.astype(np.float32), m.indices, m.indptr), shape=m.shape)
+    m.eliminate_zeros()
+    if m.nnz == 0:
+        raise DataError(f"{path} has no interactions" + (f" rated >= {min_rating:g}" if min_rating is not None
+                                                          else "") + "; check the file")
+    return _thin(m, [str(r) for r in range(m.shape[0])], [str(c) for c in range(m.shape[1])], min_user_items, path)
 
 
 def torch_csr(m: Any) -> torch.Tensor:

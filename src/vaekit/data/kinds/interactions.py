@@ -28,13 +28,18 @@ class InteractionsKind(DataKind):
     def load(self, source: str, path: Path | None, *, user_column: str = "user", item_column: str = "item",
              rating_column: str = "rating", min_rating: float | None = None, min_user_items: int = 1,
              **_: Any) -> Dataset:
-        from ..interactions import read_interactions, torch_csr
+        from ..interactions import MATRIX_SUFFIXES, read_interactions, read_matrix, torch_csr
         from ..tables import is_table_path
 
-        if path is None or not path.is_file() or not is_table_path(path):
-            raise DataError(f"interactions are read from a .csv/.parquet file of user,item rows, not {source}")
-        inter = read_interactions(path, user_column=user_column, item_column=item_column,
-                                  rating_column=rating_column, min_rating=min_rating, min_user_items=min_user_items)
+        if path is not None and path.is_file() and path.suffix.lower() in MATRIX_SUFFIXES:
+            inter = read_matrix(path, min_rating=min_rating, min_user_items=min_user_items)
+        elif path is None or not path.is_file() or not is_table_path(path):
+            raise DataError(f"interactions are read from a .csv/.parquet file of user,item rows or a users x items "
+                            f"matrix (.npz from scipy.sparse.save_npz, .mtx), not {source}")
+        else:
+            inter = read_interactions(path, user_column=user_column, item_column=item_column,
+                                      rating_column=rating_column, min_rating=min_rating,
+                                      min_user_items=min_user_items)
         return Dataset(x=torch_csr(inter.matrix), kind=self.name, name=source, interactions=inter)
 
     def load_options(self, config: Any, info: dict) -> dict[str, Any]:
