@@ -61,6 +61,25 @@ def _strings(table, name: str, path: Path) -> list[str]:
     return col.to_pylist()
 
 
+def _codes(table, name: str, path: Path) -> tuple[np.ndarray, list[str]]:
+    """(each row's id code, the distinct ids in sorted order) of a column, without a Python string per row:
+    pyarrow's dictionary encoding, then the codes renumbered by sorted id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if col.null_count:
+        raise DataError(f"column {name!r} of {path} has {col.null_count} empty cell(s); fill or drop those rows")
+    if not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    enc = pc.dictionary_encode(col.combine_chunks())
+    ids = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(ids.astype(str), kind="stable")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return rank[enc.indices.to_numpy(zero_copy_only=False)], [str(v) for v in ids[order]]
+
+
 def read_interactions(path: Path, *, user_column: str = "user", item_column: str = "item",
                       rating_column: str = "rating", min_rating: float | None = None,
                       min_user_items: int = 1) -> Interactions:
@@ -80,26 +99,24 @@ def read_interactions(path: Path, *, user_column: str = "user", item_column: str
         flags = {user_column: "--user-column", item_column: "--item-column", rating_column: "--rating-column"}
         raise DataError(f"{path} has no column {missing[0]!r} (columns: {', '.join(table.column_names[:10])}); "
                         f"name it with {flags[missing[0]]}")
-    users = np.asarray(_strings(table, user_column, path), dtype=object)
-    items = np.asarray(_strings(table, item_column, path), dtype=object)
+    u, u_ids = _codes(table, user_column, path)
+    i, i_ids = _codes(table, item_column, path)
     if min_rating is not None:
         try:
             r = table.column(rating_column).to_numpy(zero_copy_only=False).astype(np.float64)
         except (TypeError, ValueError):
             raise DataError(f"column {rating_column!r} of {path} is not numeric; --min-rating needs numbers") from None
         keep = r >= min_rating
-        users, items = users[keep], items[keep]
-    if len(users) == 0:
+        u, i = u[keep], i[keep]
+    if len(u) == 0:
         raise DataError(f"{path} has no interactions" + (f" rated >= {min_rating:g}" if min_rating is not None else "")
                         + "; check the file" + (" or lower --min-rating" if min_rating is not None else ""))
-    u_ids, u = np.unique(users.astype(str), return_inverse=True)
-    i_ids, i = np.unique(items.astype(str), return_inverse=True)
     pairs = u.astype(np.int64) * len(i_ids) + i
     uniq, first, counts = np.unique(pairs, return_index=True, return_counts=True)
     if len(uniq) < len(pairs):
         dup = int(first[np.argmax(counts > 1)])
         raise DataError(f"{path} has {len(pairs) - len(uniq)} repeated (user, item) row(s), e.g. user "
-                        f"{users[dup]!r} item {items[dup]!r}; keep one row per pair")
+                        f"{u_ids[u[dup]]!r} item {i_ids[i[dup]]!r}; keep one row per pair")
     m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(u_ids), len(i_ids)))
     return _thin(m, [str(v) for v in u_ids], [str(v) for v in i_ids], min_user_items, path)
 
