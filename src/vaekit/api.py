@@ -22,13 +22,12 @@ from .core.vae import build_model
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source
 from .data.kinds import kind_of
 from .errors import RunError, UsageError
-from .evaluation.figures import save_stacked
 from .families import FAMILIES, family_name
+from .finish import finish_vae_run
 from .preparation import Prepared, binarize_split, prepare  # noqa: F401 (binarize_split: vaekit.api's name)
 from .runinfo import build_run_model, check_run_info
 from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
-                   load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file, write_json)
-from .evaluation.metrics import evaluate_elbo
+                   load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file)
 from .training import Trainer, resolve_device
 from .trained import TrainedVAE
 
@@ -174,7 +173,7 @@ def _run_vae(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
     result = trainer.fit(prep.splits[0], prep.splits[1])
     trained = TrainedVAE(trainer.model, cfg, info, out, prep.scaler, result, prep.cond)
     if out is not None:
-        _finish_run(trained, trainer, prep, **ctx.end)
+        finish_vae_run(trained, trainer, prep, **ctx.end)
     return trained
 
 
@@ -192,59 +191,6 @@ def _run_recommender(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
 
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender}
-
-
-def _denoising_results(trained: TrainedVAE, x: torch.Tensor, c: torch.Tensor | None,
-                       run: Path) -> dict[str, Any]:
-    """Test-split denoising: MSE per feature of the corrupted input and of its reconstruction, vs the clean data."""
-    from .data.noise import corrupt
-
-    cfg, model = trained.config, trained.model
-    lo, hi = torch.aminmax(x) if len(x) else (torch.zeros(()), torch.zeros(()))
-    bounded = bool(lo >= 0) and bool(hi <= 1)
-    noisy = corrupt(x, cfg.corruption, bounded, generator=torch.Generator().manual_seed(cfg.seed + 2))
-    with torch.no_grad():
-        den = torch.cat([model.reconstruct(noisy[i: i + 1024].to(trained.device),
-                                           None if c is None else c[i: i + 1024].to(trained.device)).cpu()
-                         for i in range(0, len(noisy), 1024)]) if len(x) else x
-    if trained.kind.pictures:
-        save_stacked([noisy[:32], den[:32], x[:32]], run / "denoising.png")
-    return {"corruption": cfg.corruption, "split": "test",
-            "mse_corrupted_input": float(((noisy - x) ** 2).mean()) if len(x) else None,
-            "mse_denoised": float(((den - x) ** 2).mean()) if len(x) else None,
-            "units": "per feature, model input units (standardized columns for tables)"}
-
-
-def _finish_run(trained: TrainedVAE, trainer: Trainer, prep: Prepared, **end: Any) -> None:
-    """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished.
-    ``end``: :func:`vaekit.finish.end_of_run`'s report settings."""
-    from .finish import end_of_run
-    from .runs import save_tensors
-
-    splits = prep.splits
-    conds, masks = [s.c for s in splits], [s.mask for s in splits]
-    run = trained.run_dir
-    model = trained.model.eval()
-    save_tensors(run / WEIGHTS, model.state_dict())
-    r = trained.result
-    results: dict[str, Any] = {"units": "nats per example", "estimator": "ELBO (1 posterior sample), beta = 1",
-                               "binarized": trained.config.binarize,
-                               "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
-                               "stopped_early": r.stopped_early}
-    if trained.kind.loss_note:
-        results["note"] = trained.kind.loss_note
-    if masks[0] is not None:
-        results["missing"] = "mask: likelihoods of the observed cells only (MIWAE)"
-        results["observed_fraction"] = {n: float(m.mean()) if m.numel() else None
-                                        for n, m in zip(("train", "validation", "test"), masks)}
-    torch.manual_seed(trained.config.seed + 1)
-    for name, split, c, m in zip(("train", "validation", "test"), splits, conds, masks):
-        results[name] = evaluate_elbo(model, split.x, c=c, mask=m) if len(split) else None
-    if trained.config.corruption is not None:
-        results["denoising"] = _denoising_results(trained, splits[2].x, conds[2], run)
-    write_json(run / RESULTS, results)
-    end_of_run(trained, splits[2].x, splits[2].y, conds[2], masks[2], results["test"], r.history, **end)
-    trainer.save_checkpoint(finished=True)
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:

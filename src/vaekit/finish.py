@@ -1,6 +1,6 @@
 """The end of a run: ``evaluation.json``, ``report.html`` and the picture files, at a bounded cost.
 
-Shared by ordinary runs (``api._finish_run``) and semi-supervised ones (``semisupervised_api``). The report's
+Shared by ordinary runs (:func:`finish_vae_run`) and semi-supervised ones (``semisupervised_api``). The report's
 IWAE bound is the expensive part (k decoder passes per example; 14.5 minutes for k = 100 on Fashion-MNIST's
 10k test images): unless both are given, its k and number of examples are chosen from a timed pilot chunk so
 that its IWAE pass costs about ``REPORT_FRACTION`` (10%) of the training time, never less than the floors. A rich progress bar
@@ -16,8 +16,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+from .evaluation.figures import save_stacked
+from .evaluation.metrics import evaluate_elbo
+from .runs import RESULTS, WEIGHTS, write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trained import TrainedVAE
 
 REPORT_FRACTION = 0.10  # IWAE's share of the training time (seconds summed over the epochs in metrics.jsonl);
 # the rest of the report (one ELBO pass, figures, HTML) adds a few seconds: about 15% in all (bench/report_cost)
@@ -213,3 +221,55 @@ def write_card(trained) -> Path | None:
     from .evaluation.model_card import write_model_card
 
     return write_model_card(trained.run_dir, trained.info)
+
+
+def _denoising_results(trained: "TrainedVAE", x: torch.Tensor, c: torch.Tensor | None,
+                       run: Path) -> dict[str, Any]:
+    """Test-split denoising: MSE per feature of the corrupted input and of its reconstruction, vs the clean data."""
+    from .data.noise import corrupt
+
+    cfg, model = trained.config, trained.model
+    lo, hi = torch.aminmax(x) if len(x) else (torch.zeros(()), torch.zeros(()))
+    bounded = bool(lo >= 0) and bool(hi <= 1)
+    noisy = corrupt(x, cfg.corruption, bounded, generator=torch.Generator().manual_seed(cfg.seed + 2))
+    with torch.no_grad():
+        den = torch.cat([model.reconstruct(noisy[i: i + 1024].to(trained.device),
+                                           None if c is None else c[i: i + 1024].to(trained.device)).cpu()
+                         for i in range(0, len(noisy), 1024)]) if len(x) else x
+    if trained.kind.pictures:
+        save_stacked([noisy[:32], den[:32], x[:32]], run / "denoising.png")
+    return {"corruption": cfg.corruption, "split": "test",
+            "mse_corrupted_input": float(((noisy - x) ** 2).mean()) if len(x) else None,
+            "mse_denoised": float(((den - x) ** 2).mean()) if len(x) else None,
+            "units": "per feature, model input units (standardized columns for tables)"}
+
+
+def finish_vae_run(trained: "TrainedVAE", trainer, prep, **end: Any) -> None:
+    """Best weights, results.json, figures, evaluation and report into the run directory; mark it finished.
+    ``end``: :func:`vaekit.finish.end_of_run`'s report settings."""
+    from .runs import save_tensors
+
+    splits = prep.splits
+    conds, masks = [s.c for s in splits], [s.mask for s in splits]
+    run = trained.run_dir
+    model = trained.model.eval()
+    save_tensors(run / WEIGHTS, model.state_dict())
+    r = trained.result
+    results: dict[str, Any] = {"units": "nats per example", "estimator": "ELBO (1 posterior sample), beta = 1",
+                               "binarized": trained.config.binarize,
+                               "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+                               "stopped_early": r.stopped_early}
+    if trained.kind.loss_note:
+        results["note"] = trained.kind.loss_note
+    if masks[0] is not None:
+        results["missing"] = "mask: likelihoods of the observed cells only (MIWAE)"
+        results["observed_fraction"] = {n: float(m.mean()) if m.numel() else None
+                                        for n, m in zip(("train", "validation", "test"), masks)}
+    torch.manual_seed(trained.config.seed + 1)
+    for name, split, c, m in zip(("train", "validation", "test"), splits, conds, masks):
+        results[name] = evaluate_elbo(model, split.x, c=c, mask=m) if len(split) else None
+    if trained.config.corruption is not None:
+        results["denoising"] = _denoising_results(trained, splits[2].x, conds[2], run)
+    write_json(run / RESULTS, results)
+    end_of_run(trained, splits[2].x, splits[2].y, conds[2], masks[2], results["test"], r.history, **end)
+    trainer.save_checkpoint(finished=True)

@@ -49,7 +49,7 @@ class InteractionSplit(Split):
     user_index: np.ndarray | None = None  # rows of the full matrix (into Interactions.users)
 
 
-def _strings(table, name: str, path: Path) -> list[str]:
+def column_strings(table, name: str, path: Path) -> list[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
 

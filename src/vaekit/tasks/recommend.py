@@ -98,9 +98,9 @@ def read_histories(path: Path, trained: Any, user_column: str | None = None, ite
         if col not in table.column_names:
             raise DataError(f"{path} has no column {col!r} (columns: {', '.join(table.column_names[:10])}); "
                             f"name it with {flag}")
-    from ..data.interactions import _strings
+    from ..data.interactions import column_strings
 
-    users, items = _strings(table, ucol, path), _strings(table, icol, path)
+    users, items = column_strings(table, ucol, path), column_strings(table, icol, path)
     if not users:
         raise DataError(f"{path} has no rows: give at least one user,item row")
     rated = cfg.min_rating is not None and cfg.rating_column in table.column_names
