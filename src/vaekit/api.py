@@ -248,8 +248,8 @@ def load_vae(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     """:func:`load` for the commands of VAEs (sample, encode, evaluate, report…): a recommendation run
     (``mult-vae``/``mult-dae``) is refused in one line naming what it can do instead."""
     trained = load(run_dir, device)
-    family = trained.config.family
-    if family in ("mult-vae", "mult-dae"):
+    family = family_name(trained.config)
+    if not FAMILIES[family].example_model:
         raise UsageError(f"{run_dir} is a {family} run (recommendation), which this command does not take; use "
                          f"`vaekit recommend {run_dir} --data HISTORY.csv` (its test metrics are in results.json)")
     return trained

@@ -139,20 +139,9 @@ def check_run_info(info: dict, run: str | Path) -> TrainConfig:
 
 
 def build_run_model(cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Conditioning | None):
-    """(the VAE, the module whose state dict the weights file holds: the VAE, or M2 with its classifier)."""
-    family = info.get("config", {}).get("family")
-    if family in ("mult-vae", "mult-dae"):  # recommendation: the module is the family's own
-        from .families import FAMILIES
+    """(the VAE, the module whose state dict the weights file holds), as the run's family builds them (the VAE;
+    M2 with its classifier; a recommender's own module)."""
+    from .families import FAMILIES, family_name
 
-        model = FAMILIES[family]().build(cfg, shape)
-        return model, model
-    if info.get("semi_supervised"):
-        from .families.m2 import M2Family
-
-        m2 = M2Family().build(cfg, shape, cond.dim)
-        return m2.vae, m2
-    from .core.vae import build_model
-
-    vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
-    return vae, vae
+    return FAMILIES[family_name(cfg)]().build_for_run(cfg, info, shape, cond)
 

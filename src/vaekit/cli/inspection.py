@@ -212,7 +212,9 @@ def evaluate(
     from ..runs import json_text
 
     trained = api.load(run)
-    if trained.config.family in ("mult-vae", "mult-dae"):  # recommendation: ranking metrics (printed only)
+    from ..families import FAMILIES, family_name
+
+    if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics (printed only)
         from ..recommend_api import evaluate_recommender
 
         res = evaluate_recommender(trained, data, split)

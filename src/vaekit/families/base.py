@@ -42,6 +42,17 @@ class Family:
     unsupported: dict[str, tuple[Any, str]] = {}
     #: the data kind this family trains on, asked for by name (None: the kind that claims the source)
     data_kind: str | None = None
+    #: whether the commands over a VAE's examples (sample, reconstruct, encode, evaluate's bounds, report) apply
+    #: to this family's runs; a recommender's run answers `vaekit recommend` instead
+    example_model: bool = True
+
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Any) -> tuple[nn.Module, nn.Module]:
+        """(the VAE a TrainedVAE wraps, the module whose state dict a run's weights file holds) for a run
+        with ``config.json`` ``info``: here the VAE itself, conditional when ``cond`` is given."""
+        from ..core.vae import build_model
+
+        vae = build_model(cfg, shape, cond.dim if cond is not None else 0, info["data"].get("schema"))
+        return vae, vae
 
     def defaults(self, cfg: TrainConfig) -> TrainConfig:
         """A new run's settings with this family's own defaults where the user set nothing (its paper's)."""

@@ -150,6 +150,10 @@ class M2Family(Family):
     def __init__(self, labelled_idx: torch.Tensor | None = None):
         self.labelled_idx = labelled_idx
 
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond) -> tuple[nn.Module, nn.Module]:
+        m2 = self.build(cfg, shape, cond.dim)
+        return m2.vae, m2
+
     def build(self, cfg: TrainConfig, shape: tuple[int, ...], n_classes: int) -> M2:
         vae = build_model(cfg, shape, n_classes)
         return M2(vae, Classifier(shape, cfg.hidden, n_classes, cfg.classifier_dropout), n_classes)

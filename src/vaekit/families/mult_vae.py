@@ -132,6 +132,7 @@ class InteractionBatches(BatchSource):
 class MultVAEFamily(Family):
     name = "mult-vae"
     data_kind = "interactions"
+    example_model = False
     variational = True
     unsupported = {
         "model": ("mlp", "its networks are tanh MLPs"),
@@ -154,6 +155,10 @@ class MultVAEFamily(Family):
 
     def watched(self) -> tuple[str, bool]:
         return MultObjective.metric, MultObjective.maximize
+
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond) -> tuple[nn.Module, nn.Module]:
+        model = self.build(cfg, shape)
+        return model, model
 
     def build(self, cfg: TrainConfig, shape: tuple[int, ...]) -> MultVAE:
         return MultVAE(int(shape[0]), list(cfg.hidden), cfg.latent_dim, cfg.dropout, self.variational)

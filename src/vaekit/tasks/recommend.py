@@ -29,7 +29,9 @@ class Recommendations:
 
 def _catalogue(trained: Any) -> list[str]:
     items = trained.info.get("data", {}).get("items")
-    if trained.config.family not in ("mult-vae", "mult-dae") or not items:
+    from ..families import FAMILIES, family_name
+
+    if FAMILIES[family_name(trained.config)].example_model or not items:
         raise UsageError(f"{trained.run_dir or 'this model'} is not a recommendation run (train one with "
                          "--family mult-vae on a user,item file); it cannot recommend")
     return items

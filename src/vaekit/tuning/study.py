@@ -125,7 +125,9 @@ def _settings(space: Any, config: Any, data: str | None, epochs: int | None,
         base_cfg = make_config(base)
     if base_cfg.semi_supervised:
         raise UsageError("vaekit tune searches unsupervised and conditional runs; drop semi_supervised")
-    if base_cfg.family in ("mult-vae", "mult-dae"):
+    from ..families import FAMILIES, family_name
+
+    if not FAMILIES[family_name(base_cfg)].example_model:
         raise UsageError(f"vaekit tune does not search {base_cfg.family} runs yet (their metric, validation "
                          "NDCG@100, is not one of --metric's); train them with vaekit train")
     searched = {p.name for p in sp.params}  # the space wins over --config for what it searches
