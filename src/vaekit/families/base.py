@@ -46,7 +46,8 @@ class Family:
     #: to this family's runs; a recommender's run answers `vaekit recommend` instead
     example_model: bool = True
 
-    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Any) -> tuple[nn.Module, nn.Module]:
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...],
+                      cond: Any) -> tuple[nn.Module, nn.Module]:
         """(the VAE a TrainedVAE wraps, the module whose state dict a run's weights file holds) for a run
         with ``config.json`` ``info``: here the VAE itself, conditional when ``cond`` is given."""
         from ..core.vae import build_model
