@@ -38,7 +38,8 @@ __all__ = ["TrainedVAE", "train", "load", "evaluate", "report"]
 def train(data: str | Dataset | None = None, out: str | os.PathLike | None = None, *, config: Any = None,
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
           on_epoch_end=None, report: bool = True, report_iwae_k: int | None = None,
-          report_examples: int | None = None, **settings: Any) -> TrainedVAE:
+          report_examples: int | None = None, log: str | None = None, log_uri: str | None = None,
+          **settings: Any) -> TrainedVAE:
     """Train a VAE and return it; with ``out``, everything is saved in that run directory.
 
     ``data`` is a source string (see :func:`vaekit.data.load_source`) or an in-memory :class:`Dataset`
@@ -50,13 +51,18 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     ``report_examples`` test examples; None = chosen so that its IWAE pass costs about 10% of the
     training time, see :mod:`vaekit.finish`) and ``report.html``. The run directory's lock
     (:func:`vaekit.runs.lock_run`) is held from its preparation to the end, so a second writer of the same
-    ``out`` is refused.
+    ``out`` is refused. ``log`` (``"tensorboard"`` or ``"mlflow"``) sends the finished run to that tracker
+    (:mod:`vaekit.tracking`; ``log_uri``: MLflow's tracking URI, default the file store ``out/mlruns``).
     """
+    from .tracking import check_tracker
+
+    check_tracker(log, log_uri, out)
     if report_iwae_k is not None and not 0 <= report_iwae_k <= 1_000_000:
         raise UsageError(f"--report-iwae-k must be between 0 (skip) and 1000000, got {report_iwae_k}")
     if report_examples is not None and report_examples < 1:
         raise UsageError(f"--report-examples must be at least 1, got {report_examples}")
-    end = dict(report=report, iwae_k=report_iwae_k, examples=report_examples, progress=progress)
+    end = dict(report=report, iwae_k=report_iwae_k, examples=report_examples, progress=progress, log=log,
+               log_uri=log_uri)
     with contextlib.ExitStack() as held:
         return _train(held, data, out, config=config, resume=resume, overwrite=overwrite, progress=progress,
                       cache_dir=cache_dir, on_epoch_end=on_epoch_end, end=end, **settings)
@@ -83,6 +89,8 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
            **settings: Any) -> TrainedVAE:
     """The training pipeline: settings → data → :func:`~vaekit.preparation.prepare` → the family's runner."""
     out_path = Path(out) if out is not None else None
+    end = dict(end)
+    log, log_uri = end.pop("log", None), end.pop("log_uri", None)  # tracking: after the run, not finish's
     in_memory: Dataset | None = None
     if isinstance(data, Dataset):
         if resume:
@@ -114,7 +122,13 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
             (out_path / METRICS).unlink(missing_ok=True)
     else:
         info = _new_run_info(prep)
-    return RUNNERS[family_name(prep.cfg)](prep, info, ctx)
+    trained = RUNNERS[family_name(prep.cfg)](prep, info, ctx)
+    if log is not None and out_path is not None:  # the run has ended; its lock is still held
+        from .tracking import latent_sample, log_run
+
+        codes = latent_sample(trained, prep.splits[2]) if family_name(prep.cfg) == "vae" else None
+        log_run(out_path, log, log_uri, codes)
+    return trained
 
 
 def _resumed_config(held: contextlib.ExitStack, out: Path | None, data: Any,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from .errors import RunError
-from .runs import (CARD_FILES, CONFIG, LOCK, RUN_FILES, STATE_JSON, STATE_TENSORS, is_vaekit_card, lock_run,
-                   read_json, read_run_info, read_tensor_metadata, regular_file, write_json)
+from .runs import (CARD_FILES, CONFIG, LOCK, RUN_DIRS, RUN_FILES, STATE_JSON, STATE_TENSORS, is_vaekit_card,
+                   lock_run, read_json, read_run_info, read_tensor_metadata, regular_file, write_json)
 
 
 def _is_temp_of(name: str, known: tuple[str, ...]) -> bool:
@@ -44,6 +45,7 @@ def _foreign(run: Path) -> list[str]:
     """Names in ``run`` that vaekit did not write (sorted)."""
     return sorted(p.name for p in run.iterdir()
                   if p.name != LOCK and (p.name not in RUN_FILES or _users_card(p))
+                  and not (p.name in RUN_DIRS and p.is_dir() and not p.is_symlink())
                   and not _is_temp_of(p.name, RUN_FILES))
 
 
@@ -93,6 +95,9 @@ def claim_run_dir(out: str | os.PathLike, overwrite: bool, held: contextlib.Exit
     for name in RUN_FILES:
         if not _users_card(out / name):  # a README.md without vaekit's mark is the user's: kept
             (out / name).unlink(missing_ok=True)
+    for name in RUN_DIRS:  # --log's folders; a file or symlink of that name is not vaekit's: kept
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            shutil.rmtree(out / name)
     if kept:
         shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
         print(f"note: --overwrite replaced the run in {out} and kept what vaekit did not write: {shown}",

@@ -11,13 +11,14 @@ Layout of a run directory (stable: users' scripts rely on it)::
     samples.png, reconstructions.png   figures (image data)
     evaluation.json, report.html, classes.png, denoising.png, probe.json, trial.json   (see RUN_FILES)
     README.md              the model card (first line CARD_MARK; MODEL_CARD.md when README.md is the user's)
+    tensorboard/, mlruns/  train --log tensorboard / --log mlflow (vaekit.tracking; see RUN_DIRS)
     .vaekit.lock           the writer's lock (PID inside); see :func:`lock_run`
 
 Every file is written to a temporary file in the same folder (``.NAME.XXXXXXXX.tmp``) and renamed into
 place, so a crash never leaves a half-written checkpoint or result. A process writing a run holds an OS
 lock on ``.vaekit.lock`` (:func:`lock_run`), so two writers never interleave. ``--overwrite`` removes only
-the files named in :data:`RUN_FILES` (and their temporary files); anything else in the folder stays
-(:mod:`vaekit.runprep`: preparing a run directory for --overwrite and --resume).
+the files named in :data:`RUN_FILES` (and their temporary files) and the folders in :data:`RUN_DIRS`;
+anything else in the folder stays (:mod:`vaekit.runprep`: preparing a run directory for --overwrite and --resume).
 Nothing here unpickles: weights and tensors are safetensors, everything else is JSON.
 """
 
@@ -56,6 +57,9 @@ CARD_FILES = (CARD, CARD_FALLBACK)  # in RUN_FILES, but removed or replaced only
 RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALUATION, "report.html",
              "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json",
              CARD, CARD_FALLBACK)
+# The folders vaekit writes into a run directory (--log: TensorBoard's event files, MLflow's default file
+# store); ``--overwrite`` removes them with the files of RUN_FILES.
+RUN_DIRS = ("tensorboard", "mlruns")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -42,10 +42,16 @@ def train(**args: Any) -> None:
     try:
         trained = api.train(out=out, resume=resume, overwrite=overwrite, progress=not quiet,
                             report_iwae_k=args["report_iwae_k"], report_examples=args["report_examples"],
-                            cache_dir=str(args["cache_dir"]) if args["cache_dir"] else None, **kwargs)
+                            cache_dir=str(args["cache_dir"]) if args["cache_dir"] else None, log=args["log"],
+                            log_uri=args["log_uri"], **kwargs)
     except KeyboardInterrupt:
         typer.echo(f"interrupted; continue with: vaekit train --out {out} --resume", err=True)
         raise typer.Exit(130)
+    if args["log"] == "tensorboard":
+        typer.echo(f"logged to TensorBoard: tensorboard --logdir {out / 'tensorboard'}", err=True)
+    elif args["log"] == "mlflow":
+        uri = args["log_uri"] or (out / "mlruns").resolve().as_uri()
+        typer.echo(f"logged to MLflow ({uri}, experiment vaekit): mlflow ui --backend-store-uri {uri}", err=True)
     r = trained.result
     res = read_results(out)
     if "test_accuracy" in res:
@@ -127,6 +133,12 @@ def _run_parameters() -> tuple[list[inspect.Parameter], list[inspect.Parameter]]
         opt("report_examples", Optional[int], typer.Option(
             None, "--report-examples", help="test examples of the report's IWAE bound \\[auto: all, down to 1000 "
             "to keep its IWAE pass near 10% of the training time]")),
+        opt("log", Optional[str], typer.Option(
+            None, "--log", help="send the finished run to an experiment tracker: tensorboard (RUN/tensorboard) or "
+            "mlflow (RUN/mlruns unless --log-uri); needs pip install 'vaekit[track]'")),
+        opt("log_uri", Optional[str], typer.Option(
+            None, "--log-uri", help="MLflow tracking URI for --log mlflow (e.g. sqlite:///mlflow.db, "
+            "http://host:5000) \\[default: the file store RUN/mlruns]")),
         opt("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar")),
     ]
     return before, after
