@@ -137,3 +137,34 @@ def test_a_tracking_uri_mlflow_cannot_use_is_refused_before_training(tmp_path):
     r = run("train", *TINY, "--out", tmp_path / "run", "--log", "mlflow", "--log-uri", "bogus://nowhere")
     assert_usage_error(r, "--log-uri bogus://nowhere", "MLflow cannot use it")
     assert not (tmp_path / "run").exists()
+
+
+def test_tune_logs_one_mlflow_run_per_trial_in_the_tune_folder(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'vaekit[track]')")
+    from mlflow.tracking import MlflowClient
+
+    from vaekit.tuning import tune
+
+    space = {"latent_dim": {"kind": "categorical", "choices": [2, 3]}, "epochs": 2, "batch_size": 256,
+             "hidden": [16], "patience": None}
+    out = tmp_path / "tune"
+    res = tune("digits", out, space=space, sampler="grid", trials=2, pruner="none", quiet=True, report=False,
+               log="mlflow")
+    assert res.counts["complete"] == 2
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(out / "mlruns").as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("vaekit").experiment_id])
+    assert sorted(r.data.params["latent_dim"] for r in runs) == ["2", "3"]
+    for r in runs:
+        trial = out / "trials" / r.info.run_name
+        rows = _rows(trial)
+        assert r.data.tags["vaekit.run_dir"] == str(trial.resolve())
+        hist = client.get_metric_history(r.info.run_id, "val_loss")
+        assert sorted(m.value for m in hist) == sorted(row["val_loss"] for row in rows)
+
+
+def test_tune_refuses_a_missing_tracker_before_starting(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracking, "_available", lambda module: False)
+    r = run("tune", "--out", tmp_path / "tune", "--trials", "1", "--log", "tensorboard")
+    assert_usage_error(r, "pip install 'vaekit[track]'")
+    assert not (tmp_path / "tune").exists()

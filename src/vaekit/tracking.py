@@ -221,8 +221,7 @@ def _mlflow(run: Path, log_uri: str | None) -> str:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        exp = client.get_experiment_by_name(EXPERIMENT)
-        exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+        exp_id = _experiment(client)
         rid = client.create_run(exp_id, run_name=run.resolve().name, tags={"vaekit.run_dir": str(run.resolve())}
                                 ).info.run_id
         try:
@@ -241,6 +240,21 @@ def _mlflow(run: Path, log_uri: str | None) -> str:
             client.set_terminated(rid, status="FAILED")
             raise
     return f"{uri} (run {rid})"
+
+
+def _experiment(client: Any) -> str:
+    """The id of the experiment :data:`EXPERIMENT`, created when missing (another tune worker may create
+    it at the same moment: then its id is read back)."""
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(EXPERIMENT)
+    except Exception:
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _number(v: Any) -> bool:

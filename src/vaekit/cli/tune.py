@@ -34,6 +34,11 @@ def tune(
     seed: int = typer.Option(0, "--seed", help="seed of the samplers and of every trial's training"),
     iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples for --metric val_iwae"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no line per trial"),
+    log: Optional[str] = typer.Option(None, "--log", help="send each completed trial's run to tensorboard "
+                                      "(trials/NNNN/tensorboard) or mlflow (one run per trial in TUNE_DIR/mlruns "
+                                      "unless --log-uri); needs pip install 'vaekit[track]'"),
+    log_uri: Optional[str] = typer.Option(None, "--log-uri", help="MLflow tracking URI for --log mlflow "
+                                          "\\[default: the file store TUNE_DIR/mlruns]"),
 ) -> None:
     """Search hyperparameters: each trial is a vaekit run; results in trials.csv, best_config.yaml, tune_report.html."""
     import time
@@ -43,7 +48,7 @@ def tune(
     t0 = time.perf_counter()
     res = _tune(data, out, space=space, sampler=sampler, trials=trials, storage=storage, study=study, jobs=jobs,
                 timeout=timeout, metric=metric, pruner=pruner, allow_partial_grid=allow_partial_grid,
-                config=config, epochs=epochs, seed=seed, iwae_k=iwae_k, quiet=quiet)
+                config=config, epochs=epochs, seed=seed, iwae_k=iwae_k, quiet=quiet, log=log, log_uri=log_uri)
     c = res.counts
     typer.echo(f"{c['finished']} of {res.target} trials finished ({c['complete']} complete, {c['pruned']} pruned, "
                f"{c['failed']} failed) in {time.perf_counter() - t0:.0f} s")

@@ -61,6 +61,8 @@ class Job:
     threads: int | None = None  # torch threads of a spawned worker
     parent: int | None = None  # a spawned worker stops when its parent process is gone
     quiet: bool = False
+    log: str | None = None  # --log: each trial's run goes to this tracker (vaekit.tracking)
+    log_uri: str | None = None  # MLflow's tracking URI (the tune folder's mlruns unless given)
 
     def search_space(self) -> SearchSpace:
         """The search space, rebuilt from its plain form."""

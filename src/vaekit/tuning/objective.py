@@ -127,10 +127,10 @@ class Objective:
         cfg = make_config({**self.job.base, **at.params})
         run_dir = at.run_dir
         if at.retry and (run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file():
-            trained = _continue_run(run_dir, progress)
+            trained = _continue_run(run_dir, progress, self.job)
         else:
             trained = api.train(config=cfg, out=run_dir, overwrite=True, progress=False, report=False,
-                                on_epoch_end=progress.on_epoch_end)
+                                on_epoch_end=progress.on_epoch_end, log=self.job.log, log_uri=self.job.log_uri)
         return self._outcome(trained, run_dir, cfg)
 
     def _outcome(self, trained, run_dir: Path, cfg: TrainConfig) -> tuple[float, dict]:
@@ -183,7 +183,7 @@ class Objective:
                 RetryHeartbeatStaleTrialCallback()(study, t)
 
 
-def _continue_run(run_dir: Path, progress: _Progress):
+def _continue_run(run_dir: Path, progress: _Progress, job: Any = None):
     """Continue an interrupted try's run from the checkpoint resume will use, after reporting its epochs
     again; a run that had already finished is loaded as it is."""
     from .. import api
@@ -193,7 +193,8 @@ def _continue_run(run_dir: Path, progress: _Progress):
     progress.replay(metrics_rows(run_dir, state["epoch"]))  # what the interrupted try reported
     if state.get("finished"):
         return api.load(run_dir)
-    return api.train(out=run_dir, resume=True, progress=False, report=False, on_epoch_end=progress.on_epoch_end)
+    return api.train(out=run_dir, resume=True, progress=False, report=False, on_epoch_end=progress.on_epoch_end,
+                     log=getattr(job, "log", None), log_uri=getattr(job, "log_uri", None))
 
 
 def metrics_rows(run_dir: Path, upto: int) -> list[dict]:

@@ -43,7 +43,8 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
          trials: int = 20, storage: str | None = None, study: str | None = None, jobs: int = 1,
          timeout: float | None = None, metric: str = "val_elbo", pruner: str = "median",
          allow_partial_grid: bool = False, config: Any = None, epochs: int | None = None, seed: int = 0,
-         iwae_k: int = 100, report: bool = True, quiet: bool = False) -> TuneResult:
+         iwae_k: int = 100, report: bool = True, quiet: bool = False, log: str | None = None,
+         log_uri: str | None = None) -> TuneResult:
     """Search hyperparameters of vaekit runs on ``data``; everything is written to the folder ``out``.
 
     ``space`` is a YAML path, a dict in the same format, or None (the default space); ``trials`` is the
@@ -52,9 +53,16 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     ``val_iwae`` (its IWAE bound with ``iwae_k`` samples, computed once at the end of each trial; pruning
     still watches the per-epoch −ELBO) or ``val_recon``. ``jobs`` > 1 runs that many worker processes.
     Returns a :class:`TuneResult`; writes ``trials.csv``, ``best_config.yaml`` and ``tune_report.html``.
+    ``log`` sends each completed trial's run to a tracker (:mod:`vaekit.tracking`): TensorBoard in
+    ``trials/NNNN/tensorboard``, MLflow one run per trial in ``log_uri`` (default: the file store ``out/mlruns``).
     """
     if out is None:
         raise UsageError("--out TUNE_DIR is needed: the folder that keeps the study, its trials and results")
+    from ..tracking import MLFLOW_DIR, check_tracker
+
+    check_tracker(log, log_uri, out)
+    if log == "mlflow" and log_uri is None:  # one store for the study's trials, beside them
+        log_uri = (Path(out) / MLFLOW_DIR).resolve().as_uri()
     _check_options(sampler, pruner, metric, trials, jobs, timeout, iwae_k)
     sp, base, base_cfg = _settings(space, config, data, epochs, seed)
     target = _grid_size(sp, trials, allow_partial_grid) if sampler == "grid" else trials
@@ -73,7 +81,7 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     before = trial_counts(the_study)
     job = Job(tune_dir=str(tune_dir), url=url, study=name, sampler=sampler, pruner=pruner, target=target,
               metric=metric, iwae_k=iwae_k, seed=seed, space=sp.to_dict(), base=base, epochs=base_cfg.epochs,
-              deadline=time.time() + timeout if timeout else None, quiet=quiet)
+              deadline=time.time() + timeout if timeout else None, quiet=quiet, log=log, log_uri=log_uri)
     if not quiet:
         left = max(0, target - before["finished"])
         print(f"study '{name}' in {mask_url(url)}: {before['finished']} of {target} trials finished"
