@@ -168,3 +168,15 @@ def test_tune_refuses_a_missing_tracker_before_starting(tmp_path, monkeypatch):
     r = run("tune", "--out", tmp_path / "tune", "--trials", "1", "--log", "tensorboard")
     assert_usage_error(r, "pip install 'vaekit[track]'")
     assert not (tmp_path / "tune").exists()
+
+
+def test_logging_changes_no_result_and_the_python_api_takes_log(tb_run, tmp_path):
+    import vaekit
+
+    plain = tmp_path / "plain"
+    vaekit.train("digits", plain, latent_dim=2, hidden=[32], epochs=2, batch_size=64)
+    assert (plain / "results.json").read_text() == (tb_run / "results.json").read_text()
+    assert not any((plain / name).exists() for name in RUN_DIRS)
+    logged = tmp_path / "logged"
+    vaekit.train("digits", logged, latent_dim=2, hidden=[32], epochs=1, batch_size=64, log="tensorboard")
+    assert (logged / "tensorboard" / "projector_config.pbtxt").is_file()
