@@ -24,7 +24,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae"]
 
 
 class TrainConfig(BaseModel):
@@ -56,7 +56,7 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae (recommendation from a user,item interactions file); unset: m2 with --semi-supervised, "
+                    "mult-dae / recvae (recommendation from a user,item interactions file); unset: m2 with --semi-supervised, "
                     "else vae")
 
     # interactions (families mult-vae, mult-dae: vaekit.data.kinds.interactions)
@@ -71,6 +71,12 @@ class TrainConfig(BaseModel):
     total_anneal_steps: int = Field(default=0, ge=0, le=100_000_000,
         description="beta rises linearly from 0 to --beta (its cap) over this many steps (Liang et al. 2018); "
                     "0: off (mult-vae default 200000)")
+    gamma: float = Field(default=0.005, gt=0.0, le=1000.0,
+        description="recvae: the KL weight of a user is gamma times the user's item count (Shenbin et al. 2020)")
+    n_enc_epochs: int = Field(default=3, ge=1, le=1000,
+        description="recvae: passes over the training users updating the encoder, per epoch")
+    n_dec_epochs: int = Field(default=1, ge=1, le=1000,
+        description="recvae: passes over the training users updating the decoder, per epoch (after the encoder's)")
 
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
     # (semi_supervised: true is the m2 family)

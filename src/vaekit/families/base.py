@@ -19,7 +19,9 @@ from ..errors import UsageError
 class BatchSource:
     """One epoch's training batches. The trainer draws the epoch's permutation of the training split (from
     its seeded shuffling generator) and the source turns it into batches; ``gen`` is that same generator,
-    for sources that draw more (M2's labelled batch)."""
+    for sources that draw more (M2's labelled batch). A batch with a ``phase`` attribute (not None) is a
+    step of that phase only: the trainer steps the optimizer of :meth:`Family.param_groups` of that name
+    (RecVAE's alternating encoder and decoder updates); ``steps`` counts every yielded batch."""
 
     def __init__(self, train: Split, batch_size: int):
         self.train = train
@@ -76,6 +78,11 @@ class Family:
         """(the validation column early stopping and tune's pruner watch, whether higher is better); the
         objective's :attr:`~vaekit.core.objectives.Objective.metric` and ``maximize``."""
         return "val_loss", False
+
+    def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]] | None:
+        """Parameters per training phase, one optimizer each (same settings), for a family whose batches
+        carry a ``phase``; None (the default): one optimizer over every parameter."""
+        return None
 
     def networks(self, model: nn.Module) -> nn.Module:
         """The module holding ``encoder`` and ``decoder`` (what ``--compile`` compiles)."""

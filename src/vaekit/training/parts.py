@@ -40,14 +40,16 @@ def resolve_device(name: str, precision: str = "fp32") -> torch.device:
     return dev
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW, fused (one kernel over all parameters) where this torch supports it.
+def make_optimizer(model: nn.Module, cfg: TrainConfig, params: list[nn.Parameter] | None = None
+                   ) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``params`` (default: all of ``model``'s), fused (one kernel over all parameters)
+    where this torch supports it.
 
     The fused step does the same arithmetic as the default one in a single pass instead of about ten
     elementwise passes; bench/train_speed measured 1.19x training throughput from it on the CPU.
     """
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    params = list(model.parameters())
+    params = list(model.parameters()) if params is None else list(params)
     try:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device without a fused kernel
@@ -108,27 +110,29 @@ def compile_networks(model: VAE) -> bool:
     return True
 
 
-def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """An optimizer's state as tensors (keys ``opt.<param>.<name>``, for safetensors) and JSON (groups, scalars)."""
+def optimizer_state(opt: torch.optim.Optimizer, prefix: str = "opt") -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's state as tensors (keys ``<prefix>.<param>.<name>``, for safetensors) and JSON (groups,
+    scalars)."""
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict] = {}
     for pid, st in sd["state"].items():
         for key, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{key}"] = v
+                tensors[f"{prefix}.{pid}.{key}"] = v
             else:
                 scalars.setdefault(str(pid), {})[key] = v
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars,
                      "state_keys": sorted(str(p) for p in sd["state"])}
 
 
-def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                         prefix: str = "opt") -> None:
     """Restore what :func:`optimizer_state` returned."""
     state: dict[int, dict] = {}
     for pid in meta["state_keys"]:
         st = dict(meta["scalars"].get(pid, {}))
-        prefix = f"opt.{pid}."
-        st.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        start = f"{prefix}.{pid}."
+        st.update({k[len(start):]: v for k, v in tensors.items() if k.startswith(start)})
         state[int(pid)] = st
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -57,7 +57,10 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.on_epoch_end = on_epoch_end
-        self.opt = make_optimizer(self.model, cfg)
+        groups = self.family.param_groups(self.model)  # None: one optimizer over every parameter
+        self.opts = ({} if groups is None else
+                     {name: make_optimizer(self.model, cfg, params) for name, params in groups.items()})
+        self.opt = next(iter(self.opts.values())) if self.opts else make_optimizer(self.model, cfg)
         self.sched = make_scheduler(self.opt, cfg)
         self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling, independent of model RNG
         self.epoch = 0  # epochs completed
@@ -126,9 +129,15 @@ class Trainer:
         beta = cfg.beta
         for k, batch in enumerate(source.epoch(perm, self.gen)):
             beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+            phase = getattr(batch, "phase", None)  # a phased batch steps only its phase's optimizer
+            if phase is not None:
+                opt = self.opts[phase]
             with self._autocast:
                 out = objective.step(model, batch, beta)
-            opt.zero_grad(set_to_none=True)
+            if phase is not None:
+                model.zero_grad(set_to_none=True)
+            else:
+                opt.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -202,8 +211,12 @@ class Trainer:
             tensors[f"model.{k}"] = v
         for k, v in self.best_state.items():
             tensors[f"best.{k}"] = v
-        opt_tensors, opt_json = optimizer_state(self.opt)
+        opt_tensors, opt_json = optimizer_state(self.opt) if not self.opts else ({}, None)
         tensors.update(opt_tensors)
+        per_phase = {}
+        for name, o in self.opts.items():  # a family with one optimizer per phase: each one's state
+            t, per_phase[name] = optimizer_state(o, f"opt_{name}")
+            tensors.update(t)
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.shuffle"] = self.gen.get_state()
         if self.device.type == "cuda":
@@ -212,7 +225,8 @@ class Trainer:
                  "bad_epochs": self.bad_epochs, "finished": finished,
                  "optimizer": opt_json,
                  "scheduler": self.sched.state_dict() if self.sched is not None else None,
-                 "family": self.family.name, **self.family.state_extra()}
+                 "family": self.family.name, **({"optimizers": per_phase} if per_phase else {}),
+                 **self.family.state_extra()}
         # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
         # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
         save_tensors(self.run_dir / STATE_TENSORS, tensors, metadata={"state": json_text(state)})
@@ -225,7 +239,10 @@ class Trainer:
         state = json.loads(meta["state"]) if "state" in meta else read_json(self.run_dir / STATE_JSON)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
-        load_optimizer_state(self.opt, tensors, state["optimizer"])
+        if state["optimizer"] is not None:
+            load_optimizer_state(self.opt, tensors, state["optimizer"])
+        for name, o in self.opts.items():
+            load_optimizer_state(o, tensors, state["optimizers"][name], f"opt_{name}")
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(tensors["rng.torch"])
