@@ -121,3 +121,21 @@ def test_recommend_works_for_a_recvae_run_and_bad_settings_are_refused(tmp_path)
         train(str(data), family="recvae", beta=0.2, report=False, **TINY)
     with pytest.raises(vaekit.errors.UsageError, match="need one width"):
         train(str(data), family="recvae", report=False, **{**TINY, "hidden": [16, 8]})
+
+
+def test_cli_trains_recvae_with_its_flags_and_recommends(tmp_path):
+    from cli_helpers import run as cli
+
+    data = write_clustered(tmp_path / "r.csv", n_users=45)
+    r = cli("train", "--data", data, "--family", "recvae", "--epochs", 1, "--hidden", "8,8", "--latent-dim", 2,
+            "--gamma", 0.01, "--n-enc-epochs", 1, "--n-dec-epochs", 2, "--out", tmp_path / "run", "-q")
+    assert r.exit_code == 0, r.output
+    assert "test NDCG@100" in r.stdout
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (cfg["gamma"], cfg["n_enc_epochs"], cfg["n_dec_epochs"], cfg["batch_size"]) == (0.01, 1, 2, 500)
+    hist = tmp_path / "h.csv"
+    hist.write_text("user,item\nann,i1\nann,i2\n")
+    r = cli("recommend", tmp_path / "run", "--data", hist, "--k", 3, "--out", tmp_path / "recs.csv")
+    assert r.exit_code == 0, r.output
+    rows = (tmp_path / "recs.csv").read_text().splitlines()
+    assert len(rows) == 4 and not {"i1", "i2"} & {line.split(",")[1] for line in rows[1:]}

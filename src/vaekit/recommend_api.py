@@ -1,4 +1,4 @@
-"""The run of the recommendation families (``mult-vae``, ``mult-dae``): build, train through the one
+"""The run of the recommendation families (``mult-vae``, ``mult-dae``, ``recvae``): build, train through the one
 :class:`~vaekit.training.Trainer` (early stopping on validation NDCG@100), then ``results.json`` with the
 ranking metrics of the test users (NDCG@100, Recall@20, Recall@50, catalogue coverage of the top 20)."""
 

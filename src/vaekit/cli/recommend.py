@@ -13,7 +13,7 @@ from .common import app, check_out_file, user_errors
 @app.command()
 @user_errors
 def recommend(
-    run: Path = typer.Argument(..., help="run directory of a mult-vae or mult-dae run"),
+    run: Path = typer.Argument(..., help="run directory of a mult-vae, mult-dae or recvae run"),
     data: Path = typer.Option(..., "--data", help="user,item[,rating] CSV/Parquet: the histories to fold in"),
     out: Path = typer.Option(..., "--out", help="FILE.csv of user,item,score,rank rows"),
     k: int = typer.Option(20, "--k", help="items per user"),
