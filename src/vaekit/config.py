@@ -56,7 +56,8 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae / recvae (recommendation from a user,item interactions file); unset: m2 with --semi-supervised, "
+                    "mult-dae / recvae (recommendation from a user,item interactions file); unset: m2 with "
+                    "--semi-supervised, "
                     "else vae")
 
     # interactions (families mult-vae, mult-dae: vaekit.data.kinds.interactions)
