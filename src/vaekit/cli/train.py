@@ -47,12 +47,22 @@ def train(**args: Any) -> None:
     except KeyboardInterrupt:
         typer.echo(f"interrupted; continue with: vaekit train --out {out} --resume", err=True)
         raise typer.Exit(130)
-    if args["log"] == "tensorboard":
+    _echo_tracking(args["log"], args["log_uri"], out)
+    print_summary(out, trained.result)
+
+
+def _echo_tracking(log: str | None, log_uri: str | None, out: Path) -> None:
+    """Where ``--log`` sent the run, and the command that opens it."""
+    if log == "tensorboard":
         typer.echo(f"logged to TensorBoard: tensorboard --logdir {out / 'tensorboard'}", err=True)
-    elif args["log"] == "mlflow":
-        uri = args["log_uri"] or (out / "mlruns").resolve().as_uri()
+    elif log == "mlflow":
+        uri = log_uri or (out / "mlruns").resolve().as_uri()
         typer.echo(f"logged to MLflow ({uri}, experiment vaekit): mlflow ui --backend-store-uri {uri}", err=True)
-    r = trained.result
+
+
+def print_summary(out: Path, r: Any) -> None:
+    """The end-of-train lines: the numbers stored in results.json (and evaluation.json's report line), never
+    a recomputed estimate; M2 runs show accuracy, recommenders their ranking metrics."""
     res = read_results(out)
     if "test_accuracy" in res:
         typer.echo(f"semi-supervised M2 with {res['labeled']} labels: test accuracy {res['test_accuracy']:.4f} "
