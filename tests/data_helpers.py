@@ -5,12 +5,12 @@ import pytest
 from vaekit.errors import DataError
 
 
-def raises_one_line(match: str):
-    """pytest.raises(DataError) whose message must match and be a single line."""
+def raises_one_line(match: str, exc: type[Exception] = DataError):
+    """pytest.raises(exc) whose message must match and be a single line."""
 
     class _Ctx:
         def __enter__(self):
-            self._cm = pytest.raises(DataError, match=match)
+            self._cm = pytest.raises(exc, match=match)
             self.info = self._cm.__enter__()
             return self.info
 

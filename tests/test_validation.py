@@ -6,26 +6,8 @@ import numpy as np
 import pytest
 
 from cli_helpers import assert_usage_error, run
+from data_helpers import raises_one_line as one_line_error
 from vaekit.data import load_source
-from vaekit.errors import DataError
-
-
-def one_line_error(match: str, exc=DataError):
-    """pytest.raises(exc, match=...) that also checks the message is one line."""
-
-    class _Ctx:
-        def __enter__(self):
-            self._cm = pytest.raises(exc, match=match)
-            self.info = self._cm.__enter__()
-            return self.info
-
-        def __exit__(self, *e):
-            handled = self._cm.__exit__(*e)
-            if handled:
-                assert "\n" not in str(self.info.value), str(self.info.value)
-            return handled
-
-    return _Ctx()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -226,12 +226,11 @@ def write_card(trained) -> Path | None:
 def _denoising_results(trained: "TrainedVAE", x: torch.Tensor, c: torch.Tensor | None,
                        run: Path) -> dict[str, Any]:
     """Test-split denoising: MSE per feature of the corrupted input and of its reconstruction, vs the clean data."""
+    from .data import in_unit_interval
     from .data.noise import corrupt
 
     cfg, model = trained.config, trained.model
-    lo, hi = torch.aminmax(x) if len(x) else (torch.zeros(()), torch.zeros(()))
-    bounded = bool(lo >= 0) and bool(hi <= 1)
-    noisy = corrupt(x, cfg.corruption, bounded, generator=torch.Generator().manual_seed(cfg.seed + 2))
+    noisy = corrupt(x, cfg.corruption, in_unit_interval(x), generator=torch.Generator().manual_seed(cfg.seed + 2))
     with torch.no_grad():
         den = torch.cat([model.reconstruct(noisy[i: i + 1024].to(trained.device),
                                            None if c is None else c[i: i + 1024].to(trained.device)).cpu()

@@ -16,7 +16,7 @@ import torch
 
 from .conditions import Conditioning
 from .config import TrainConfig
-from .data import Dataset, Standardizer, load_source
+from .data import Dataset, Standardizer, in_unit_interval, load_source
 from .data.kinds import kind_of
 from .errors import DataError, UsageError
 from .evaluation.metrics import evaluate_elbo
@@ -226,9 +226,8 @@ class TrainedVAE:
 
         spec = parse_corruption(corruption, "--add-noise")
         xt = self.to_model_units(x)
-        lo, hi = torch.aminmax(xt) if xt.numel() else (torch.zeros(()), torch.zeros(()))
         gen = torch.Generator(device=xt.device).manual_seed(seed) if seed is not None else None
-        return self.to_data_units(corrupt(xt, spec, bool(lo >= 0) and bool(hi <= 1), generator=gen))
+        return self.to_data_units(corrupt(xt, spec, in_unit_interval(xt), generator=gen))
 
     def denoise(self, x: Any, c: Any = None) -> torch.Tensor:
         """Clean estimate of noisy ``x``: the mean of p(x|z) at the posterior mean (data units). A run trained

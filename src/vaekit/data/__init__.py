@@ -6,7 +6,7 @@ Everything the rest of vaekit needs is importable from here::
 """
 
 from .builtin import BUILTIN_NAMES, FASHION_MNIST_CLASSES, default_cache_dir, read_idx
-from .dataset import Dataset, Split, Standardizer, binarize, fill_missing, split_dataset
+from .dataset import Dataset, Split, Standardizer, binarize, fill_missing, in_unit_interval, split_dataset
 from .images import IMAGE_SUFFIXES
 from .sources import dataset_from_array, load_source
 from .tables import TABLE_SUFFIXES
@@ -23,6 +23,7 @@ __all__ = [
     "dataset_from_array",
     "default_cache_dir",
     "fill_missing",
+    "in_unit_interval",
     "load_source",
     "read_idx",
     "split_dataset",

@@ -278,6 +278,15 @@ def fill_missing(x: torch.Tensor, value: float = 0.0) -> tuple[torch.Tensor, tor
     return torch.where(observed, x, torch.full_like(x, value)), observed.to(x.dtype)
 
 
+def in_unit_interval(x: torch.Tensor) -> bool:
+    """Whether every value of ``x`` lies in [0, 1] (True for an empty tensor); one ``aminmax`` pass, without an
+    [N, D] boolean temporary (Fashion-MNIST is 188 MB of float32)."""
+    if not x.numel():
+        return True
+    lo, hi = torch.aminmax(x)
+    return bool(lo >= 0) and bool(hi <= 1)
+
+
 def binarize(x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
     """One Bernoulli draw per value of ``x`` in [0, 1] (seeded when ``seed`` is given).
 

@@ -10,14 +10,9 @@ import torch
 from ..config import TrainConfig
 from ..core.objectives import ELBO, IWAE, Objective
 from ..data.batch import Batch
-from ..data.dataset import Split
+from ..data.dataset import Split, in_unit_interval
 from ..data.noise import check_corruption, corrupt
 from .base import BatchSource, Family
-
-
-def _in_unit_interval(x: torch.Tensor) -> bool:
-    lo, hi = torch.aminmax(x) if x.numel() else (torch.zeros(()), torch.zeros(()))
-    return bool(lo >= 0) and bool(hi <= 1)
 
 
 class VAEBatches(BatchSource):
@@ -29,7 +24,7 @@ class VAEBatches(BatchSource):
         super().__init__(train, cfg.batch_size)
         self.dynamic = cfg.binarize == "dynamic"
         self.noise = check_corruption(cfg.corruption) if cfg.corruption else None
-        self.bounded = self.noise is not None and _in_unit_interval(train.x)
+        self.bounded = self.noise is not None and in_unit_interval(train.x)
 
     def epoch(self, perm: torch.Tensor, gen: torch.Generator) -> Iterator[Batch]:
         t, bs = self.train, self.batch_size
