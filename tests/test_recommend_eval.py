@@ -90,3 +90,21 @@ def test_card_of_a_run_without_the_interaction_count(run):
     del info["data"]["interactions"]
     card = model_card(out, info)
     assert "| density | n/a |" in card and "60 × 25" in card
+
+
+def test_recommend_bad_histories_are_one_line_or_a_note(run, tmp_path):
+    out, _ = run
+    hist = tmp_path / "h.csv"
+    hist.write_text("user,item\nnew,i1\nnew,i1\nnew,i2\n")
+    r = cli("recommend", out, "--data", hist, "--k", 3, "--out", tmp_path / "r.csv")
+    assert r.exit_code == 0, r.output
+    assert "1 history row(s) repeat a (user, item) pair" in r.stderr
+    assert not {"i1", "i2"} & {line.split(",")[1] for line in (tmp_path / "r.csv").read_text().splitlines()[1:]}
+    hist.write_text("user,item\n")
+    assert_usage_error(cli("recommend", out, "--data", hist, "--out", tmp_path / "e.csv"), "has no rows")
+    hist.write_text("user,item\nnew,zzz\n")
+    assert_usage_error(cli("recommend", out, "--data", hist, "--out", tmp_path / "u.csv"),
+                       "no user's history names an item the run knows (1 unknown")
+    with pytest.warns(UserWarning, match="1 repeated"):
+        recs = vaekit.load(out).recommend({"new": ["i1", "i1"]}, k=2)
+    assert len(recs["new"]) == 2
