@@ -108,3 +108,21 @@ def test_recommend_bad_histories_are_one_line_or_a_note(run, tmp_path):
     with pytest.warns(UserWarning, match="1 repeated"):
         recs = vaekit.load(out).recommend({"new": ["i1", "i1"]}, k=2)
     assert len(recs["new"]) == 2
+
+
+def test_cli_train_mult_vae_then_recommend_then_evaluate(tmp_path):
+    """The issue's "done when": `vaekit train --data ratings.csv --family mult-vae`, then `vaekit recommend`
+    on a file the test writes, for a user seen in training and a new one; then evaluate and report."""
+    data = write_interactions(tmp_path / "ratings.csv", n_users=40, n_items=20, per_user=7)
+    r = cli("train", "--data", data, "--family", "mult-vae", "--epochs", 1, "--hidden", 8, "--latent-dim", 2,
+            "--batch-size", 16, "--out", tmp_path / "run", "-q")
+    assert r.exit_code == 0, r.output
+    seen_user = data.read_text().splitlines()[1].split(",")[0]
+    hist = tmp_path / "h.csv"
+    hist.write_text(f"user,item\n{seen_user},i0\n{seen_user},i1\nnewcomer,i2\n")
+    r = cli("recommend", tmp_path / "run", "--data", hist, "--k", 4, "--out", tmp_path / "recs.csv")
+    assert r.exit_code == 0, r.output
+    rows = [line.split(",") for line in (tmp_path / "recs.csv").read_text().splitlines()[1:]]
+    assert {u for u, *_ in rows} == {seen_user, "newcomer"} and len(rows) == 8
+    assert not [r for r in rows if (r[0], r[1]) in {(seen_user, "i0"), (seen_user, "i1"), ("newcomer", "i2")}]
+    assert cli("evaluate", tmp_path / "run").exit_code == 0 and cli("report", tmp_path / "run").exit_code == 0
