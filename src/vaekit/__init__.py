@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["train", "load", "evaluate", "tune", "TrainedVAE", "TrainConfig", "load_source", "VAE",
-           "AnomalyDetector", "__version__"]
+           "AnomalyDetector", "Recommender", "__version__"]
 
 _LAZY = {
     "train": ("vaekit.api", "train"),
@@ -23,6 +23,7 @@ _LAZY = {
     "load_source": ("vaekit.data", "load_source"),
     "VAE": ("vaekit.estimator", "VAE"),
     "AnomalyDetector": ("vaekit.estimator", "AnomalyDetector"),
+    "Recommender": ("vaekit.recommender", "Recommender"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import load_source
     from .tuning.study import tune
     from .estimator import VAE, AnomalyDetector
+    from .recommender import Recommender
 
 
 def __getattr__(name: str) -> Any:

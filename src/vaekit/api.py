@@ -336,9 +336,15 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
     ``data`` is a source string (split like the run's own data, with the run's seed, and ``split`` picked),
     a tensor/array of raw examples (used whole; conditional models then need ``c``), or None for the run's
     own training source.
-    Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings).
+    Returns a JSON-ready dict (nats per example, bits per dimension, active units, warnings); for a
+    recommendation run, the ranking metrics of ``split``'s users (NDCG@100, Recall@20/50, coverage@20; see
+    :func:`vaekit.recommend_api.evaluate_recommender`).
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
+    if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
+        from .recommend_api import evaluate_recommender
+
+        return evaluate_recommender(trained, data, split, cache_dir)
     x, _, ct, where, mask = _eval_data(trained, data, split, seed, cache_dir, c)
     return {**where, **_evaluate_model_units(trained, x, iwae_k, seed, ct, mask, where, progress)}
 
@@ -358,7 +364,11 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
     ``progress`` shows a progress bar of the IWAE pass on stderr."""
     from .finish import write_card
 
-    trained = load_vae(run_dir)
+    trained = load(run_dir)
+    if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
+        from .recommend_api import report_recommender
+
+        return report_recommender(trained, data, split, cache_dir)
     with lock_run(run_dir, "report"):  # taken before computing: a read-only or busy run fails now, not at the write
         x, y, c, where, mask = _eval_data(trained, data, split, seed, cache_dir)
         ev = {**where, **_evaluate_model_units(trained, x, iwae_k, seed, c, mask, where, progress)}

@@ -41,7 +41,8 @@ class Prepared:
                 "n_train": len(splits[0]), "n_val": len(splits[1]), "n_test": len(splits[2]),
                 "classes": ds.classes, "columns": self.feature_columns,
                 **({"schema": ds.schema} if has_categorical(ds.schema) else {}),
-                **({"users": ds.interactions.users, "items": ds.interactions.items}
+                **({"users": ds.interactions.users, "items": ds.interactions.items,
+                    "interactions": int(ds.interactions.matrix.nnz)}
                    if ds.interactions is not None else {})}
 
 

@@ -331,6 +331,8 @@ class TrainedVAE:
         if recs.unknown_rows or recs.skipped_users:
             warnings.warn(f"ignored {recs.unknown_rows} item(s) the run never saw; "
                           f"{len(recs.skipped_users)} user(s) with no known item got no recommendations", stacklevel=2)
+        if recs.duplicate_rows:
+            warnings.warn(f"{recs.duplicate_rows} repeated item(s) in the histories counted once", stacklevel=2)
         return recs.items
 
     def load_data(self, source: str, **kwargs: Any) -> Dataset:

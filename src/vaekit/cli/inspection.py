@@ -214,10 +214,10 @@ def evaluate(
     trained = api.load(run)
     from ..families import FAMILIES, family_name
 
-    if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics (printed only)
-        from ..recommend_api import evaluate_recommender
-
-        res = evaluate_recommender(trained, data, split)
+    if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
+        unsaved = _unsaved_note(run, "evaluation.json")
+        res = api.evaluate(trained, data, split=split)
+        _save_or_say(run, "evaluation.json", res, unsaved)
         typer.echo(json_text(res, indent=2) if as_json else
                    f"{res['split']} users of {res['data']} ({res['users']} scored): NDCG@100 {res['ndcg@100']:.4f}, "
                    f"Recall@20 {res['recall@20']:.4f}, Recall@50 {res['recall@50']:.4f}, coverage of the top 20 "

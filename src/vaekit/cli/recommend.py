@@ -37,4 +37,7 @@ def recommend(
     if recs.unknown_rows or recs.skipped_users:
         typer.echo(f"note: ignored {recs.unknown_rows} history row(s) naming items the run never saw; "
                    f"{len(recs.skipped_users)} user(s) with no known clicked item got no recommendations", err=True)
+    if recs.duplicate_rows:
+        typer.echo(f"note: {recs.duplicate_rows} history row(s) repeat a (user, item) pair; each pair counts once",
+                   err=True)
     typer.echo(f"wrote {rows} recommendations for {len(recs.items)} user(s) to {out}")

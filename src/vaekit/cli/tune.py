@@ -26,7 +26,11 @@ def tune(
     study: Optional[str] = typer.Option(None, "--study", help="study name \\[default: the --out folder's name]"),
     jobs: int = typer.Option(1, "--jobs", help="local worker processes on the study"),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="start no trial after this many seconds"),
-    metric: str = typer.Option("val_elbo", "--metric", help="val_elbo, val_iwae or val_recon (nats, lower is better)"),
+    metric: Optional[str] = typer.Option(None, "--metric", help="val_elbo, val_iwae or val_recon (nats, lower is "
+                                         "better); val_ndcg@100 for recommenders \\[default: val_elbo; "
+                                         "val_ndcg@100 for mult-vae, mult-dae, recvae]"),
+    family: Optional[str] = typer.Option(None, "--family", help="model family of every trial (as for vaekit train; "
+                                         "mult-vae, mult-dae, recvae search validation NDCG@100) \\[default: vae]"),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none"),
     allow_partial_grid: bool = typer.Option(False, "--allow-partial-grid", help="run a random subset of a grid larger than --trials"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML settings for every trial (the space wins for what it searches)"),
@@ -48,7 +52,8 @@ def tune(
     t0 = time.perf_counter()
     res = _tune(data, out, space=space, sampler=sampler, trials=trials, storage=storage, study=study, jobs=jobs,
                 timeout=timeout, metric=metric, pruner=pruner, allow_partial_grid=allow_partial_grid,
-                config=config, epochs=epochs, seed=seed, iwae_k=iwae_k, quiet=quiet, log=log, log_uri=log_uri)
+                config=config, epochs=epochs, seed=seed, iwae_k=iwae_k, quiet=quiet, log=log, log_uri=log_uri,
+                family=family)
     c = res.counts
     typer.echo(f"{c['finished']} of {res.target} trials finished ({c['complete']} complete, {c['pruned']} pruned, "
                f"{c['failed']} failed) in {time.perf_counter() - t0:.0f} s")

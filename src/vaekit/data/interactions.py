@@ -88,11 +88,18 @@ def read_interactions(path: Path, *, user_column: str = "user", item_column: str
     With ``min_rating`` only rows rated at least that count (as 1); without it every row is a click.
     Users with fewer than ``min_user_items`` items are dropped (after the rating filter). A repeated
     (user, item) row, a missing column and an empty result are one-line :class:`DataError` s."""
-    import scipy.sparse as sp
-
     from .table_io import read_table
 
-    table = read_table(path)
+    return interactions_from_table(read_table(path), path, user_column=user_column, item_column=item_column,
+                                   rating_column=rating_column, min_rating=min_rating, min_user_items=min_user_items)
+
+
+def interactions_from_table(table, path: Path | str, *, user_column: str = "user", item_column: str = "item",
+                            rating_column: str = "rating", min_rating: float | None = None,
+                            min_user_items: int = 1) -> Interactions:
+    """:func:`read_interactions` of a pyarrow table already read (``path`` names it in messages)."""
+    import scipy.sparse as sp
+
     needed = [user_column, item_column] + ([rating_column] if min_rating is not None else [])
     missing = [c for c in needed if c not in table.column_names]
     if missing:

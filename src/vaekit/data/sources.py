@@ -59,9 +59,16 @@ def load_source(
         if kind not in KINDS:
             raise DataError(f"unknown data kind {kind!r}; expected one of {', '.join(KINDS)}")
         path = Path(text).expanduser()
+        if KINDS[kind].named(text):  # a built-in source of that kind (e.g. ml-20m): the name wins
+            return KINDS[kind].load(text, None, **options)
         if not path.exists():
             raise DataError(f"no such file or folder: {text} ({kind} data)")
         return KINDS[kind].load(text, path, **options)
+    from .recsys import is_recsys_source
+
+    if is_recsys_source(text):
+        raise DataError(f"{text} is interactions data for the recommendation families; train it with --family "
+                        "mult-vae (or mult-dae, recvae)")
     if isinstance(source, str) and key in BUILTIN_NAMES:
         if label_column is not None:
             raise DataError(f"label_column applies to tables (.csv/.parquet) only; {key} has its own labels")

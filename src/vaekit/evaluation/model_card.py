@@ -269,6 +269,10 @@ def model_card(run_dir: str | os.PathLike, info: dict) -> str:
     run = Path(run_dir)
     results, ev = _optional_json(run / RESULTS), _optional_json(run / EVALUATION)
     name = run.name or str(run)
+    if info.get("data", {}).get("kind") == "interactions":  # a recommender: ranking metrics, not likelihoods
+        from .recommend_card import recommend_card
+
+        return recommend_card(name, info, results, ev)
     lines = [*_summary(name, info), *_data(info), *_config(info), *_metrics(results, ev), *_limits(info, results, ev),
              *_usage(name, info)]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ class Recommendations:
     items: dict[str, list[tuple[str, float]]]
     unknown_rows: int = 0  # history rows naming an item the run never saw (ignored)
     skipped_users: list[str] = field(default_factory=list)  # no known item left in their history
+    duplicate_rows: int = 0  # history rows repeating a (user, item) pair (counted once)
 
 
 def _catalogue(trained: Any) -> list[str]:
@@ -52,10 +53,11 @@ def recommend(trained: Any, histories: dict[str, list[str]], k: int, batch_size:
         raise DataError("the history is empty: give at least one user with one item")
     index = {item: j for j, item in enumerate(items)}
     clicks = histories if clicks is None else clicks
-    unknown, users, seen_rows, click_rows, skipped = 0, [], [], [], []
+    unknown, users, seen_rows, click_rows, skipped, duplicates = 0, [], [], [], [], 0
     for user, seen in histories.items():
         known = [index[i] for i in seen if i in index]
         unknown += len(seen) - len(known)
+        duplicates += len(known) - len(set(known))
         clicked = [index[i] for i in clicks.get(user, []) if i in index]
         if not clicked:
             skipped.append(user)
@@ -77,7 +79,7 @@ def recommend(trained: Any, histories: dict[str, list[str]], k: int, batch_size:
             for r, user in enumerate(users[s: s + batch_size]):
                 out[user] = [(items[j], float(p)) for j, p in zip(top.indices[r].tolist(), top.values[r].tolist())
                              if p >= 0]  # fewer than k when the history covers nearly the whole catalogue
-    return Recommendations(out, unknown, skipped)
+    return Recommendations(out, unknown, skipped, duplicates)
 
 
 def _dense(rows: list[list[int]], n_items: int) -> torch.Tensor:

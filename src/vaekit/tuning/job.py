@@ -15,12 +15,16 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
 METRICS = {"val_elbo": "validation −ELBO of the best weights (1-sample ELBO, β = 1), nats per example",
            "val_iwae": "validation −IWAE bound (k samples), nats per example",
-           "val_recon": "validation reconstruction NLL, nats per example"}
+           "val_recon": "validation reconstruction NLL, nats per example",
+           "val_ndcg@100": "validation NDCG@100 of the best weights (recommenders; higher is better)"}
+#: metrics the study maximizes (its direction); every other one is minimized
+MAXIMIZED = ("val_ndcg@100",)
 
 
 @dataclass
 class TuneResult:
-    """What a ``tune`` call left behind (values in nats per example, lower is better)."""
+    """What a ``tune`` call left behind (values in nats per example, lower is better; for ``val_ndcg@100``
+    NDCG@100, higher is better)."""
 
     tune_dir: Path
     study: str

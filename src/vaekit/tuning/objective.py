@@ -22,17 +22,25 @@ from ..runs import STATE_JSON, STATE_TENSORS, read_json, read_tensor_metadata, w
 from .job import Job, format_params
 from .space import SearchSpace
 
+#: the validation ranking numbers a recommender's trial keeps (trials.csv columns ``val_ndcg@100``…)
+RANKING_EXTRAS = ("ndcg@100", "recall@20", "recall@50")
+
 
 class _Progress:
     """The best validation number so far, reported to the trial (for its pruner) after each epoch: the
-    −ELBO (``val_loss``), or the column a family watches (:meth:`~vaekit.families.Family.watched`), negated
-    when higher is better, since the study minimizes."""
+    −ELBO (``val_loss``), or the column a family watches (:meth:`~vaekit.families.Family.watched`). A
+    higher-is-better column is negated for a minimizing study, and reported as it is to a study that
+    maximizes it (``maximizing``: ``vaekit tune --metric val_ndcg@100``)."""
 
-    def __init__(self, trial, watched: tuple[str, bool] = ("val_loss", False)):
+    def __init__(self, trial, watched: tuple[str, bool] = ("val_loss", False), maximizing: bool = False):
         self.trial = trial
-        self.best = math.inf
+        self.best = math.inf  # in minimized units: sign × the column
         self.last = 0  # the last epoch this try ran
         self.key, self.sign = watched[0], (-1.0 if watched[1] else 1.0)
+        self.out = -1.0 if maximizing else 1.0  # a maximizing study is told the column itself
+
+    def _report(self, value: float, epoch: int) -> None:
+        self.trial.report(self.out * value, epoch)
 
     def _value(self, row: dict) -> float:
         return self.sign * float(row[self.key])
@@ -42,7 +50,7 @@ class _Progress:
         for row in rows:
             v = self._value(row)
             self.best = min(self.best, v) if math.isfinite(v) else self.best
-            self.trial.report(self.best, int(row["epoch"]))
+            self._report(self.best, int(row["epoch"]))
 
     def on_epoch_end(self, row: dict) -> None:
         """``api.train``'s epoch callback: report, and raise ``optuna.TrialPruned`` if the pruner says so."""
@@ -51,7 +59,7 @@ class _Progress:
         v = self._value(row)
         self.best = min(self.best, v) if math.isfinite(v) else self.best
         self.last = int(row["epoch"])
-        self.trial.report(self.best if math.isfinite(self.best) else v, self.last)
+        self._report(self.best if math.isfinite(self.best) else v, self.last)
         if self.trial.should_prune():
             best = "validation -ELBO" if self.key == "val_loss" else self.key
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']} (best {best} so far "
@@ -93,7 +101,10 @@ class Objective:
         at = self._attempt(trial)
         from ..families import FAMILIES, family_name
 
-        progress = _Progress(trial, FAMILIES[family_name(make_config(self.job.base))]().watched())
+        from .job import MAXIMIZED
+
+        progress = _Progress(trial, FAMILIES[family_name(make_config(self.job.base))]().watched(),
+                             maximizing=self.job.metric in MAXIMIZED)
         try:
             value, extras = self._train(at, progress)
         except optuna.TrialPruned:
@@ -139,8 +150,11 @@ class Objective:
         job = self.job
         results = read_json(run_dir / "results.json")
         val = results["validation"]
-        extras = {"epochs": results["epochs_run"], "best_epoch": results["best_epoch"],
-                  "val_elbo": val["elbo"], "val_recon": val["recon"], "val_kl": val["kl"]}
+        extras = {"epochs": results["epochs_run"], "best_epoch": results["best_epoch"]}
+        if "ndcg@100" in val:  # a recommender: ranking metrics of the validation users
+            extras.update({f"val_{k}": val[k] for k in RANKING_EXTRAS})
+            return float(extras[job.metric]), extras
+        extras.update({"val_elbo": val["elbo"], "val_recon": val["recon"], "val_kl": val["kl"]})
         if job.metric == "val_iwae":
             ev = api.evaluate(trained, split="validation", iwae_k=job.iwae_k, seed=cfg.seed)
             extras["val_iwae"] = ev["neg_iwae"]

@@ -15,7 +15,7 @@ from typing import Any
 from ..config import TrainConfig, make_config
 from ..runs import atomic_write_text
 from .space import SearchSpace
-from .job import METRICS, TuneResult, format_params
+from .job import MAXIMIZED, METRICS, TuneResult, format_params
 from .storage import STUDY_ATTR, trial_counts
 
 
@@ -31,7 +31,7 @@ def results(study, tune_dir: Path, name: str, where: str, metric: str, target: i
     _write_trials_csv(trials, tune_dir / "trials.csv", space, metric)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
-        best = min(complete, key=lambda t: t.value)
+        best = (max if metric in MAXIMIZED else min)(complete, key=lambda t: t.value)
         res.best_value, res.best_trial = best.value, best.number
         res.best_params = best.user_attrs.get("settings") or space.decode(best.params)
         run = tune_dir / best.user_attrs.get("run_dir", f"trials/{best.number:04d}")
@@ -47,6 +47,9 @@ def results(study, tune_dir: Path, name: str, where: str, metric: str, target: i
 def _write_trials_csv(trials, path: Path, space: SearchSpace, metric: str) -> None:
     names = [p.name for p in space.params]
     extras = ["epochs", "best_epoch", "pruned_at_epoch", "val_elbo", "val_recon", "val_kl", "val_iwae", "seconds"]
+    if metric in MAXIMIZED:  # a recommender search: its ranking numbers instead of the likelihood ones
+        extras = ["epochs", "best_epoch", "pruned_at_epoch", "val_ndcg@100", "val_recall@20", "val_recall@50",
+                  "seconds"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["trial", "state", "value", *names, *extras, "retry_of", "run_dir", "error"])
@@ -76,7 +79,7 @@ def _write_best_config(cfg: TrainConfig, path: Path, name: str, number: int, met
     atomic_write_text(path, header + yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
-def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
+def _figures(study, metric: str = "val_elbo") -> list[tuple[str, str, bytes | None, str]]:
     """(id, caption, PNG or None, why not) for Optuna's matplotlib plots of the study."""
     from optuna.visualization import matplotlib as ovm
 
@@ -85,7 +88,8 @@ def _figures(study) -> list[tuple[str, str, bytes | None, str]]:
     plt = pyplot()
     out = []
     plots = [("history", "optimization history: each trial's value and the best so far", ovm.plot_optimization_history),
-             ("intermediate", "learning curves reported to the pruner (best validation −ELBO so far, per epoch); "
+             ("intermediate", f"learning curves reported to the pruner (best "
+              f"{'validation NDCG@100' if metric in MAXIMIZED else 'validation −ELBO'} so far, per epoch); "
               "pruned trials stop early", ovm.plot_intermediate_values),
              ("importance", "hyperparameter importances (Optuna's default evaluator over completed trials)",
               ovm.plot_param_importances),
@@ -113,9 +117,11 @@ def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
 
     e = html.escape
     c = res.counts
+    higher = res.metric in MAXIMIZED
+    unit = "" if higher else " nats per example"
     parts = [f"<h1>vaekit tune: study {e(res.study)}</h1>",
-             f"<p>storage {e(res.storage)} · metric <b>{e(res.metric)}</b> ({e(METRICS[res.metric])}; lower is "
-             f"better) · {c['finished']} of {res.target} trials finished: {c['complete']} complete, "
+             f"<p>storage {e(res.storage)} · metric <b>{e(res.metric)}</b> ({e(METRICS[res.metric])}"
+             f"{'' if higher else '; lower is better'}) · {c['finished']} of {res.target} trials finished: {c['complete']} complete, "
              f"{c['pruned']} pruned, {c['failed']} failed"
              + (f", {c['interrupted']} interrupted (retried)" if c["interrupted"] else "") + "</p>"]
     if res.best_trial is not None:
@@ -123,13 +129,13 @@ def _report_html(study, res: TuneResult, space: SearchSpace) -> str:
                        for k, v in res.best_params.items())
         run = f"<code>{e(str(res.best_run))}</code>" if res.best_run else "(run on another machine)"
         parts.append(f"<h2 id=best>Best trial</h2><p>trial {res.best_trial}: {e(res.metric)} = "
-                     f"<b>{res.best_value:.4f}</b> nats per example; run directory {run}; "
+                     f"<b>{res.best_value:.4f}</b>{unit}; run directory {run}; "
                      f"<code>best_config.yaml</code> retrains it with <code>vaekit train --config</code>.</p>"
                      f"<table><tr><th>hyperparameter</th><th>value</th></tr>{rows}</table>")
     d = space.to_dict()
     lines = [f"{k}: {json.dumps(v)}" for k, v in {**d["params"], **d["fixed"]}.items()]
     parts.append("<h2 id=space>Search space</h2><pre>" + e("\n".join(lines)) + "</pre>")
-    for key, caption, png, why in _figures(study):
+    for key, caption, png, why in _figures(study, res.metric):
         if png is not None:
             parts.append(f'<h2 id="{key}">{e(caption.split(":")[0].split("(")[0].strip().capitalize())}</h2>'
                          f'<figure id="fig-{key}"><img alt="{e(caption)}" src="{data_uri(png)}">'

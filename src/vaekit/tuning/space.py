@@ -58,6 +58,17 @@ epochs: 40
 patience: 10
 """
 
+#: the default space of the recommendation families (mult-vae, mult-dae, recvae): around the papers' settings
+RECOMMEND_SPACE_YAML = """\
+# vaekit's default search space for recommenders (used when --space is not given)
+lr:          {kind: log-float, low: 1.0e-4, high: 1.0e-2, points: 3}
+latent_dim:  {kind: categorical, choices: [64, 200]}
+hidden:      {kind: categorical, choices: [[300], [600]]}
+dropout:     {kind: float, low: 0.3, high: 0.7, step: 0.1}
+epochs: 50
+patience: 10
+"""
+
 
 @dataclass(frozen=True)
 class Param:

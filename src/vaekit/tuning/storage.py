@@ -93,12 +93,13 @@ def _sqlite_wal(url: str, shown: str) -> None:
                          "and is writable") from None
 
 
-def open_study(storage, name: str, desc: dict, where: str):
-    """Create the study ``name`` (minimizing) described by ``desc``, or re-open it if it was started with
-    the same description; a study made by something else, or with other settings, is refused in one line."""
+def open_study(storage, name: str, desc: dict, where: str, direction: str = "minimize"):
+    """Create the study ``name`` (``direction``: minimizing, or maximizing for a higher-is-better metric)
+    described by ``desc``, or re-open it if it was started with the same description; a study made by
+    something else, or with other settings, is refused in one line."""
     import optuna
 
-    s = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
+    s = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
     saved = s.user_attrs.get(STUDY_ATTR)
     if saved is None:
         if s.trials:

@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, load_config_file, make_config
+from ..config import TrainConfig, load_config_file, load_yaml, make_config
 from ..errors import UsageError
 from ..runs import read_json, write_json
-from .job import METRICS, PRUNERS, SAMPLERS, Job, TuneResult
+from .job import MAXIMIZED, METRICS, PRUNERS, SAMPLERS, Job, TuneResult
 from .job import make_pruner, make_sampler  # noqa: F401 (importable from here too)
 from .report import results
-from .space import SearchSpace, load_space, parse_space
+from .space import RECOMMEND_SPACE_YAML, SearchSpace, load_space, parse_space
 from .storage import GRACE_S, HEARTBEAT_S  # noqa: F401 (importable from here too)
 from .storage import mask_url, open_storage, open_study, trial_counts
 from .workers import run_worker  # noqa: F401 (importable from here too)
@@ -41,17 +41,20 @@ TUNE_JSON = "tune.json"
 
 def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space: Any = None, sampler: str = "tpe",
          trials: int = 20, storage: str | None = None, study: str | None = None, jobs: int = 1,
-         timeout: float | None = None, metric: str = "val_elbo", pruner: str = "median",
+         timeout: float | None = None, metric: str | None = None, pruner: str = "median",
          allow_partial_grid: bool = False, config: Any = None, epochs: int | None = None, seed: int = 0,
          iwae_k: int = 100, report: bool = True, quiet: bool = False, log: str | None = None,
-         log_uri: str | None = None) -> TuneResult:
+         log_uri: str | None = None, family: str | None = None) -> TuneResult:
     """Search hyperparameters of vaekit runs on ``data``; everything is written to the folder ``out``.
 
     ``space`` is a YAML path, a dict in the same format, or None (the default space); ``trials`` is the
     study's total of finished trials (a rerun continues the study in ``out``). ``metric`` (lower is better,
     nats per example) is what is minimized: ``val_elbo`` (validation −ELBO of the best weights),
     ``val_iwae`` (its IWAE bound with ``iwae_k`` samples, computed once at the end of each trial; pruning
-    still watches the per-epoch −ELBO) or ``val_recon``. ``jobs`` > 1 runs that many worker processes.
+    still watches the per-epoch −ELBO) or ``val_recon``; None: ``val_elbo``. For the recommendation families
+    (``family`` ``mult-vae``/``mult-dae``/``recvae``, or ``family`` in ``config``/the space) the metric is
+    ``val_ndcg@100`` (validation NDCG@100, maximized: the study's direction is "maximize") and the default
+    space is :data:`~vaekit.tuning.space.RECOMMEND_SPACE_YAML`. ``jobs`` > 1 runs that many worker processes.
     Returns a :class:`TuneResult`; writes ``trials.csv``, ``best_config.yaml`` and ``tune_report.html``.
     ``log`` sends each completed trial's run to a tracker (:mod:`vaekit.tracking`): TensorBoard in
     ``trials/NNNN/tensorboard``, MLflow one run per trial in ``log_uri`` (default: the file store ``out/mlruns``).
@@ -64,11 +67,16 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     if log == "mlflow" and log_uri is None:  # one store for the study's trials, beside them
         log_uri = (Path(out) / MLFLOW_DIR).resolve().as_uri()
     _check_options(sampler, pruner, metric, trials, jobs, timeout, iwae_k)
-    sp, base, base_cfg = _settings(space, config, data, epochs, seed)
+    sp, base, base_cfg = _settings(space, config, data, epochs, seed, family)
+    metric = _metric_for(base_cfg, metric)
     target = _grid_size(sp, trials, allow_partial_grid) if sampler == "grid" else trials
     from ..data import load_source
+    from ..data.kinds import kind_of
+    from ..families import FAMILIES, family_name
 
-    load_source(base_cfg.data, image_size=base_cfg.image_size, label_column=base_cfg.label_column)  # fail early
+    kind = FAMILIES[family_name(base_cfg)].data_kind
+    load_source(base_cfg.data, image_size=base_cfg.image_size, label_column=base_cfg.label_column,  # fail early
+                **(kind_of(kind).load_options(base_cfg, {}) if kind else {}))
 
     tune_dir = Path(out)
     name = study or tune_dir.resolve().name
@@ -77,7 +85,8 @@ def tune(data: str | None = None, out: str | os.PathLike | None = None, *, space
     desc = {"data": base_cfg.data, "metric": metric, "iwae_k": iwae_k if metric == "val_iwae" else None,
             "space": sp.to_dict(), "settings": base}
     the_study = _start_study(tune_dir, url, name, where, json.loads(json.dumps(desc)), own_db=storage is None,
-                             extra={"sampler": sampler, "pruner": pruner, "trials": trials})
+                             extra={"sampler": sampler, "pruner": pruner, "trials": trials},
+                             direction="maximize" if metric in MAXIMIZED else "minimize")
     before = trial_counts(the_study)
     job = Job(tune_dir=str(tune_dir), url=url, study=name, sampler=sampler, pruner=pruner, target=target,
               metric=metric, iwae_k=iwae_k, seed=seed, space=sp.to_dict(), base=base, epochs=base_cfg.epochs,
@@ -102,7 +111,7 @@ def _check_options(sampler: str, pruner: str, metric: str, trials: int, jobs: in
         raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if pruner not in PRUNERS:
         raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
-    if metric not in METRICS:
+    if metric is not None and metric not in METRICS:
         raise UsageError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if not 1 <= trials <= 100_000:
         raise UsageError(f"--trials must be between 1 and 100000, got {trials}")
@@ -114,30 +123,46 @@ def _check_options(sampler: str, pruner: str, metric: str, trials: int, jobs: in
         raise UsageError(f"--iwae-k must be between 1 and 100000, got {iwae_k}")
 
 
-def _settings(space: Any, config: Any, data: str | None, epochs: int | None,
-              seed: int) -> tuple[SearchSpace, dict, TrainConfig]:
+def _metric_for(cfg: TrainConfig, metric: str | None) -> str:
+    """The metric a search of ``cfg``'s family watches: NDCG@100 for recommenders, an ELBO-type one otherwise."""
+    from ..families import FAMILIES, family_name
+
+    ranking = not FAMILIES[family_name(cfg)].example_model
+    if metric is None:
+        return "val_ndcg@100" if ranking else "val_elbo"
+    if ranking and metric not in MAXIMIZED:
+        raise UsageError(f"--metric {metric} is a likelihood; a {cfg.family} search watches validation NDCG@100 "
+                         "(--metric val_ndcg@100, or leave --metric out)")
+    if not ranking and metric in MAXIMIZED:
+        raise UsageError(f"--metric {metric} is for the recommendation families (mult-vae, mult-dae, recvae); "
+                         "use val_elbo, val_iwae or val_recon")
+    return metric
+
+
+def _settings(space: Any, config: Any, data: str | None, epochs: int | None, seed: int,
+              family: str | None = None) -> tuple[SearchSpace, dict, TrainConfig]:
     """The search space, the fixed settings every trial shares (``--config``, the space's fixed values,
     ``data``, ``epochs``, ``seed``; not the searched ones) and those settings as a validated config."""
     sp = space if isinstance(space, SearchSpace) else (
         parse_space(space, "space") if isinstance(space, dict) else load_space(space))
-    base = dict(load_config_file(config)) if isinstance(config, (str, os.PathLike)) else dict(config or {})
-    base.update(sp.fixed)
-    for k, v in (("data", data), ("epochs", epochs)):
-        if v is not None:
-            base[k] = v
+    given = dict(load_config_file(config)) if isinstance(config, (str, os.PathLike)) else dict(config or {})
+    from ..families import FAMILIES, family_name
+
+    if family is not None:
+        given["family"] = family
+    if space is None and not FAMILIES[family_name(make_config({**given, **({"data": data} if data else {})}))
+                                      ].example_model:
+        sp = parse_space(load_yaml(RECOMMEND_SPACE_YAML), "default recommendation space")
+    given_flags = {k: v for k, v in (("data", data), ("epochs", epochs)) if v is not None}
+    base = {**given, **sp.fixed, **given_flags}
     base.setdefault("seed", seed)
     base_cfg = make_config(base)
     if space is None:  # the default space: no KL warm-up longer than the trials' --epochs
         sp = sp.capped_warmup(base_cfg.epochs)
-        base.update(sp.fixed)
+        base.update({**sp.fixed, **given_flags})  # --epochs still wins over the space's epochs
         base_cfg = make_config(base)
     if base_cfg.semi_supervised:
         raise UsageError("vaekit tune searches unsupervised and conditional runs; drop semi_supervised")
-    from ..families import FAMILIES, family_name
-
-    if not FAMILIES[family_name(base_cfg)].example_model:
-        raise UsageError(f"vaekit tune does not search {base_cfg.family} runs yet (their metric, validation "
-                         "NDCG@100, is not one of --metric's); train them with vaekit train")
     searched = {p.name for p in sp.params}  # the space wins over --config for what it searches
     base = {k: v for k, v in base_cfg.model_dump().items() if (k in base or k == "data") and k not in searched}
     return sp, base, base_cfg
@@ -152,14 +177,15 @@ def _grid_size(sp: SearchSpace, trials: int, allow_partial_grid: bool) -> int:
     return min(trials, size)
 
 
-def _start_study(tune_dir: Path, url: str, name: str, where: str, desc: dict, own_db: bool, extra: dict):
+def _start_study(tune_dir: Path, url: str, name: str, where: str, desc: dict, own_db: bool, extra: dict,
+                 direction: str = "minimize"):
     """Check the tune folder, open (or create) the study described by ``desc`` and write ``tune.json``."""
     _check_tune_dir(tune_dir, name, where)
     if own_db:
         tune_dir.mkdir(parents=True, exist_ok=True)
     st = open_storage(url)
     tune_dir.mkdir(parents=True, exist_ok=True)
-    the_study = open_study(st, name, desc, where)
+    the_study = open_study(st, name, desc, where, direction)
     write_json(tune_dir / TUNE_JSON, {"format": "vaekit-tune", "study": name, "storage": where, **extra, **desc})
     return the_study
 

@@ -37,6 +37,10 @@ class DataKind:
         """Whether this kind loads ``source`` (``path`` is its existing path, or None for a name)."""
         return False
 
+    def named(self, source: str) -> bool:
+        """Whether ``source`` is a name this kind loads without a file of that name (a built-in source)."""
+        return False
+
     def load(self, source: str, path: Path | None, **options: Any) -> Dataset:  # pragma: no cover - interface
         raise NotImplementedError
 

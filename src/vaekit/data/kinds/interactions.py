@@ -25,13 +25,23 @@ class InteractionsKind(DataKind):
     def claims(self, source: str, path: Path | None) -> bool:
         return False  # chosen by the family (see the module's docstring), never by the file alone
 
+    def named(self, source: str) -> bool:
+        from ..recsys import is_recsys_source
+
+        return is_recsys_source(source)  # ml-20m (downloaded into the cache), netflix:PATH
+
     def load(self, source: str, path: Path | None, *, user_column: str = "user", item_column: str = "item",
              rating_column: str = "rating", min_rating: float | None = None, min_user_items: int = 1,
-             **_: Any) -> Dataset:
-        from ..interactions import MATRIX_SUFFIXES, read_interactions, read_matrix, torch_csr
+             cache_dir: Any = None, download: bool = True, **_: Any) -> Dataset:
+        from ..interactions import MATRIX_SUFFIXES, interactions_from_table, read_interactions, read_matrix, torch_csr
         from ..tables import is_table_path
 
-        if path is not None and path.is_file() and path.suffix.lower() in MATRIX_SUFFIXES:
+        if self.named(source):  # columns renamed to user,item,rating by the loader: the defaults fit
+            from ..recsys import load_recsys_table
+
+            table = load_recsys_table(source, cache_dir, download)
+            inter = interactions_from_table(table, source, min_rating=min_rating, min_user_items=min_user_items)
+        elif path is not None and path.is_file() and path.suffix.lower() in MATRIX_SUFFIXES:
             inter = read_matrix(path, min_rating=min_rating, min_user_items=min_user_items)
         elif path is None or not path.is_file() or not is_table_path(path):
             raise DataError(f"interactions are read from a .csv/.parquet file of user,item rows or a users x items "
