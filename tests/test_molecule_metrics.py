@@ -123,8 +123,13 @@ def test_molecule_metrics_keys_and_values():
     assert out["SNN/Test"] == pytest.approx(M.snn(gfp, tfp))
     assert out["IntDiv"] == pytest.approx(M.internal_diversity(gfp))
     assert math.isnan(out["Scaf/Test"])  # no generated molecule has a 2-ring scaffold
-    from scipy.stats import wasserstein_distance
-    assert out["logP"] == pytest.approx(wasserstein_distance([P.logp(s) for s in test], [P.logp(s) for s in valid]))
+    assert out["logP"] == pytest.approx(M.wasserstein_1d([P.logp(s) for s in test], [P.logp(s) for s in valid]))
+
+
+def test_wasserstein_1d_by_hand():
+    assert M.wasserstein_1d([0.0, 1.0, 2.0], [5.0, 6.0, 7.0]) == pytest.approx(5.0)  # a shift moves every unit 5
+    assert M.wasserstein_1d([0.0, 1.0], [0.0, 3.0]) == pytest.approx(1.0)  # half the mass moves from 1 to 3
+    assert M.wasserstein_1d([0.0], [0.0, 2.0, 4.0]) == pytest.approx(2.0)  # (0 + 2 + 4) / 3
 
 
 def test_user_mistakes_are_one_line_errors(monkeypatch):
@@ -179,3 +184,11 @@ def test_sa_table_is_read_without_unpickling_code():
 
         P._PlainDataUnpickler(io.BytesIO(evil)).load()
     assert canonical("OCC") == "CCO"
+
+
+def test_worker_processes_give_the_same_description():
+    smiles = ["CCO", "c1ccccc1", "CCc1ccc2ccccc2c1", "CC(=O)Oc1ccccc1C(=O)O", "c1ccncc1", "OCCO"]
+    one, two = M.describe_set(smiles), M.describe_set(smiles, n_jobs=2)
+    np.testing.assert_array_equal(one["fps"], two["fps"])
+    assert one["frag"] == two["frag"] and one["scaf"] == two["scaf"]
+    assert M.canonical_valid(GEN, n_jobs=2) == M.canonical_valid(GEN)
