@@ -130,6 +130,7 @@ def test_wasserstein_1d_by_hand():
     assert M.wasserstein_1d([0.0, 1.0, 2.0], [5.0, 6.0, 7.0]) == pytest.approx(5.0)  # a shift moves every unit 5
     assert M.wasserstein_1d([0.0, 1.0], [0.0, 3.0]) == pytest.approx(1.0)  # half the mass moves from 1 to 3
     assert M.wasserstein_1d([0.0], [0.0, 2.0, 4.0]) == pytest.approx(2.0)  # (0 + 2 + 4) / 3
+    assert M.wasserstein_1d([0.0, math.nan], [1.0]) == pytest.approx(1.0)  # a molecule RDKit could not score
 
 
 def test_user_mistakes_are_one_line_errors(monkeypatch):

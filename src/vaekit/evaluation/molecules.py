@@ -252,8 +252,9 @@ def fcd(gen: Sequence[str] | dict, ref: Sequence[str] | dict) -> float:
 # -- all of them -------------------------------------------------------------------------------------------
 def wasserstein_1d(u: Sequence[float], v: Sequence[float]) -> float:
     """The 1-Wasserstein distance between two samples' empirical distributions: ∫ |F_u − F_v| (scipy.stats'
-    ``wasserstein_distance``, without importing scipy.stats: seconds of start-up)."""
-    u, v = np.sort(np.asarray(u, dtype=np.float64)), np.sort(np.asarray(v, dtype=np.float64))
+    ``wasserstein_distance``, without importing scipy.stats: seconds of start-up). NaNs are left out."""
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    u, v = np.sort(u[~np.isnan(u)]), np.sort(v[~np.isnan(v)])
     if not len(u) or not len(v):
         return math.nan
     grid = np.sort(np.concatenate([u, v]))
@@ -263,12 +264,11 @@ def wasserstein_1d(u: Sequence[float], v: Sequence[float]) -> float:
 
 
 def _property_values(smiles: Sequence[str]) -> dict[str, np.ndarray]:
-    from ..molecules import properties as props
+    """logP, SA, QED and weight of each molecule (MOSES's names); NaN where RDKit cannot score one."""
+    from ..molecules.properties import compute
 
-    with quiet_rdkit():
-        mols = [_valid(s) for s in smiles]
-        return {key: np.array([fn(m) for m in mols]) for key, fn in
-                (("logP", props.logp), ("SA", props.sa), ("QED", props.qed), ("weight", props.weight))}
+    return {key: np.array(compute(name, smiles)) for key, name in
+            (("logP", "logp"), ("SA", "sa"), ("QED", "qed"), ("weight", "weight"))}
 
 
 def reference_stats(smiles: Sequence[str] | dict, *, fcd: bool = True, properties: bool = True, n_jobs: int = 1,

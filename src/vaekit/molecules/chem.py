@@ -19,7 +19,7 @@ def require(module: str = "rdkit") -> Any:
         return importlib.import_module(module)
     except ImportError as err:
         top = module.split(".")[0]
-        raise UsageError(f"the molecule metrics need the {top} package, which is not installed ({err}); "
+        raise UsageError(f"vaekit's molecule support needs the {top} package, which is not installed ({err}); "
                          f"install it with: {INSTALL_HINT}") from None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .chem import require, to_mol
+from .chem import quiet_rdkit, require, to_mol
 
 PROPERTIES = ("qed", "logp", "sa", "penalized-logp", "weight")
 
@@ -68,8 +68,9 @@ def logp(smiles_or_mol: Any) -> float:
 
 
 def sa(smiles_or_mol: Any) -> float:
-    """Synthetic accessibility score (Ertl & Schuffenhauer 2009): 1 (easy) to 10 (hard)."""
-    return float(_sascorer().calculateScore(_mol(smiles_or_mol)))
+    """Synthetic accessibility score (Ertl & Schuffenhauer 2009): 1 (easy) to 10 (hard); NaN for no atoms."""
+    score = _sascorer().calculateScore(_mol(smiles_or_mol))
+    return float("nan") if score is None else float(score)
 
 
 def ring_penalty(smiles_or_mol: Any) -> int:
@@ -102,10 +103,15 @@ def property_function(name: str) -> Callable[[Any], float]:
 
 
 def compute(name: str, molecules: Sequence[Any]) -> list[float]:
-    """Property ``name`` of each molecule (SMILES or RDKit molecule); NaN for an invalid one."""
+    """Property ``name`` of each molecule (SMILES or RDKit molecule); NaN for an invalid one, or one RDKit
+    cannot score (generated molecules can be exotic), without RDKit's log lines."""
     fn = property_function(name)
     out = []
-    for m in molecules:
-        mol = to_mol(m)
-        out.append(float("nan") if mol is None else fn(mol))
+    with quiet_rdkit():
+        for m in molecules:
+            mol = to_mol(m)
+            try:
+                out.append(float("nan") if mol is None else fn(mol))
+            except (ValueError, RuntimeError):
+                out.append(float("nan"))
     return out
