@@ -144,6 +144,8 @@ def test_user_mistakes_are_one_line_errors(monkeypatch):
     with pytest.raises(UsageError, match=r"pip install 'vaekit\[molecules\]'") as err:
         require("rdkit")
     assert "\n" not in str(err.value)
+    with pytest.raises(UsageError, match=r"needs the rdkit package.*vaekit\[molecules\]"):
+        M.molecule_metrics(["CCO"], None, ["CCO"])
 
 
 # -- FCD ---------------------------------------------------------------------------------------------------
