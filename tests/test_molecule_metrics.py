@@ -157,6 +157,8 @@ def test_fcd_of_a_set_with_itself_is_zero_and_matches_fcd_torch():
     assert M.fcd(a, a) == pytest.approx(0.0, abs=1e-3)
     assert M.fcd(b, a) == pytest.approx(fcd_torch.FCD(device="cpu", n_jobs=1)(gen=b, ref=a), rel=1e-4)
     assert M.fcd(b, a) > 1.0
+    with pytest.raises(UsageError, match=r"FCD: entry 2 \('C1CC'\) is not a valid molecule"):
+        M.fcd(["CCO", "C1CC"], a)
 
 
 # -- properties --------------------------------------------------------------------------------------------

@@ -82,11 +82,12 @@ def _valid(smiles_or_mol: Any) -> Any:
     return mol
 
 
-def _describe(smiles: str) -> tuple[np.ndarray, list[str], str | None]:
-    """One parse, three descriptions: fingerprint, BRICS fragments, scaffold (what SNN/IntDiv/Frag/Scaf need)."""
+def _describe(smiles: str) -> tuple[np.ndarray, list[str], str | None] | None:
+    """One parse, three descriptions: fingerprint, BRICS fragments, scaffold (what SNN/IntDiv/Frag/Scaf need);
+    None for an invalid molecule."""
     with quiet_rdkit():
-        mol = _valid(smiles)
-        return fingerprint(mol), fragments(mol), scaffold(mol)
+        mol = to_mol(smiles)
+        return None if mol is None else (fingerprint(mol), fragments(mol), scaffold(mol))
 
 
 def _map(fn: Callable[[Any], Any], items: Sequence[Any], n_jobs: int) -> list[Any]:
@@ -189,15 +190,28 @@ def cosine_similarity(counts_a: Counter, counts_b: Counter) -> float:
     return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
 
 
-def describe_set(smiles: Sequence[str], n_jobs: int = 1, what: str = "molecules") -> dict[str, Any]:
-    """A set's fingerprints (n, 1024), fragment counts and scaffold counts: what SNN, IntDiv, Frag and Scaf
-    compare. Precompute a reference set's once and pass it to :func:`molecule_metrics` as ``test``."""
+def _all_valid(smiles: Sequence[str], what: str) -> list[str]:
+    """``smiles`` as a list, or a one-line UsageError naming the first entry that is not a valid molecule."""
     smiles = list(smiles)
     with quiet_rdkit():
         bad = next((i for i, s in enumerate(smiles) if to_mol(s) is None), None)
     if bad is not None:
-        raise UsageError(f"{what}: entry {bad + 1} ({smiles[bad]!r}) is not a valid molecule; remove it")
+        raise _invalid(what, bad, smiles[bad])
+    return smiles
+
+
+def _invalid(what: str, index: int, smiles: str) -> UsageError:
+    return UsageError(f"{what}: entry {index + 1} ({smiles!r}) is not a valid molecule; remove it")
+
+
+def describe_set(smiles: Sequence[str], n_jobs: int = 1, what: str = "molecules") -> dict[str, Any]:
+    """A set's fingerprints (n, 1024), fragment counts and scaffold counts: what SNN, IntDiv, Frag and Scaf
+    compare. Precompute a reference set's once and pass it to :func:`molecule_metrics` as ``test``."""
+    smiles = list(smiles)
     rows = _map(_describe, smiles, n_jobs)
+    bad = next((i for i, r in enumerate(rows) if r is None), None)
+    if bad is not None:
+        raise _invalid(what, bad, smiles[bad])
     fps = np.stack([r[0] for r in rows]) if rows else np.zeros((0, FP_BITS), dtype=np.uint8)
     frags: Counter = Counter()
     for r in rows:
@@ -238,7 +252,7 @@ def fcd_stats(smiles: Sequence[str]) -> dict[str, np.ndarray]:
     """Mean and covariance of ChemNet's activations: a reference set's FCD statistics, computed once."""
     if len(smiles) < 2:
         raise UsageError(f"FCD needs at least 2 molecules on each side ({len(smiles)} given)")
-    act = chemnet_activations(smiles)
+    act = chemnet_activations(_all_valid(smiles, "FCD"))
     return {"mu": act.mean(0), "sigma": np.cov(act.T)}
 
 
