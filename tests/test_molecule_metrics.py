@@ -197,3 +197,22 @@ def test_worker_processes_give_the_same_description():
     np.testing.assert_array_equal(one["fps"], two["fps"])
     assert one["frag"] == two["frag"] and one["scaf"] == two["scaf"]
     assert M.canonical_valid(GEN, n_jobs=2) == M.canonical_valid(GEN)
+
+
+# -- figures -----------------------------------------------------------------------------------------------
+def test_molecule_figures_are_pngs():
+    import io
+
+    from PIL import Image
+
+    from vaekit.evaluation.molecule_figures import molecule_grid_png, property_histograms_png
+
+    png = molecule_grid_png(GEN, ncol=3, tile=100)  # 5 valid of 6: 3 per row → 2 rows
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(png)).size == (300, 200)
+    with pytest.raises(UsageError, match="no valid molecule to draw"):
+        molecule_grid_png(["C1CC", ""])
+    png = property_histograms_png(GEN, ["CCCC", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"], names=("qed", "logp"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(png)).size[0] > 400
+    with pytest.raises(UsageError, match="unknown molecular property"):
+        property_histograms_png(GEN, GEN, names=("tpsa",))
