@@ -1,0 +1,52 @@
+"""bench/'s molecule pieces: the MOSES CSV reader (on a fake molsets wheel) and the character n-gram baseline."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where bench/ lives
+from bench.molecules_data import molsets_wheel, read_split, subset  # noqa: E402
+from bench.ngram import NGram  # noqa: E402
+
+
+def fake_wheel(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("moses/dataset/data/train.csv.gz", gzip.compress(b"SMILES,SPLIT\nCCO,train\nc1ccccc1,train\n"))
+        z.writestr("moses/dataset/data/test.csv.gz", gzip.compress(b"SMILES\nCCN\n"))
+    return path
+
+
+def test_reads_the_moses_csvs_from_the_wheel(tmp_path, capsys):
+    wheel = fake_wheel(tmp_path / "molsets-0.3.1-py3-none-any.whl")
+    assert read_split(wheel, "train") == ["CCO", "c1ccccc1"]
+    assert read_split(wheel, "test") == ["CCN"]
+    assert molsets_wheel(None, tmp_path) == wheel  # found in the cache folder: no download
+    assert sorted(subset(["a", "b", "c", "d"], 2, seed=1)) == sorted(subset(["a", "b", "c", "d"], 2, seed=1))
+    assert len(set(subset(list("abcdefgh"), 5, seed=0))) == 5 and subset(["a"], 10) == ["a"]
+    with pytest.raises(SystemExit) as err:
+        read_split(wheel, "test_scaffolds")  # not in this wheel
+    assert err.value.code == 2 and "not a molsets wheel" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        molsets_wheel(tmp_path / "missing.whl")
+
+
+def test_ngram_counts_and_samples():
+    train = ["CCO", "CCN", "CCO", "c1ccccc1"]
+    model = NGram(order=3, l_smooth=0.0).fit(train)
+    # context "\x02C" (start, C) is followed by C three times
+    assert model.counts["\x02CC"] == 3 and model.counts["CCO"] == 2 and model.counts["CCN"] == 1
+    samples = model.generate(200, seed=0)
+    assert samples == model.generate(200, seed=0)  # seeded
+    assert "c1cccccc1" in samples  # order 3 loses count of the ring's c's: 5 or 7 come out as well
+    # without smoothing, contexts as long as the strings give back exactly the training strings
+    counts = Counter(NGram(order=10, l_smooth=0.0).fit(train).generate(200, seed=0))
+    assert set(counts) == set(train)
+    assert counts["CCO"] > counts["CCN"]  # 2 : 1 in the data
+    smooth = NGram(order=10, l_smooth=1.0, max_len=20).fit(train).generate(50, seed=1)
+    assert all(set(s) <= set("CON1c") and len(s) <= 19 for s in smooth)
