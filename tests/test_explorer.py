@@ -194,6 +194,54 @@ def test_data_flag_maps_another_source_all_rows(runs, tmp_path):
     assert info["map"]["n"] == 30 and info["map"]["split"] == "all"
 
 
+def test_attribute_conditioned_table_and_plain_arrays(tmp_path):
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=200)
+    rows = np.stack([2 * z + 5, rng.normal(size=200), 10 * z], 1)
+    (tmp_path / "n.csv").write_text("a,b,c\n" + "".join(",".join(map(repr, r)) + "\n" for r in rows.tolist()))
+    vaekit.train(str(tmp_path / "n.csv"), out=tmp_path / "attrs", latent_dim=2, condition_columns=["c"],
+                 likelihood="gaussian", **TINY)
+    ex, c = client(tmp_path / "attrs")
+    info = c.get("/api/info").json()
+    assert info["condition"]["kind"] == "attributes" and info["condition"]["columns"] == ["c"]
+    assert info["columns"] == ["a", "b"] and len(info["condition"]["defaults"]) == 1
+    lo = c.post("/api/decode", json={"z": [0, 0], "attributes": [-20.0]}).json()["rows"][0]
+    hi = c.post("/api/decode", json={"z": [0, 0], "attributes": [20.0]}).json()["rows"][0]
+    assert lo != hi
+    r = c.post("/api/decode", json={"z": [0, 0], "attributes": [1.0, 2.0]})
+    assert r.status_code == 400 and "attributes must hold 1 values (c)" in r.json()["detail"]
+    assert c.post("/api/decode", json={"z": [0, 0], "label": 1}).status_code == 400
+    # an array run without labels: grey points, the first 64 values of a decoded example
+    np.save(tmp_path / "x.npy", rng.normal(size=(150, 80)).astype(np.float32))
+    vaekit.train(str(tmp_path / "x.npy"), out=tmp_path / "arr", latent_dim=2, **TINY)
+    ex, c = client(tmp_path / "arr")
+    assert c.get("/api/points").json()["labels"] is None and c.get("/api/info").json()["view"] == "values"
+    r = c.post("/api/decode", json={"z": [0.5, 0.5]}).json()
+    assert r["columns"] == [str(i) for i in range(64)] and len(r["rows"][0]) == 64
+    assert r["note"] == "the first 64 of 80 values"
+
+
+def test_tsne_map_decodes_the_nearest_example(image):
+    import dataclasses
+
+    from vaekit.explorer.session import Explorer
+
+    ex = Explorer(image[0].trained, dataclasses.replace(image[0].data, axis="t-SNE"))
+    assert ex._inverse is None and ex.info()["map"]["invertible"] is False
+    z, nearest = ex.z_at((ex.data.xy[11] + 1e-4).tolist())
+    assert nearest == 11 and torch.equal(z[0], ex.data.mu[11])
+
+
+def test_a_recommendation_run_is_refused_in_one_line(tmp_path):
+    from test_interactions import write_interactions
+
+    data = write_interactions(tmp_path / "r.csv", n_users=40, n_items=20, per_user=6)
+    vaekit.train(str(data), out=tmp_path / "rec", family="mult-vae", hidden=[8], latent_dim=2, epochs=1,
+                 batch_size=16, report=False)
+    assert_usage_error(run("explore", tmp_path / "rec", "--port", 0), "mult-vae run (recommendation)",
+                       "vaekit recommend")
+
+
 BAD = [
     ("post", "/api/decode", {"z": [0, 0]}, 400, "z must hold 3 values"),
     ("post", "/api/decode", {"z": [0] * 5000}, 422, "at most 4096"),
