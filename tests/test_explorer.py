@@ -311,6 +311,16 @@ def test_only_loopback_host_headers_on_a_loopback_address(image):
     _, c = image
     assert c.get("/api/info", headers={"host": "evil.example"}).status_code == 400
     assert c.get("/api/info", headers={"host": "localhost:8000"}).status_code == 200
+    assert c.get("/api/info", headers={"host": "[::1]:8000"}).status_code == 200
+    assert c.get("/api/info", headers={"host": "127.0.0.1.evil.example:80"}).status_code == 400
+    from fastapi.testclient import TestClient
+
+    from vaekit.explorer.app import create_app, host_name
+
+    assert [host_name(h) for h in ("[::1]:80", "::1", "localhost", "127.0.0.1:8000")] == \
+        ["::1", "::1", "localhost", "127.0.0.1"]
+    anywhere = TestClient(create_app(image[0], host="0.0.0.0"), base_url="http://192.0.2.7:8000")
+    assert anywhere.get("/api/info").status_code == 200  # --host 0.0.0.0: asked for, any Host is answered
 
 
 def test_page_is_self_contained(image):

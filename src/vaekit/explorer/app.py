@@ -5,7 +5,7 @@ importing this module (or ``vaekit --help``) needs neither. The app serves one p
 read once from the package) and a JSON API; no route takes a file path, and every request body is a pydantic
 model with bounds (unknown fields refused), so a bad request is a 4xx with a one-line ``detail`` and the server
 goes on serving. Request bodies are capped at :data:`MAX_BODY` bytes; on a loopback address only loopback
-``Host`` headers are accepted (a web page elsewhere cannot reach the explorer by DNS rebinding).
+``Host`` headers are accepted (see :class:`Guard`).
 """
 
 import socket
@@ -21,7 +21,7 @@ from .session import MAX_STEPS, Z_LIMIT, BadRequest, Explorer
 MAX_BODY = 256 * 1024
 #: the most latent values / attribute values a request may carry (TrainConfig's latent_dim is at most 4096)
 MAX_LEN = 4096
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 INSTALL = "pip install 'vaekit[explore]'"
 
 ZValue = Annotated[float, Field(allow_inf_nan=False, ge=-Z_LIMIT, le=Z_LIMIT)]
@@ -91,19 +91,30 @@ def _validation_detail(err: Any) -> str:
     return "; ".join(parts)[:500] or "invalid request"
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 (by Content-Length, and while
-    reading a body sent without one), before anything parses them. The body is read here, at most
-    ``limit`` bytes of it, and handed on in one piece."""
+def host_name(header: str) -> str:
+    """The host of a Host header without its port: ``[::1]:8000`` → ``::1``, ``localhost:8000`` → ``localhost``."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
-    def __init__(self, app: Any, limit: int = MAX_BODY):
-        self.app, self.limit = app, limit
+
+class Guard:
+    """ASGI middleware in front of the app: on a loopback address, only loopback Host headers (400 otherwise:
+    a page elsewhere cannot reach the explorer by DNS rebinding); request bodies over ``limit`` bytes are
+    refused with 413 (by Content-Length, and while reading a body sent without one) before anything parses
+    them. The body is read here, at most ``limit`` bytes of it, and handed on in one piece."""
+
+    def __init__(self, app: Any, loopback_only: bool = True, limit: int = MAX_BODY):
+        self.app, self.loopback_only, self.limit = app, loopback_only, limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.loopback_only and host_name(headers.get(b"host", b"").decode("latin-1")) not in LOOPBACK:
+            return await _refuse(send, 400, "the explorer answers requests to 127.0.0.1 or localhost only")
         too_large = f"the request body is over {self.limit} bytes"
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await _refuse(send, 413, too_large)
         body, more = b"", True
@@ -143,13 +154,10 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> Any:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     page = index_html()
     app = FastAPI(title="vaekit explore", docs_url=None, redoc_url=None, openapi_url=None)
-    if host in LOOPBACK:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
-    app.add_middleware(BodyLimit)
+    app.add_middleware(Guard, loopback_only=host in LOOPBACK)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
