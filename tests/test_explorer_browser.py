@@ -132,16 +132,17 @@ def test_browser_map_slider_interpolation_and_a_bad_request(browser_page, served
         headers: {'Content-Type': 'application/json'}, body: '{"z": [NaN]}'})).status""")
     assert status == 422
     page.evaluate("api('/api/decode', {z: [1, 2, 3, 4, 5, 6, 7, 8, 9]}).catch(() => null)")
-    page.wait_for_function("() => document.getElementById('status').className === 'error'")
-    assert "request refused (400)" in page.text_content("#status")
+    page.wait_for_selector("#refused:not([hidden])")
+    assert page.text_content("#refused") == \
+        f"request refused (400): z must hold {ex.latent_dim} values (the latent size), got 9"
     moved = slider_image(page)
     page.locator("#sliders input[type=range]").first.focus()
     page.keyboard.press("Home")  # to z − 3
     page.wait_for_function("(b) => document.querySelector('#slider-out img').src !== b", arg=moved)
     shot = tmp_path / "explorer.png"
-    hovered, box = page.get_attribute("#hover-out img", "src"), map_box(page)
+    hovered, box = page.text_content("#hover-z"), map_box(page)
     page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5)
-    page.wait_for_function("(b) => document.querySelector('#hover-out img').src !== b", arg=hovered)
+    page.wait_for_function("(t) => document.getElementById('hover-z').textContent !== t", arg=hovered)
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
     if os.environ.get("VAEKIT_UPDATE_SCREENSHOTS") == "1":
