@@ -127,18 +127,7 @@ def test_browser_map_slider_interpolation_and_a_bad_request(browser_page, served
         page.wait_for_function("(i) => document.getElementById('example-cap').textContent.startsWith('#' + i)", arg=i)
     page.click("#interp-go")
     page.wait_for_function("() => document.querySelectorAll('#interp img').length === 8")
-    # a bad request: refused with a 4xx and a message on the page; the server and the page keep working
-    status = page.evaluate("""async () => (await fetch('/api/decode', {method: 'POST',
-        headers: {'Content-Type': 'application/json'}, body: '{"z": [NaN]}'})).status""")
-    assert status == 422
-    page.evaluate("api('/api/decode', {z: [1, 2, 3, 4, 5, 6, 7, 8, 9]}).catch(() => null)")
-    page.wait_for_selector("#refused:not([hidden])")
-    assert page.text_content("#refused") == \
-        f"request refused (400): z must hold {ex.latent_dim} values (the latent size), got 9"
-    moved = slider_image(page)
-    page.locator("#sliders input[type=range]").first.focus()
-    page.keyboard.press("Home")  # to z − 3
-    page.wait_for_function("(b) => document.querySelector('#slider-out img').src !== b", arg=moved)
+    # the screenshot: always to tmp_path, to the README's docs/explorer.png when asked
     shot = tmp_path / "explorer.png"
     hovered, box = page.text_content("#hover-z"), map_box(page)
     page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5)
@@ -152,3 +141,15 @@ def test_browser_map_slider_interpolation_and_a_bad_request(browser_page, served
         if shot.stat().st_size > 140_000:  # keep the README's picture small (palette PNG)
             img = img.quantize(colors=256)
         img.save(ROOT / "docs" / "explorer.png", optimize=True)
+    # a bad request: refused with a 4xx and a message on the page; the server and the page keep working
+    status = page.evaluate("""async () => (await fetch('/api/decode', {method: 'POST',
+        headers: {'Content-Type': 'application/json'}, body: '{"z": [NaN]}'})).status""")
+    assert status == 422
+    page.evaluate("api('/api/decode', {z: [1, 2, 3, 4, 5, 6, 7, 8, 9]}).catch(() => null)")
+    page.wait_for_selector("#refused:not([hidden])")
+    assert page.text_content("#refused") == \
+        f"request refused (400): z must hold {ex.latent_dim} values (the latent size), got 9"
+    moved = slider_image(page)
+    page.locator("#sliders input[type=range]").first.focus()
+    page.keyboard.press("Home")  # to z − 3
+    page.wait_for_function("(b) => document.querySelector('#slider-out img').src !== b", arg=moved)
