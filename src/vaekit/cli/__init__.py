@@ -17,6 +17,7 @@ import typer
 
 from . import anomaly, complete, export, inspection, train, tune, use  # noqa: F401 (each registers its commands)
 from . import recommend  # noqa: F401,E402 (vaekit recommend)
+from . import explore  # noqa: F401,E402 (vaekit explore)
 from .common import app
 
 __all__ = ["app", "main"]
