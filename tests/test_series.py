@@ -1,0 +1,134 @@
+"""Time series: the series data kind (chronological periods, no leakage into training windows or the scaler),
+the forecast-cvae and series-vae families through the CLI (forecast, score, impute) and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.config import make_config
+from vaekit.data import load_source
+from vaekit.errors import DataError
+from vaekit.preparation import prepare
+
+PERIOD = 24  # steps per day (hourly)
+
+
+def write_series(path, n=24 * 30, anomaly_at=None, gap=None, label=False, future=0, seed=0):
+    """A daily sine + noise at hourly steps with a temperature covariate; an anomaly (spike) and a gap
+    (missing timestamps) can be planted; ``future`` rows at the end carry covariates only."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + future)
+    times = np.datetime64("2024-01-01T00:00") + t.astype("timedelta64[h]")
+    temp = 10 + 5 * np.cos(2 * np.pi * t / PERIOD) + rng.normal(0, 0.3, len(t))
+    y = 2 + np.sin(2 * np.pi * t / PERIOD) + 0.05 * temp + rng.normal(0, 0.1, len(t))
+    lab = np.zeros(len(t), int)
+    if anomaly_at is not None:
+        for a in np.atleast_1d(anomaly_at):
+            y[a:a + 3] += 4.0
+            lab[a:a + 3] = 1
+    rows = ["time,load,temp" + (",label" if label else "")]
+    for i in range(len(t)):
+        if gap is not None and gap[0] <= i < gap[1]:
+            continue
+        val = "" if i >= n else f"{y[i]:.6f}"
+        ts = str(times[i]).replace("T", " ")
+        rows.append(f"{ts},{val},{temp[i]:.4f}" + (f",{lab[i]}" if label else ""))
+    path.write_text("\n".join(rows) + "\n")
+    return y[:n], temp
+
+
+def series_cfg(path, **kw):
+    base = dict(data=str(path), context=24, covariate_columns=["temp"])
+    return make_config(None, **{**base, **kw})
+
+
+def load(cfg):
+    return load_source(cfg.data, kind="series", time_column=cfg.time_column, target_columns=cfg.target_columns,
+                       covariate_columns=cfg.covariate_columns, frequency=cfg.frequency,
+                       calendar=cfg.calendar_features)
+
+
+def test_series_loads_with_calendar_features_and_gaps_as_missing(tmp_path):
+    p = tmp_path / "s.csv"
+    write_series(p, n=24 * 10, gap=(30, 35))
+    ds = load(series_cfg(p))
+    sd = ds.series
+    assert sd.targets == ["load"] and sd.covariates == ["temp"]
+    assert sd.calendar_names == ["hour_sin", "hour_cos", "week_sin", "week_cos"]
+    assert len(sd.times) == 240 and np.isnan(sd.values[30:35]).all() and not np.isnan(sd.values[:30]).any()
+    assert not np.isnan(sd.known).any()  # covariates of the missing steps: carried forward
+    assert sd.step == 3600 * 10**9
+    np.testing.assert_allclose(sd.calendar[6, :2], [1.0, 0.0], atol=1e-12)  # 06:00 = a quarter day
+    assert sd.time_text()[:2] == ["2024-01-01 00:00:00", "2024-01-01 01:00:00"]
+
+
+def test_no_validation_or_test_step_reaches_training_windows_or_the_scaler(tmp_path):
+    p = tmp_path / "s.csv"
+    write_series(p, n=24 * 20)
+    cfg = series_cfg(p, val_fraction=0.2, test_fraction=0.2)
+    prep = prepare(cfg, load(cfg))
+    train, val, test = prep.splits
+    (a0, a1), (b0, b1), (c0, c1) = prep.series_info["periods"]
+    assert (a0, a1, b1, c1) == (0, 288, 384, 480) and b0 == a1 and c0 == b1
+    L = 24
+    assert int(train.starts.max()) + L <= a1 and int(val.starts.min()) >= b0 and int(val.starts.max()) + L <= b1
+    assert int(test.starts.min()) >= c0
+    # change every validation/test value wildly: the training windows and the scaler stay the same
+    text = p.read_text().splitlines()
+    for i in range(1 + a1, len(text)):
+        ts, v, temp = text[i].split(",")
+        text[i] = f"{ts},{float(v) * 100 + 50},{float(temp) * 10}"
+    q = tmp_path / "changed.csv"
+    q.write_text("\n".join(text) + "\n")
+    prep2 = prepare(series_cfg(q, val_fraction=0.2, test_fraction=0.2), load(series_cfg(q)))
+    torch.testing.assert_close(prep2.splits[0].x, train.x, rtol=0, atol=0)
+    torch.testing.assert_close(prep2.splits[0].c, train.c, rtol=0, atol=0)
+    assert prep2.scaler.to_dict() == prep.scaler.to_dict()
+    assert prep2.series_info["covariate_scaler"] == prep.series_info["covariate_scaler"]
+    assert not torch.equal(prep2.splits[1].x, val.x)  # (the change did reach validation)
+    # the scaler is the training period's own mean and std
+    raw = np.array([float(r.split(",")[1]) for r in text[1:1 + a1]])
+    assert abs(prep.scaler.mean.item() - raw.mean()) < 1e-5 and abs(prep.scaler.std.item() - raw.std()) < 1e-5
+
+
+def test_gap_steps_are_masked_in_the_windows(tmp_path):
+    p = tmp_path / "s.csv"
+    write_series(p, n=24 * 10, gap=(30, 35))
+    cfg = series_cfg(p)
+    train = prepare(cfg, load(cfg)).splits[0]
+    w = 20  # window starting at step 20 holds steps 20..43
+    assert int(train.starts[w]) == 20
+    assert train.mask[w, 10:15].sum() == 0 and train.mask[w, :10].all() and train.x[w, 10:15].abs().sum() == 0
+
+
+def test_npy_series_without_a_clock(tmp_path):
+    p = tmp_path / "s.npy"
+    np.save(p, np.sin(np.arange(300) / 5.0))
+    ds = load_source(str(p), kind="series")
+    assert ds.series.values.shape == (300, 1) and ds.series.calendar.shape == (300, 0) and not ds.series.clock
+    ds = load_source(str(p), kind="series", frequency="30min")
+    assert ds.series.calendar.shape == (300, 4) and ds.series.step == 1800 * 10**9
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r[:3] + ["yesterday,1.0,2.0"] + r[4:], "row 3 holds 'yesterday', which is not a time"),
+    (lambda r: r[:3] + [r[4], r[3]] + r[5:], "is not sorted"),
+    (lambda r: r[:4] + [r[3]] + r[4:], "repeats 2024-01-01T02:00:00"),
+    (lambda r: r[:3] + [r[3].replace("02:00", "02:10")] + r[4:], "is irregular"),
+])
+def test_bad_time_columns_are_one_line_errors(tmp_path, edit, message):
+    p = tmp_path / "s.csv"
+    write_series(p, n=100)
+    p.write_text("\n".join(edit(p.read_text().splitlines())) + "\n")
+    with pytest.raises(DataError, match=message):
+        load(series_cfg(p))
+
+
+def test_a_series_too_short_for_its_windows(tmp_path):
+    p = tmp_path / "s.csv"
+    write_series(p, n=100)
+    cfg = series_cfg(p, context=48)
+    with pytest.raises(DataError, match="validation period has 10 steps, shorter than one window of 48"):
+        prepare(cfg, load(cfg))
