@@ -132,3 +132,57 @@ def test_a_series_too_short_for_its_windows(tmp_path):
     cfg = series_cfg(p, context=48)
     with pytest.raises(DataError, match="validation period has 10 steps, shorter than one window of 48"):
         prepare(cfg, load(cfg))
+
+
+# -- forecast-cvae ---------------------------------------------------------------------------------------
+TINY = ["--hidden", "8", "--latent-dim", "2", "--batch-size", "32", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    from cli_helpers import run
+
+    d = tmp_path_factory.mktemp("forecast")
+    write_series(d / "s.csv", n=24 * 20, future=12)
+    r = run("train", "--data", d / "s.csv", "--family", "forecast-cvae", "--context", "24", "--horizon", "12",
+            "--covariate-columns", "temp", "--epochs", "2", "--out", d / "run", *TINY)
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_forecast_cvae_trains_and_reports_rolling_origin_metrics(forecast_run):
+    import json
+
+    res = json.loads((forecast_run / "run" / "results.json").read_text())
+    f = res["test"]["forecast"]
+    # test period = 48 steps (0.1 of 480): origins at 24 + 12k with the context and the future inside it
+    assert f["origins"] == 2 and f["horizon"] == 12 and f["season"] == 24 and f["n"] == 24
+    assert set(f) >= {"mae", "rmse", "mase", "crps", "coverage_80", "coverage_95"}
+    assert all(0 < f[k] < 10 for k in ("mae", "rmse", "crps")) and 0 <= f["coverage_80"] <= f["coverage_95"] <= 1
+    info = json.loads((forecast_run / "run" / "config.json").read_text())
+    assert info["series"]["periods"] == [[0, 384], [384, 432], [432, 480]]
+    assert info["series"]["covariates"] == ["temp"] and len(info["series"]["calendar"]) == 4
+
+
+def test_forecast_cli_writes_quantiles_and_a_fan_chart(forecast_run):
+    import csv
+
+    from cli_helpers import assert_usage_error, run
+
+    d = forecast_run
+    r = run("forecast", d / "run", "--data", d / "s.csv", "--out", d / "f.csv", "--samples", "50")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(d / "f.csv")))
+    assert len(rows) == 12 and rows[0]["time"] == "2024-01-21 00:00:00" and rows[-1]["step"] == "12"
+    for row in rows:
+        q = [float(row[f"load_q{x}"]) for x in ("0.025", "0.1", "0.5", "0.9", "0.975")]
+        assert q == sorted(q) and float(row["load_median"]) == q[2]
+    assert (d / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert_usage_error(run("forecast", d / "run", "--data", d / "s.csv", "--out", d / "g.csv", "--horizon", "24"),
+                       "trained to forecast --horizon 12 steps, not 24")
+    assert_usage_error(run("sample", d / "run", "--out", d / "x.npy"), "vaekit forecast")
+    # a future covariate missing: one line naming the rows to add
+    lines = (d / "s.csv").read_text().splitlines()
+    (d / "short.csv").write_text("\n".join(lines[:-6]) + "\n")
+    assert_usage_error(run("forecast", d / "run", "--data", d / "short.csv", "--out", d / "h.csv"),
+                       "needs the covariates temp for the 12 steps")

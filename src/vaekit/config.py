@@ -24,7 +24,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae"]
 
 
 class TrainConfig(BaseModel):
@@ -56,7 +56,8 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae / recvae (recommendation from a user,item interactions file); unset: m2 with "
+                    "mult-dae / recvae (recommendation from a user,item interactions file), or series-vae / "
+                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 

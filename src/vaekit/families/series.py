@@ -1,0 +1,225 @@
+"""The time-series families, over windows of a series (:mod:`vaekit.data.kinds.series`):
+
+- ``series-vae``: a VAE of windows of ``--context`` steps with 1-D convolutional encoder and decoder; the
+  decoder gives a Gaussian (mean and variance) per step and target, and missing steps are masked out of the
+  likelihood (MIWAE-style training on gappy series); used for reconstruction, per-timestamp anomaly scores and
+  gap filling;
+- ``forecast-cvae``: a conditional VAE of the next ``--horizon`` steps given the encoded ``--context`` steps
+  before them and the future covariates (known in advance, calendar features); q(z | future, condition) in
+  training, z ~ N(0, I) at forecast time, many samples → quantiles. A linear skip from the context and the
+  future covariates to the mean (what a ridge on lags and covariates does) lets the networks learn the rest.
+
+Both train the β-weighted −ELBO through the one Trainer; the batch is a window (``x`` [B, L, D], ``condition``
+its covariates [B, L, K], ``mask`` 1 = observed) and the covariates are inputs only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..core.objectives import Objective, StepOutput, gaussian_kl
+from ..data.batch import Batch
+from ..data.dataset import Split
+from ..errors import UsageError
+from .base import BatchSource, Family
+from .vae import VAEBatches
+
+#: small networks where the user set nothing (a window is a few hundred numbers)
+SERIES_DEFAULTS = {"hidden": [32], "latent_dim": 8, "batch_size": 64}
+LOG2PI = math.log(2 * math.pi)
+
+
+def _convs(c_in: int, h: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, h, 5, padding=2), nn.GELU(), nn.Conv1d(h, h, 5, padding=2), nn.GELU())
+
+
+class _Decoder(nn.Module):
+    """z (and a condition vector) → a Gaussian per step: [B, L, D] means and log-variances."""
+
+    def __init__(self, z_dim: int, length: int, dims: int, n_cov: int, h: int):
+        super().__init__()
+        self.length, self.dims, self.h = length, dims, h
+        self.inp = nn.Linear(z_dim, h * length)
+        self.cov = nn.Conv1d(n_cov, h, 1) if n_cov else None
+        self.out = nn.Sequential(nn.GELU(), nn.Conv1d(h, h, 5, padding=2), nn.GELU(), nn.Conv1d(h, 2 * dims, 5, padding=2))
+
+    def forward(self, z: torch.Tensor, cov: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        hid = self.inp(z).view(len(z), self.h, self.length)
+        if self.cov is not None:
+            hid = hid + self.cov(cov.transpose(1, 2))
+        o = self.out(hid).transpose(1, 2)
+        return o[..., : self.dims], o[..., self.dims:].clamp(-9.0, 6.0)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """−log N(x; mean, exp(logvar)) per entry, 0 where ``mask`` is 0 (nats)."""
+    nll = 0.5 * (LOG2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar))
+    return nll if mask is None else nll * mask
+
+
+class SeriesVAE(nn.Module):
+    """A VAE of windows [B, L, D] with covariates [B, L, K]: conv encoder on (x·mask, mask, covariates)."""
+
+    def __init__(self, length: int, dims: int, n_cov: int, h: int, latent_dim: int):
+        super().__init__()
+        self.shape, self.latent_dim, self.n_cov = (length, dims), latent_dim, n_cov
+        self.encoder = nn.Sequential(_convs(2 * dims + n_cov, h), nn.Flatten(), nn.Linear(h * length, 2 * latent_dim))
+        self.decoder = _Decoder(latent_dim, length, dims, n_cov, h)
+
+    def posterior(self, x: torch.Tensor, mask: torch.Tensor | None, cov: torch.Tensor | None):
+        m = torch.ones_like(x) if mask is None else mask
+        parts = [x * m, m] + ([cov] if self.n_cov else [])
+        o = self.encoder(torch.cat(parts, -1).transpose(1, 2))
+        return o[:, : self.latent_dim], o[:, self.latent_dim:].clamp(-12.0, 8.0)
+
+    def loss_parts(self, x, mask, cov, gen: torch.Generator | None = None):
+        """(−log p(x|z) of the observed entries, KL) per window, z one draw from q(z|x)."""
+        mu, logvar = self.posterior(x, mask, cov)
+        z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
+        mean, lv = self.decoder(z, cov)
+        return gaussian_nll(x, mean, lv, mask).sum((1, 2)), gaussian_kl(mu, logvar).sum(1)
+
+
+class ForecastCVAE(nn.Module):
+    """A conditional VAE of the next ``horizon`` steps given ``context`` steps and the future covariates."""
+
+    def __init__(self, context: int, horizon: int, dims: int, n_cov: int, h: int, latent_dim: int):
+        super().__init__()
+        self.context, self.horizon, self.dims, self.n_cov = context, horizon, dims, n_cov
+        self.shape, self.latent_dim = (context + horizon, dims), latent_dim
+        self.ctx = nn.Sequential(_convs(2 * dims + n_cov, h), nn.Flatten(), nn.Linear(h * context, h), nn.GELU())
+        self.encoder = nn.Sequential(_convs(2 * dims, h), nn.Flatten())
+        self.post = nn.Linear(h * horizon + h, 2 * latent_dim)
+        self.decoder = _Decoder(latent_dim + h, horizon, dims, n_cov, h)
+        self.skip = nn.Linear(context * dims + horizon * n_cov, horizon * dims)
+
+    def condition(self, x, mask, cov):
+        """(the encoded context [B, h], the future covariates [B, H, K] or None, the skip's mean [B, H, D])."""
+        C = self.context
+        m = torch.ones_like(x[:, :C]) if mask is None else mask[:, :C]
+        xc = x[:, :C] * m
+        parts = [xc, m] + ([cov[:, :C]] if self.n_cov else [])
+        hc = self.ctx(torch.cat(parts, -1).transpose(1, 2))
+        fut = cov[:, C:] if self.n_cov else None
+        flat = [xc.flatten(1)] + ([fut.flatten(1)] if self.n_cov else [])
+        return hc, fut, self.skip(torch.cat(flat, 1)).view(len(x), self.horizon, self.dims)
+
+    def loss_parts(self, x, mask, cov, gen: torch.Generator | None = None):
+        """(−log p(future|z, condition) of the observed future entries, KL) per window."""
+        C = self.context
+        hc, fut, base = self.condition(x, mask, cov)
+        y = x[:, C:]
+        m = torch.ones_like(y) if mask is None else mask[:, C:]
+        o = self.post(torch.cat([self.encoder(torch.cat([y * m, m], -1).transpose(1, 2)), hc], 1))
+        mu, logvar = o[:, : self.latent_dim], o[:, self.latent_dim:].clamp(-12.0, 8.0)
+        z = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * (0.5 * logvar).exp()
+        mean, lv = self.decoder(torch.cat([z, hc], 1), fut)
+        return gaussian_nll(y, base + mean, lv, m).sum((1, 2)), gaussian_kl(mu, logvar).sum(1)
+
+    @torch.no_grad()
+    def forecast(self, x, mask, cov, samples: int, gen: torch.Generator) -> torch.Tensor:
+        """[samples, B, H, D] draws of the future (model units), z ~ N(0, I): ``x`` [B, C + H, D] windows whose
+        future part is ignored (give zeros), ``cov`` their covariates including the future's."""
+        hc, fut, base = self.condition(x, mask, cov)
+        B = len(x)
+        z = torch.randn((samples * B, self.latent_dim), generator=gen, device=x.device)
+        rep = lambda t: None if t is None else t.repeat(samples, *([1] * (t.ndim - 1)))  # noqa: E731
+        mean, lv = self.decoder(torch.cat([z, rep(hc)], 1), rep(fut))
+        eps = torch.randn(mean.shape, generator=gen, device=x.device)
+        y = rep(base) + mean + eps * (0.5 * lv).exp()
+        return y.view(samples, B, self.horizon, self.dims)
+
+
+class SeriesELBO(Objective):
+    """β-weighted −ELBO of windows (nats per window); validation: −ELBO with β = 1 and a fixed draw of z."""
+
+    def step(self, model, batch: Batch, beta: float) -> StepOutput:
+        nll, kl = model.loss_parts(batch.x, batch.mask, batch.condition)
+        with torch.no_grad():
+            sums = torch.stack([(nll + beta * kl).sum(), nll.sum(), kl.sum()])
+        return StepOutput((nll + beta * kl).mean(), sums)
+
+    def epoch_row(self, sums: torch.Tensor, n: int, steps: int) -> dict[str, float]:
+        loss, recon, kl = (sums / n).tolist()
+        return {"train_loss": loss, "train_recon": recon, "train_kl": kl}
+
+    @torch.no_grad()
+    def validate(self, model, split: Split, batch_size: int) -> dict[str, float]:
+        return {"val_loss": window_elbo(model, split, batch_size)["elbo"]}
+
+
+@torch.no_grad()
+def window_elbo(model, split: Split, batch_size: int, seed: int = 0) -> dict[str, float]:
+    """Mean −ELBO per window of ``split`` (β = 1, one seeded draw of z per window) as ``elbo``, with its
+    ``recon`` (−log p of the observed entries) and ``kl`` parts (nats per window)."""
+    was = model.training
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+        gen = torch.Generator(dev).manual_seed(seed)
+        recon, kl_sum, n = 0.0, 0.0, len(split)
+        for i in range(0, n, batch_size):
+            b = split.batch(slice(i, i + batch_size)).to(dev)
+            nll, kl = model.loss_parts(b.x, b.mask, b.condition, gen)
+            recon, kl_sum = recon + float(nll.sum()), kl_sum + float(kl.sum())
+    finally:
+        model.train(was)
+    n = max(n, 1)
+    return {"elbo": (recon + kl_sum) / n, "recon": recon / n, "kl": kl_sum / n}
+
+
+class SeriesVAEFamily(Family):
+    name = "series-vae"
+    data_kind = "series"
+    example_model = False
+    #: what the VAE commands (sample, encode, evaluate…) say instead, refusing its runs
+    other_commands = ("use `vaekit score {run} --data SERIES.csv --out scores.csv` or "
+                      "`vaekit impute {run} --data SERIES.csv --out filled.csv`")
+    unsupported = {
+        "model": ("mlp", "its networks are 1-D convolutions over the window"),
+        "iw_samples": (1, "it trains the β-weighted ELBO"),
+        "free_bits": (0.0, "it trains the β-weighted ELBO"),
+        "corruption": (None, "gaps are masked instead"),
+        "binarize": ("none", "a series is real-valued"),
+        "missing": ("error", "gaps in a series are always masked"),
+        "conditional": (False, "covariates are --covariate-columns"),
+        "condition_columns": (None, "covariates are --covariate-columns"),
+        "gaussian_std": (None, "its Gaussian's variance is learned per step"),
+        "semi_supervised": (False, "it is unsupervised"),
+        "horizon": (None, "it models windows of --context steps; forecasting is --family forecast-cvae"),
+    }
+
+    def defaults(self, cfg: TrainConfig) -> TrainConfig:
+        return cfg.model_copy(update={k: v for k, v in SERIES_DEFAULTS.items() if k not in cfg.model_fields_set})
+
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond) -> tuple[nn.Module, nn.Module]:
+        s = info["series"]
+        model = self.build(cfg, shape, len(s["covariates"]) + len(s["calendar"]))
+        return model, model
+
+    def build(self, cfg: TrainConfig, shape: tuple[int, ...], n_cov: int) -> nn.Module:
+        return SeriesVAE(int(shape[0]), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim)
+
+    def objective(self, cfg: TrainConfig, train: Split) -> Objective:
+        return SeriesELBO()
+
+    def batch_source(self, cfg: TrainConfig, train: Split) -> BatchSource:
+        return VAEBatches(train, cfg)
+
+
+class ForecastCVAEFamily(SeriesVAEFamily):
+    name = "forecast-cvae"
+    other_commands = "use `vaekit forecast {run} --data SERIES.csv --out forecast.csv`"
+    unsupported = {k: v for k, v in SeriesVAEFamily.unsupported.items() if k != "horizon"}
+
+    def check(self, cfg: TrainConfig) -> None:
+        super().check(cfg)
+        if cfg.horizon is None:
+            raise UsageError("--family forecast-cvae needs --horizon N, the steps to forecast after --context")
+
+    def build(self, cfg: TrainConfig, shape: tuple[int, ...], n_cov: int) -> nn.Module:
+        return ForecastCVAE(cfg.context, int(cfg.horizon), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim)
