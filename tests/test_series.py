@@ -186,3 +186,71 @@ def test_forecast_cli_writes_quantiles_and_a_fan_chart(forecast_run):
     (d / "short.csv").write_text("\n".join(lines[:-6]) + "\n")
     assert_usage_error(run("forecast", d / "run", "--data", d / "short.csv", "--out", d / "h.csv"),
                        "needs the covariates temp for the 12 steps")
+
+
+# -- series-vae: scores per timestamp, gap filling -----------------------------------------------------------
+ANOMALIES = (400, 450)  # planted spikes of 3 steps each, in the test period (steps 432..480) and validation
+
+
+@pytest.fixture(scope="module")
+def series_run(tmp_path_factory):
+    from cli_helpers import run
+
+    d = tmp_path_factory.mktemp("series")
+    write_series(d / "a.csv", n=24 * 20, anomaly_at=list(ANOMALIES), label=True, gap=(200, 205))
+    r = run("train", "--data", d / "a.csv", "--family", "series-vae", "--context", "24", "--covariate-columns", "temp",
+            "--label-column", "label", "--epochs", "3", "--out", d / "run", *TINY)
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_scores_per_timestamp_peak_at_the_planted_anomalies(series_run):
+    import csv
+
+    from cli_helpers import run
+
+    d = series_run
+    r = run("score", d / "run", "--data", d / "a.csv", "--out", d / "scores.csv", "--iwae-k", "8")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(d / "scores.csv")))
+    assert len(rows) == 480 and rows[0]["time"] == "2024-01-01 00:00:00"
+    assert all(rows[i]["score"] == "" for i in range(200, 205))  # the gap: missing steps get no score
+    scored = [(float(r["score"]), i) for i, r in enumerate(rows) if r["score"]]
+    lowest = {i for _, i in sorted(scored)[:6]}
+    planted = {a + j for a in ANOMALIES for j in range(3)}
+    assert len(lowest & planted) >= 5, sorted(lowest)
+    assert "point-wise AUROC" in r.output and "not point-adjusted" in r.output
+    auroc = float(r.output.split("point-wise AUROC ")[1].split(",")[0])
+    assert auroc > 0.95
+    assert {i for i, r in enumerate(rows) if r["label"] == "1"} == planted
+
+
+def test_impute_fills_the_gap_and_keeps_observed_values(series_run):
+    import csv
+
+    from cli_helpers import run
+
+    d = series_run
+    r = run("impute", d / "run", "--data", d / "a.csv", "--out", d / "filled.csv", "--k", "20")
+    assert r.exit_code == 0, r.output
+    assert "filled 5 missing values at 5 of 480 steps" in r.output
+    rows = list(csv.DictReader(open(d / "filled.csv")))
+    src = {r["time"] + ":00": r for r in csv.DictReader(open(d / "a.csv"))}
+    assert len(rows) == 480
+    for r in rows:
+        if r["time"] in src:
+            assert float(r["load"]) == float(src[r["time"]]["load"])
+        else:
+            v = float(r["load"])  # a filled step: near the level of the series around it
+            assert 0.0 < v < 4.5, r
+    assert sum(r["time"] not in src for r in rows) == 5
+
+
+def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
+    from cli_helpers import assert_usage_error, run
+
+    assert_usage_error(run("forecast", series_run / "run", "--data", series_run / "a.csv", "--out",
+                           series_run / "f.csv"), "is a series-vae run; this command needs a forecast-cvae run")
+    assert_usage_error(run("score", forecast_run / "run", "--data", forecast_run / "s.csv", "--out",
+                           forecast_run / "sc.csv"), "needs a series-vae run")
+    assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")

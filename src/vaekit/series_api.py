@@ -142,27 +142,17 @@ def load_series_run(run: Path, family: str | None = None) -> TrainedVAE:
     return trained
 
 
-def read_series(trained: TrainedVAE, data: str) -> Any:
-    """``data`` read as the run's series (same time, target and covariate columns; same step)."""
+def read_series(trained: TrainedVAE, data: str, label_column: str | None = None) -> Any:
+    """``data`` read as the run's series (same time, target and covariate columns; same step), with its 0/1
+    ``label_column`` when given."""
     from .data import load_source
     from .data.kinds import kind_of
 
     opts = kind_of("series").load_options(trained.config, trained.info)
-    ds = load_source(data, label_column=None, **opts)
+    ds = load_source(data, label_column=label_column, **opts)
     sd, s = ds.series, trained.info["series"]
     if sd.step != s["step_ns"] and s["clock"]:
         raise DataError(f"{data} has a step of {sd.step / 1e9:g} s but the run was trained on steps of "
                         f"{s['step_ns'] / 1e9:g} s; give data at the run's frequency")
     return sd
 
-
-def is_series_run(run: Path) -> bool:
-    """Whether ``run``'s config.json names a series family (cheap: no torch, no weights)."""
-    import json
-
-    try:
-        with open(Path(run) / "config.json") as f:
-            fam = json.load(f).get("config", {}).get("family")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return fam in ("series-vae", "forecast-cvae")

@@ -117,3 +117,97 @@ def _fan_chart(png: Path, sd, origin: int, fc, context: int) -> None:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     atomic_write_bytes(png, buf.getvalue())
+
+
+def is_series_run(run: Path) -> bool:
+    """Whether ``run``'s config.json names a series family (json only: no torch, no weights)."""
+    import json
+
+    try:
+        with open(Path(run) / "config.json") as f:
+            fam = json.load(f).get("config", {}).get("family")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return fam in ("series-vae", "forecast-cvae")
+
+
+def series_score(run: Path, data: str, out: Path, k: int, threshold_quantile: Optional[float],
+                 contamination: Optional[float], label_column: Optional[str], seed: int) -> None:
+    """``vaekit score`` of a series-vae run: a score per timestamp (higher = more normal), a threshold (the
+    ``threshold_quantile`` [0.01] of the scores of the run's validation period, or the ``contamination``
+    quantile of the scored series), and point-wise AUROC / average precision with a 0/1 label column
+    (never point-adjusted: each timestamp counts once)."""
+    import numpy as np
+
+    from ..runs import atomic_write_text
+    from ..series_api import load_series_run, read_series
+    from ..series_tasks import step_scores, sub_series
+    from ..tasks.anomaly import quantile_warning, ranking_metrics, threshold
+
+    if k < 1 or k > 100_000:
+        raise UsageError(f"--iwae-k must be between 1 and 100000, got {k}")
+    trained = load_series_run(run, "series-vae")
+    label_column = label_column or trained.config.label_column
+    sd = read_series(trained, data, label_column)
+    n = sd.observed_end
+    sd = sub_series(sd, 0, n)
+    scores = step_scores(trained, sd, k, seed)
+    ok = ~np.isnan(scores)
+    if contamination is not None:
+        offset, where = threshold(scores[ok], contamination), f"{contamination:g} of the scored steps below it"
+    else:
+        q = 0.01 if threshold_quantile is None else threshold_quantile
+        ref = read_series(trained, trained.config.data)
+        a, b = trained.info["series"]["periods"][1]
+        val = step_scores(trained, sub_series(ref, a, b), k, seed)
+        val = val[~np.isnan(val)]
+        offset, where = threshold(val, q), f"the {q:g}-quantile of the scores of {run}'s {len(val)} validation steps"
+        note = quantile_warning(len(val), q, "validation")
+        if note:
+            typer.echo(f"warning: {note}", err=True)
+    flagged = ok & (scores < offset)
+    times = sd.time_text()
+    header = "time,score,is_anomaly" + (",label" if sd.labels is not None else "")
+    rows = [header]
+    for i, t in enumerate(times):
+        row = f"{t},{'' if not ok[i] else f'{scores[i]:.6f}'},{int(flagged[i])}"
+        if sd.labels is not None:
+            row += f",{'' if sd.labels[i] < 0 else sd.labels[i]}"
+        rows.append(row)
+    atomic_write_text(out, "\n".join(rows) + "\n")
+    typer.echo(f"scored {int(ok.sum())} steps of {data} (log p(x_t | window), mean over the {trained.config.context}"
+               f"-step windows holding each step, k={k}); {len(scores) - int(ok.sum())} missing steps not scored")
+    typer.echo(f"threshold {offset:.4f} ({where}): {int(flagged.sum())} steps flagged ({flagged[ok].mean():.1%})")
+    if sd.labels is not None:
+        known = ok & (sd.labels >= 0)
+        m = ranking_metrics(scores[known], sd.labels[known] == 1)
+        typer.echo(f"point-wise AUROC {m['auroc']:.4f}, average precision {m['average_precision']:.4f} "
+                   f"({m['n_anomalies']} anomalous of {m['n']} labelled steps; not point-adjusted)")
+    typer.echo(f"wrote {out}")
+
+
+def series_impute(run: Path, data: str, out: Path, k: int, passes: int, seed: int) -> None:
+    """``vaekit impute`` of a series-vae run: the series on its regular grid (missing timestamps included) up to
+    its last observed step, with every missing target filled (importance-weighted conditional mean, ``k``
+    samples, written to 7 significant digits); observed values are written as read (the shortest text that reads
+    back as the same float64)."""
+    from ..runs import atomic_write_text
+    from ..series_api import load_series_run, read_series
+    from ..series_tasks import impute_series, sub_series
+
+    if k < 1 or k > 100_000:
+        raise UsageError(f"--k must be between 1 and 100000, got {k}")
+    if passes < 1 or passes > 100:
+        raise UsageError(f"--passes must be between 1 and 100, got {passes}")
+    trained = load_series_run(run, "series-vae")
+    sd = read_series(trained, data)
+    sd = sub_series(sd, 0, sd.observed_end)
+    filled, missing = impute_series(trained, sd, k, passes, seed)
+    head = [sd.time_column or "step"] + sd.targets + sd.covariates
+    rows = [",".join(head)]
+    for i, t in enumerate(sd.time_text()):
+        vals = [f"{v:.7g}" if missing[i, j] else repr(float(v)) for j, v in enumerate(filled[i])]
+        rows.append(",".join([t] + vals + [repr(float(v)) for v in sd.known[i]]))
+    atomic_write_text(out, "\n".join(rows) + "\n")
+    typer.echo(f"filled {int(missing.sum())} missing values at {int(missing.any(1).sum())} of {len(sd.times)} steps "
+               f"(importance-weighted conditional mean, k={k}, {passes} pass(es)); wrote {out}")
