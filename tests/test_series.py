@@ -181,6 +181,9 @@ def test_forecast_cli_writes_quantiles_and_a_fan_chart(forecast_run):
     assert_usage_error(run("forecast", d / "run", "--data", d / "s.csv", "--out", d / "g.csv", "--horizon", "24"),
                        "trained to forecast --horizon 12 steps, not 24")
     assert_usage_error(run("sample", d / "run", "--out", d / "x.npy"), "vaekit forecast")
+    (d / "tiny.csv").write_text("\n".join((d / "s.csv").read_text().splitlines()[:11]) + "\n")
+    assert_usage_error(run("forecast", d / "run", "--data", d / "tiny.csv", "--out", d / "t.csv"),
+                       "has 10 observed steps, fewer than the run's --context of 24")
     # a future covariate missing: one line naming the rows to add
     lines = (d / "s.csv").read_text().splitlines()
     (d / "short.csv").write_text("\n".join(lines[:-6]) + "\n")
@@ -254,3 +257,50 @@ def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
     assert_usage_error(run("score", forecast_run / "run", "--data", forecast_run / "s.csv", "--out",
                            forecast_run / "sc.csv"), "needs a series-vae run")
     assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")
+
+
+@pytest.mark.parametrize("edit, extra, message", [
+    (lambda r: r[:3] + ["yesterday,1.0,2.0"] + r[4:], [], "which is not a time"),
+    (lambda r: r[:3] + [r[4], r[3]] + r[5:], [], "is not sorted"),
+    (lambda r: r[:4] + [r[3]] + r[4:], [], "repeats"),
+    (lambda r: r[:3] + [r[3].replace("02:00", "02:10")] + r[4:], [], "pass --frequency"),
+    (lambda r: r[:60], [], "shorter than one window of 24"),
+    (lambda r: r, ["--frequency", "2h"], "not a whole number of the --frequency step"),
+    (lambda r: r, ["--horizon", "6"], "--horizon is not supported by the series-vae family"),
+    (lambda r: r, ["--family", "forecast-cvae"], "needs --horizon N"),
+])
+def test_bad_series_inputs_are_one_line_exit_2(tmp_path, edit, extra, message):
+    from cli_helpers import assert_usage_error, run
+
+    p = tmp_path / "s.csv"
+    write_series(p, n=300)
+    p.write_text("\n".join(edit(p.read_text().splitlines())) + "\n")
+    args = ["train", "--data", p, "--family", "series-vae", "--context", "24", "--epochs", "1", "--out", tmp_path / "r"]
+    if "--family" in extra:
+        args[4] = extra[1]
+        extra = []
+    assert_usage_error(run(*args, *extra), message)
+
+
+def test_an_interrupted_forecast_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    import json
+
+    from vaekit import train
+
+    p = tmp_path / "s.csv"
+    write_series(p, n=24 * 16)
+    settings = dict(family="forecast-cvae", context=24, horizon=6, covariate_columns=["temp"], epochs=2, hidden=[8],
+                    latent_dim=2, batch_size=64, report=False)
+    full = train(str(p), tmp_path / "full", **settings)
+
+    def stop_after_one(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(str(p), tmp_path / "cut", on_epoch_end=stop_after_one, **settings)
+    resumed = train(out=tmp_path / "cut", resume=True, report=False)
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert json.loads((tmp_path / "cut" / "results.json").read_text()) == \
+        json.loads((tmp_path / "full" / "results.json").read_text())

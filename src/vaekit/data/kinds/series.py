@@ -72,7 +72,7 @@ class SeriesKind(DataKind):
 
 
 PERIODS = ("training period", "validation period", "test period")
-WINDOW_ADVICE = "use a longer series, a shorter --context/--horizon or larger --val-fraction/--test-fraction"
+WINDOW_ADVICE = "use a longer series, a shorter --context/--horizon or other --val-fraction/--test-fraction"
 
 
 def window_length(config: Any) -> int:
