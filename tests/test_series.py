@@ -257,6 +257,10 @@ def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
     assert_usage_error(run("score", forecast_run / "run", "--data", forecast_run / "s.csv", "--out",
                            forecast_run / "sc.csv"), "needs a series-vae run")
     assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")
+    assert_usage_error(run("score", series_run / "run", "--data", series_run / "a.csv", "--out", series_run / "x.csv",
+                           "--score", "recon"), "--score do(es) not apply to `vaekit score` of a time-series run")
+    assert_usage_error(run("impute", series_run / "run", "--data", series_run / "a.csv", "--out",
+                           series_run / "y.csv", "--method", "mwg"), "--method do(es) not apply")
 
 
 @pytest.mark.parametrize("edit, extra, message", [

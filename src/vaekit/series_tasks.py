@@ -33,6 +33,11 @@ def sub_series(sd: Any, a: int, b: int) -> Any:
                    labels=lab)
 
 
+def _batch(k: int, length: int) -> int:
+    """Windows per decoder call: k × windows × steps at most 2¹⁸ (the conv activations: ~32 MB per channel 32)."""
+    return max(1, min(256, (1 << 18) // (k * length)))
+
+
 def _windows(trained: Any, sd: Any):
     scaler, cov_scaler = series_scalers(trained)
     x, mask = model_units(sd, scaler)
@@ -47,11 +52,12 @@ def _windows(trained: Any, sd: Any):
 
 
 @torch.no_grad()
-def step_scores(trained: Any, sd: Any, k: int = 100, seed: int = 0, batch: int = 128) -> np.ndarray:
+def step_scores(trained: Any, sd: Any, k: int = 100, seed: int = 0, batch: int | None = None) -> np.ndarray:
     """[T] per-step log-densities (nats, data units; NaN where every target is missing): see the module."""
     model, dev = trained.model, trained.device
     xw, mw, cw, scaler = _windows(trained, sd)
     n, L = xw.shape[0], xw.shape[1]
+    batch = batch or _batch(k, L)
     eps = torch.randn((k, model.latent_dim), generator=torch.Generator().manual_seed(seed)).to(dev)
     total = torch.zeros(len(sd.times), dtype=torch.float64)
     count = torch.zeros(len(sd.times), dtype=torch.float64)
@@ -77,11 +83,12 @@ def step_scores(trained: Any, sd: Any, k: int = 100, seed: int = 0, batch: int =
 
 @torch.no_grad()
 def impute_series(trained: Any, sd: Any, k: int = 100, passes: int = 1, seed: int = 0,
-                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                  batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(values [T, D] with missing entries filled (data units), the missing mask [T, D]): see the module."""
     model, dev = trained.model, trained.device
     xw, mw, cw, scaler = _windows(trained, sd)
     L, D = xw.shape[1], xw.shape[2]
+    batch = batch or _batch(k, L)
     missing = np.isnan(sd.values)
     has = torch.from_numpy(missing.any(1))
     idx = torch.nonzero(has.unfold(0, L, 1).any(1)).flatten()  # windows holding a missing step

@@ -35,7 +35,7 @@ def impute(
     from .series import is_series_run, series_impute
 
     if is_series_run(run):  # a time series: fill its gaps (vaekit.cli.series)
-        return series_impute(run, data, out, k, passes, seed)
+        return series_impute(run, data, out, k, passes, seed, {"--method": method != "iw", "--steps": steps != 500})
     from ..data.tables import is_table_path
 
     if not is_table_path(Path(data)):

@@ -131,8 +131,16 @@ def is_series_run(run: Path) -> bool:
     return fam in ("series-vae", "forecast-cvae")
 
 
+def _refuse(given: dict[str, bool], command: str) -> None:
+    bad = [flag for flag, on in given.items() if on]
+    if bad:
+        raise UsageError(f"{', '.join(bad)} do(es) not apply to `vaekit {command}` of a time-series run; drop "
+                         f"{', '.join(bad)}")
+
+
 def series_score(run: Path, data: str, out: Path, k: int, threshold_quantile: Optional[float],
-                 contamination: Optional[float], label_column: Optional[str], seed: int) -> None:
+                 contamination: Optional[float], label_column: Optional[str], seed: int,
+                 refused: Optional[dict[str, bool]] = None) -> None:
     """``vaekit score`` of a series-vae run: a score per timestamp (higher = more normal), a threshold (the
     ``threshold_quantile`` [0.01] of the scores of the run's validation period, or the ``contamination``
     quantile of the scored series), and point-wise AUROC / average precision with a 0/1 label column
@@ -142,8 +150,10 @@ def series_score(run: Path, data: str, out: Path, k: int, threshold_quantile: Op
     from ..runs import atomic_write_text
     from ..series_api import load_series_run, read_series
     from ..series_tasks import step_scores, sub_series
-    from ..tasks.anomaly import quantile_warning, ranking_metrics, threshold
+    from ..tasks.anomaly import check_score_settings, quantile_warning, ranking_metrics, threshold
 
+    _refuse(refused or {}, "score")
+    check_score_settings("iwae", 1, "auto" if contamination is None else contamination, threshold_quantile)
     if k < 1 or k > 100_000:
         raise UsageError(f"--iwae-k must be between 1 and 100000, got {k}")
     trained = load_series_run(run, "series-vae")
@@ -157,7 +167,12 @@ def series_score(run: Path, data: str, out: Path, k: int, threshold_quantile: Op
         offset, where = threshold(scores[ok], contamination), f"{contamination:g} of the scored steps below it"
     else:
         q = 0.01 if threshold_quantile is None else threshold_quantile
-        ref = read_series(trained, trained.config.data)
+        try:
+            ref = read_series(trained, trained.config.data)
+        except DataError as err:
+            raise DataError(f"the threshold is a quantile of the validation period of the run's data "
+                            f"{trained.config.data!r}, which cannot be read ({str(err).rstrip('.')}); pass "
+                            f"--contamination C to threshold on {data} itself") from None
         a, b = trained.info["series"]["periods"][1]
         val = step_scores(trained, sub_series(ref, a, b), k, seed)
         val = val[~np.isnan(val)]
@@ -186,7 +201,8 @@ def series_score(run: Path, data: str, out: Path, k: int, threshold_quantile: Op
     typer.echo(f"wrote {out}")
 
 
-def series_impute(run: Path, data: str, out: Path, k: int, passes: int, seed: int) -> None:
+def series_impute(run: Path, data: str, out: Path, k: int, passes: int, seed: int,
+                  refused: Optional[dict[str, bool]] = None) -> None:
     """``vaekit impute`` of a series-vae run: the series on its regular grid (missing timestamps included) up to
     its last observed step, with every missing target filled (importance-weighted conditional mean, ``k``
     samples, written to 7 significant digits); observed values are written as read (the shortest text that reads
@@ -195,6 +211,7 @@ def series_impute(run: Path, data: str, out: Path, k: int, passes: int, seed: in
     from ..series_api import load_series_run, read_series
     from ..series_tasks import impute_series, sub_series
 
+    _refuse(refused or {}, "impute")
     if k < 1 or k > 100_000:
         raise UsageError(f"--k must be between 1 and 100000, got {k}")
     if passes < 1 or passes > 100:
