@@ -328,3 +328,20 @@ def test_series_vae_trains_miwae_with_iw_samples_and_its_bound_is_above_the_elbo
         one = -torch.stack([t.model.iw_bound(val.x, val.mask, val.c, 1, gen) for _ in range(256)]).mean().item()
     assert abs(one - window_elbo(t.model, val, 1024)["elbo"]) < 0.5  # k = 1: the ELBO (up to its KL's noise)
     assert iw < one  # −IWAE_256 below −ELBO: a tighter bound
+
+
+def test_evaluate_gives_the_numbers_of_results_json_for_the_run_s_own_data(series_run, forecast_run):
+    import json
+
+    from cli_helpers import run
+
+    r = run("evaluate", forecast_run / "run", "--json")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    saved = json.loads((forecast_run / "run" / "results.json").read_text())["test"]["forecast"]
+    assert got["origins"] == saved["origins"] and got["steps"] == [432, 480]
+    assert got["mae"] == pytest.approx(saved["mae"]) and got["crps"] == pytest.approx(saved["crps"])
+    r = run("evaluate", series_run / "run", "--split", "validation", "--json")
+    assert r.exit_code == 0, r.output
+    saved = json.loads((series_run / "run" / "results.json").read_text())["validation"]
+    assert json.loads(r.output)["elbo"] == pytest.approx(saved["elbo"], rel=1e-5)
