@@ -345,3 +345,29 @@ def test_evaluate_gives_the_numbers_of_results_json_for_the_run_s_own_data(serie
     assert r.exit_code == 0, r.output
     saved = json.loads((series_run / "run" / "results.json").read_text())["validation"]
     assert json.loads(r.output)["elbo"] == pytest.approx(saved["elbo"], rel=1e-5)
+
+
+def test_parquet_with_a_timestamp_column_and_an_npy_series_through_the_cli(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cli_helpers import run
+
+    t = np.datetime64("2024-03-01T00:00") + np.arange(200).astype("timedelta64[m]") * 15
+    v = np.sin(np.arange(200) / 4.0)
+    v[[10, 11]] = np.nan
+    pq.write_table(pa.table({"ds": pa.array(t.astype("datetime64[us]")), "y": v}), tmp_path / "s.parquet")
+    sd = load_source(str(tmp_path / "s.parquet"), kind="series").series
+    assert sd.targets == ["y"] and sd.step == 15 * 60 * 10**9 and np.isnan(sd.values[10:12]).all()
+    x = np.stack([np.sin(np.arange(240) / 3.0), np.cos(np.arange(240) / 5.0)], 1)
+    x[100:104, 1] = np.nan
+    np.save(tmp_path / "s.npy", x)
+    r = run("train", "--data", tmp_path / "s.npy", "--family", "series-vae", "--context", "16", "--epochs", "1",
+            "--out", tmp_path / "r", *TINY)
+    assert r.exit_code == 0, r.output
+    r = run("impute", tmp_path / "r", "--data", tmp_path / "s.npy", "--out", tmp_path / "f.csv", "--k", "10")
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "f.csv").read_text().splitlines()
+    assert lines[0] == "step,x0,x1" and len(lines) == 241 and lines[101].startswith("100,")
+    assert "nan" not in (tmp_path / "f.csv").read_text()
+    assert float(lines[1].split(",")[2]) == x[0, 1]  # observed values as read
