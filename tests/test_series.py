@@ -257,6 +257,9 @@ def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
     assert_usage_error(run("score", forecast_run / "run", "--data", forecast_run / "s.csv", "--out",
                            forecast_run / "sc.csv"), "needs a series-vae run")
     assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")
+    assert_usage_error(run("report", forecast_run / "run"), "vaekit forecast")
+    assert_usage_error(run("tune", "--data", series_run / "a.csv", "--family", "series-vae", "--trials", "1", "--out",
+                           series_run / "tune"), "does not search the series-vae family")
     assert_usage_error(run("score", series_run / "run", "--data", series_run / "a.csv", "--out", series_run / "x.csv",
                            "--score", "recon"), "--score do(es) not apply to `vaekit score` of a time-series run")
     assert_usage_error(run("impute", series_run / "run", "--data", series_run / "a.csv", "--out",
@@ -341,6 +344,9 @@ def test_evaluate_gives_the_numbers_of_results_json_for_the_run_s_own_data(serie
     saved = json.loads((forecast_run / "run" / "results.json").read_text())["test"]["forecast"]
     assert got["origins"] == saved["origins"] and got["steps"] == [432, 480]
     assert got["mae"] == pytest.approx(saved["mae"]) and got["crps"] == pytest.approx(saved["crps"])
+    import vaekit
+
+    assert vaekit.api.evaluate(forecast_run / "run")["mae"] == pytest.approx(saved["mae"])
     r = run("evaluate", series_run / "run", "--split", "validation", "--json")
     assert r.exit_code == 0, r.output
     saved = json.loads((series_run / "run" / "results.json").read_text())["validation"]

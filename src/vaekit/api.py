@@ -350,6 +350,10 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
     :func:`vaekit.recommend_api.evaluate_recommender`).
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
+    if trained.kind.windowed:  # a time series: rolling-origin forecast metrics or −ELBO per window
+        from .series_api import evaluate_series
+
+        return evaluate_series(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
         from .recommend_api import evaluate_recommender
 
@@ -374,6 +378,8 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
     from .finish import write_card
 
     trained = load(run_dir)
+    if trained.kind.windowed:  # a time series has no report.html yet: its refusal names what it does have
+        load_vae(run_dir)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

@@ -156,3 +156,33 @@ def read_series(trained: TrainedVAE, data: str, label_column: str | None = None)
                         f"{s['step_ns'] / 1e9:g} s; give data at the run's frequency")
     return sd
 
+
+
+def evaluate_series(trained: TrainedVAE, data: str | None = None, split: str = "test", seed: int = 0) -> dict:
+    """On the ``split`` period of ``data`` (default: the run's own; periods cut as in training): a forecast-cvae's
+    rolling-origin metrics (origins every horizon steps, context and future inside the period, 100 samples) or
+    a series-vae's −ELBO per window (stride 1); on the run's own data, results.json's numbers."""
+    from .data.kinds.series import SeriesSplit, windows
+    from .data.series import periods
+    from .families.series import window_elbo
+    from .series_prep import covariates, model_units
+
+    names = ("train", "validation", "test")
+    if split not in names:
+        raise UsageError(f"--split must be one of {', '.join(names)}, got {split!r}")
+    cfg = trained.config
+    source = cfg.data if data is None else str(data)
+    sd = read_series(trained, source)
+    a, b = periods(sd.observed_end, cfg.val_fraction, cfg.test_fraction)[names.index(split)]
+    res: dict[str, Any] = {"data": source, "split": split, "steps": [int(a), int(b)]}
+    if family_name(cfg) == "forecast-cvae":
+        return {**res, **rolling_origin(trained, sd, test_origins(trained, a, b), EVAL_SAMPLES, seed)}
+    scaler, cov_scaler = series_scalers(trained)
+    x, mask = model_units(sd, scaler)
+    c = covariates(sd, cov_scaler)
+    L = cfg.context
+    if b - a < L:
+        raise DataError(f"the {split} period of {source} has {b - a} steps, fewer than the run's --context of {L}")
+    part = SeriesSplit(x=windows(x, (a, b), L, 1), mask=windows(mask, (a, b), L, 1),
+                       c=None if c is None else windows(c, (a, b), L, 1), starts=None)
+    return {**res, **window_elbo(trained.model, part, 256, seed), "windows": len(part), "context": L}

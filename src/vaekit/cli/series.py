@@ -231,41 +231,17 @@ def series_impute(run: Path, data: str, out: Path, k: int, passes: int, seed: in
 
 
 def series_evaluate(run: Path, data: Optional[str], split: str, seed: int, as_json: bool) -> None:
-    """``vaekit evaluate`` of a series run: on the ``split`` period of ``data`` (default: the run's own; periods
-    cut as in training), a forecast-cvae's rolling-origin metrics (origins every horizon steps, context and
-    future inside the period, 100 samples) or a series-vae's −ELBO per window (printed, not saved)."""
-    from ..data.kinds.series import SeriesSplit, windows
-    from ..data.series import periods
-    from ..families import family_name
-    from ..families.series import window_elbo
+    """``vaekit evaluate`` of a series run: :func:`vaekit.series_api.evaluate_series`, printed (not saved)."""
     from ..runs import json_text
-    from ..series_api import load_series_run, read_series, rolling_origin, series_scalers, test_origins
-    from ..series_prep import covariates, model_units
+    from ..series_api import evaluate_series, load_series_run
 
-    names = ("train", "validation", "test")
-    if split not in names:
-        raise UsageError(f"--split must be one of {', '.join(names)}, got {split!r}")
-    trained = load_series_run(run)
-    cfg = trained.config
-    source = cfg.data if data is None else data
-    sd = read_series(trained, source)
-    a, b = periods(sd.observed_end, cfg.val_fraction, cfg.test_fraction)[names.index(split)]
-    res: dict = {"data": source, "split": split, "steps": [int(a), int(b)]}
-    if family_name(cfg) == "forecast-cvae":
-        res.update(rolling_origin(trained, sd, test_origins(trained, a, b), 100, seed))
-        line = (f"{split} period of {source}, {res['origins']} origins x {res['horizon']} steps: MAE {res['mae']:.4g}, "
-                f"RMSE {res['rmse']:.4g}, MASE {res.get('mase', float('nan')):.3f}, CRPS {res['crps']:.4g}, "
-                f"80%/95% coverage {res['coverage_80']:.3f}/{res['coverage_95']:.3f}")
+    res = evaluate_series(load_series_run(run), data, split, seed)
+    if "mae" in res:
+        line = (f"{split} period of {res['data']}, {res['origins']} origins x {res['horizon']} steps: MAE "
+                f"{res['mae']:.4g}, RMSE {res['rmse']:.4g}, MASE {res.get('mase', float('nan')):.3f}, CRPS "
+                f"{res['crps']:.4g}, 80%/95% coverage {res['coverage_80']:.3f}/{res['coverage_95']:.3f}")
     else:
-        scaler, cov_scaler = series_scalers(trained)
-        x, mask = model_units(sd, scaler)
-        c = covariates(sd, cov_scaler)
-        L = cfg.context
-        if b - a < L:
-            raise DataError(f"the {split} period of {source} has {b - a} steps, fewer than the run's --context of {L}")
-        part = SeriesSplit(x=windows(x, (a, b), L, 1), mask=windows(mask, (a, b), L, 1),
-                           c=None if c is None else windows(c, (a, b), L, 1), starts=None)
-        res.update(window_elbo(trained.model, part, 256, seed), windows=len(part))
-        line = (f"{split} period of {source} ({res['windows']} windows of {L} steps): -ELBO {res['elbo']:.3f} nats per "
-                f"window (recon {res['recon']:.3f} + KL {res['kl']:.3f}; standardized units)")
+        line = (f"{split} period of {res['data']} ({res['windows']} windows of {res['context']} steps): -ELBO "
+                f"{res['elbo']:.3f} nats per window (recon {res['recon']:.3f} + KL {res['kl']:.3f}; standardized "
+                "units)")
     typer.echo(json_text(res, indent=2) if as_json else line)
