@@ -377,3 +377,22 @@ def test_parquet_with_a_timestamp_column_and_an_npy_series_through_the_cli(tmp_p
     assert lines[0] == "step,x0,x1" and len(lines) == 241 and lines[101].startswith("100,")
     assert "nan" not in (tmp_path / "f.csv").read_text()
     assert float(lines[1].split(",")[2]) == x[0, 1]  # observed values as read
+
+
+def test_gru_networks_train_forecast_and_score(tmp_path):
+    from vaekit import train
+    from vaekit.series_api import forecast_samples, read_series
+    from vaekit.series_tasks import step_scores
+
+    p = tmp_path / "s.csv"
+    write_series(p, n=24 * 14, future=6)
+    f = train(str(p), tmp_path / "f", family="forecast-cvae", series_network="gru", context=24, horizon=6,
+              covariate_columns=["temp"], epochs=1, hidden=[8], latent_dim=2, report=False)
+    assert any("gru" in k for k in f.model.state_dict())
+    sd = read_series(f, str(p))
+    fc = forecast_samples(f, sd, np.array([sd.observed_end]), 20, 0)
+    assert fc.shape == (20, 1, 6, 1) and np.isfinite(fc).all()
+    s = train(str(p), tmp_path / "s", family="series-vae", series_network="gru", context=24, epochs=1, hidden=[8],
+              latent_dim=2, report=False)
+    sc = step_scores(s, read_series(s, str(p)), k=4)
+    assert s.info["series"]["targets"] == ["load", "temp"] and np.isfinite(sc[:24 * 14]).all()

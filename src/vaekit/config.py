@@ -95,6 +95,8 @@ class TrainConfig(BaseModel):
     horizon: int | None = Field(default=None, ge=1, le=100_000,
         description="series: steps forecast after the context (forecast-cvae only)")
     stride: int = Field(default=1, ge=1, le=100_000, description="series: steps between training windows")
+    series_network: Literal["conv", "gru"] = Field(default="conv",
+        description="series: encoder/decoder networks, conv (two 1-D convolutions) or gru (one GRU layer)")
     calendar_features: bool = Field(default=True,
         description="series: derive hour-of-day and day-of-week sin/cos covariates from the timestamps")
 

@@ -1,6 +1,7 @@
 """The time-series families, over windows of a series (:mod:`vaekit.data.kinds.series`):
 
-- ``series-vae``: a VAE of windows of ``--context`` steps with 1-D convolutional encoder and decoder; the
+- ``series-vae``: a VAE of windows of ``--context`` steps with 1-D convolutional (or, ``--series-network gru``,
+  GRU) encoder and decoder; the
   decoder gives a Gaussian (mean and variance) per step and target, and missing steps are masked out of the
   likelihood; with ``--iw-samples K`` it trains MIWAE's bound (IWAE_K of the observed entries); used for
   reconstruction, per-timestamp anomaly scores and gap filling;
@@ -37,8 +38,46 @@ def _convs(c_in: int, h: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, h, 5, padding=2), nn.GELU(), nn.Conv1d(h, h, 5, padding=2), nn.GELU())
 
 
+class _GRUFeatures(nn.Module):
+    """[B, C_in, L] (channels first, as the convolutions take it) → the GRU's last hidden state [B, h]."""
+
+    def __init__(self, c_in: int, h: int):
+        super().__init__()
+        self.gru = nn.GRU(c_in, h, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x.transpose(1, 2))[1][-1]
+
+
+def _features(network: str, c_in: int, h: int, length: int) -> tuple[nn.Module, int]:
+    """(a module [B, C_in, L] → [B, F], F): two 1-D convolutions flattened, or a GRU's last state."""
+    if network == "gru":
+        return _GRUFeatures(c_in, h), h
+    return nn.Sequential(_convs(c_in, h), nn.Flatten()), h * length
+
+
+def _decoder(network: str, z_dim: int, length: int, dims: int, n_cov: int, h: int) -> nn.Module:
+    return (_GRUDecoder if network == "gru" else _Decoder)(z_dim, length, dims, n_cov, h)
+
+
+class _GRUDecoder(nn.Module):
+    """z → the GRU's first state; the steps' covariates (zeros without any) are its inputs; a Gaussian per step."""
+
+    def __init__(self, z_dim: int, length: int, dims: int, n_cov: int, h: int):
+        super().__init__()
+        self.length, self.dims = length, dims
+        self.h0 = nn.Linear(z_dim, h)
+        self.gru = nn.GRU(max(n_cov, 1), h, batch_first=True)
+        self.out = nn.Linear(h, 2 * dims)
+
+    def forward(self, z: torch.Tensor, cov: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        inp = cov if cov is not None else z.new_zeros(len(z), self.length, 1)
+        o = self.out(self.gru(inp, torch.tanh(self.h0(z))[None])[0])
+        return o[..., : self.dims], o[..., self.dims:].clamp(-9.0, 6.0)
+
+
 class _Decoder(nn.Module):
-    """z (and a condition vector) → a Gaussian per step: [B, L, D] means and log-variances."""
+    """z (and a condition vector) → a Gaussian per step: [B, L, D] means and log-variances (1-D convolutions)."""
 
     def __init__(self, z_dim: int, length: int, dims: int, n_cov: int, h: int):
         super().__init__()
@@ -64,11 +103,12 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, mask
 class SeriesVAE(nn.Module):
     """A VAE of windows [B, L, D] with covariates [B, L, K]: conv encoder on (x·mask, mask, covariates)."""
 
-    def __init__(self, length: int, dims: int, n_cov: int, h: int, latent_dim: int):
+    def __init__(self, length: int, dims: int, n_cov: int, h: int, latent_dim: int, network: str = "conv"):
         super().__init__()
         self.shape, self.latent_dim, self.n_cov = (length, dims), latent_dim, n_cov
-        self.encoder = nn.Sequential(_convs(2 * dims + n_cov, h), nn.Flatten(), nn.Linear(h * length, 2 * latent_dim))
-        self.decoder = _Decoder(latent_dim, length, dims, n_cov, h)
+        feat, width = _features(network, 2 * dims + n_cov, h, length)
+        self.encoder = nn.Sequential(feat, nn.Linear(width, 2 * latent_dim))
+        self.decoder = _decoder(network, latent_dim, length, dims, n_cov, h)
 
     def posterior(self, x: torch.Tensor, mask: torch.Tensor | None, cov: torch.Tensor | None):
         m = torch.ones_like(x) if mask is None else mask
@@ -103,14 +143,16 @@ class SeriesVAE(nn.Module):
 class ForecastCVAE(nn.Module):
     """A conditional VAE of the next ``horizon`` steps given ``context`` steps and the future covariates."""
 
-    def __init__(self, context: int, horizon: int, dims: int, n_cov: int, h: int, latent_dim: int):
+    def __init__(self, context: int, horizon: int, dims: int, n_cov: int, h: int, latent_dim: int,
+                 network: str = "conv"):
         super().__init__()
         self.context, self.horizon, self.dims, self.n_cov = context, horizon, dims, n_cov
         self.shape, self.latent_dim = (context + horizon, dims), latent_dim
-        self.ctx = nn.Sequential(_convs(2 * dims + n_cov, h), nn.Flatten(), nn.Linear(h * context, h), nn.GELU())
-        self.encoder = nn.Sequential(_convs(2 * dims, h), nn.Flatten())
-        self.post = nn.Linear(h * horizon + h, 2 * latent_dim)
-        self.decoder = _Decoder(latent_dim + h, horizon, dims, n_cov, h)
+        feat, width = _features(network, 2 * dims + n_cov, h, context)
+        self.ctx = nn.Sequential(feat, nn.Linear(width, h), nn.GELU())
+        self.encoder, width = _features(network, 2 * dims, h, horizon)
+        self.post = nn.Linear(width + h, 2 * latent_dim)
+        self.decoder = _decoder(network, latent_dim + h, horizon, dims, n_cov, h)
         self.skip = nn.Linear(context * dims + horizon * n_cov, horizon * dims)
 
     def condition(self, x, mask, cov):
@@ -251,7 +293,7 @@ class SeriesVAEFamily(Family):
         return model, model
 
     def build(self, cfg: TrainConfig, shape: tuple[int, ...], n_cov: int) -> nn.Module:
-        return SeriesVAE(int(shape[0]), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim)
+        return SeriesVAE(int(shape[0]), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim, cfg.series_network)
 
     def objective(self, cfg: TrainConfig, train: Split) -> Objective:
         return SeriesIWAE(cfg.iw_samples) if cfg.iw_samples > 1 else SeriesELBO()
@@ -272,4 +314,5 @@ class ForecastCVAEFamily(SeriesVAEFamily):
             raise UsageError("--family forecast-cvae needs --horizon N, the steps to forecast after --context")
 
     def build(self, cfg: TrainConfig, shape: tuple[int, ...], n_cov: int) -> nn.Module:
-        return ForecastCVAE(cfg.context, int(cfg.horizon), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim)
+        return ForecastCVAE(cfg.context, int(cfg.horizon), int(shape[1]), n_cov, int(cfg.hidden[0]), cfg.latent_dim,
+                            cfg.series_network)
