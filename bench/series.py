@@ -160,6 +160,11 @@ def main() -> None:
                 return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
             print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
                   f"{cell('coverage_95')} |")
+    from bench.common import write_result
+
+    path = write_result("series", {"settings": vars(args), "windows": {w: {name: ms for name, ms in by.items()}
+                                                                       for w, by in rows.items()}, "speed": speed})
+    print(f"\nwrote {path}")
     for s in speed:
         print(f"\ntraining {s['train_s']:.0f} s ({s['epochs']} epochs, best {s['best_epoch']}, {s['windows_per_s']:.0f} "
               "windows/s, wall clock); "
