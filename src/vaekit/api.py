@@ -203,9 +203,15 @@ def _run_recommender(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
     return train_recommender(prep, info, ctx)
 
 
+def _run_series(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    from .series_api import train_series
+
+    return train_series(prep, info, ctx)
+
+
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
-           "recvae": _run_recommender}
+           "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:
@@ -265,8 +271,11 @@ def load_vae(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     trained = load(run_dir, device)
     family = family_name(trained.config)
     if not FAMILIES[family].example_model:
-        raise UsageError(f"{run_dir} is a {family} run (recommendation), which this command does not take; use "
-                         f"`vaekit recommend {run_dir} --data HISTORY.csv` (its test metrics are in results.json)")
+        hint = FAMILIES[family].other_commands.format(run=run_dir)
+        if hint.startswith("(recommendation) "):  # the recommenders' words, as before
+            raise UsageError(f"{run_dir} is a {family} run (recommendation), which this command does not take; "
+                             + hint[len("(recommendation) "):])
+        raise UsageError(f"{run_dir} is a {family} run, which this command does not take; {hint}")
     return trained
 
 
@@ -341,6 +350,10 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
     :func:`vaekit.recommend_api.evaluate_recommender`).
     """
     trained = model if isinstance(model, TrainedVAE) else load(model)
+    if trained.kind.windowed:  # a time series: rolling-origin forecast metrics or −ELBO per window
+        from .series_api import evaluate_series
+
+        return evaluate_series(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
         from .recommend_api import evaluate_recommender
 
@@ -365,6 +378,8 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
     from .finish import write_card
 
     trained = load(run_dir)
+    if trained.kind.windowed:  # a time series has no report.html yet: its refusal names what it does have
+        load_vae(run_dir)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

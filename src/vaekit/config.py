@@ -24,7 +24,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae"]
 
 
 class TrainConfig(BaseModel):
@@ -56,7 +56,8 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae / recvae (recommendation from a user,item interactions file); unset: m2 with "
+                    "mult-dae / recvae (recommendation from a user,item interactions file), or series-vae / "
+                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 
@@ -78,6 +79,26 @@ class TrainConfig(BaseModel):
         description="recvae: passes over the training users updating the encoder, per epoch")
     n_dec_epochs: int = Field(default=1, ge=1, le=1000,
         description="recvae: passes over the training users updating the decoder, per epoch (after the encoder's)")
+
+    # time series (families series-vae, forecast-cvae: vaekit.data.kinds.series)
+    time_column: str | None = Field(default=None,
+        description="series: the time column (unset: a column named time, date, timestamp, ds or datetime)")
+    target_columns: list[str] | None = Field(default=None,
+        description="series: the value columns modelled (unset: every numeric column but time, covariates, label)")
+    covariate_columns: list[str] | None = Field(default=None,
+        description="series: numeric columns known in advance (e.g. temperature,workday), inputs only")
+    frequency: str | None = Field(default=None,
+        description="series: the step, e.g. 30min, 1h, 1D (unset: the smallest step of the time column; .npy: "
+                    "steps without a clock)")
+    context: int = Field(default=48, ge=2, le=100_000,
+        description="series: steps per window (series-vae) or of past context (forecast-cvae)")
+    horizon: int | None = Field(default=None, ge=1, le=100_000,
+        description="series: steps forecast after the context (forecast-cvae only)")
+    stride: int = Field(default=1, ge=1, le=100_000, description="series: steps between training windows")
+    series_network: Literal["conv", "gru"] = Field(default="conv",
+        description="series: encoder/decoder networks, conv (two 1-D convolutions) or gru (one GRU layer)")
+    calendar_features: bool = Field(default=True,
+        description="series: derive hour-of-day and day-of-week sin/cos covariates from the timestamps")
 
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
     # (semi_supervised: true is the m2 family)

@@ -33,6 +33,7 @@ class Prepared:
     feature_columns: list[str] | None
     shape: tuple[int, ...]
     fingerprint: str
+    series_info: dict | None = None  # a series run: config.json's "series" record (vaekit.series_prep)
 
     def data_info(self) -> dict:
         """The ``data`` record of ``config.json``."""
@@ -51,6 +52,10 @@ def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> P
     missing cells (``missing: mask``), binarize (``binarize: static``; validation and test always with a fixed
     draw), resolve ``likelihood: auto`` (not on resume: the saved config has it) and check the architecture."""
     kind = kind_of(ds.kind)
+    if kind.windowed:  # a series: scaled on its training period, then windowed (vaekit.series_prep)
+        from .series_prep import prepare_series
+
+        return prepare_series(cfg, ds, resolve_likelihood)
     splits = kind.split(ds, cfg)
     if kind.sparse:
         return _prepare_sparse(cfg, ds, splits, resolve_likelihood)

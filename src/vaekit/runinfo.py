@@ -37,7 +37,7 @@ class _Column(BaseModel):
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="allow")
-    kind: Literal["image", "table", "array", "interactions"]
+    kind: Literal["image", "table", "array", "interactions", "series"]
     shape: list[_Int] = Field(min_length=1, max_length=8)
     users: list[str] | None = None  # interactions: the id of each matrix row / column
     items: list[str] | None = None
@@ -102,9 +102,11 @@ class _RunInfo(BaseModel):
 
     @model_validator(mode="after")
     def _scaler_width(self) -> "_RunInfo":
-        if self.scaler is not None and len(self.scaler.mean) != math.prod(self.data.shape):
+        # a series' scaler is per target: its windows are [steps, targets]
+        width = self.data.shape[-1] if self.data.kind == "series" else math.prod(self.data.shape)
+        if self.scaler is not None and len(self.scaler.mean) != width:
             raise ValueError(f"scaler has {len(self.scaler.mean)} columns but data.shape "
-                             f"{self.data.shape} has {math.prod(self.data.shape)} features")
+                             f"{self.data.shape} has {width} features")
         return self
 
 

@@ -18,6 +18,7 @@ import typer
 from . import anomaly, complete, export, inspection, train, tune, use  # noqa: F401 (each registers its commands)
 from . import recommend  # noqa: F401,E402 (vaekit recommend)
 from . import explore  # noqa: F401,E402 (vaekit explore)
+from . import series  # noqa: F401,E402 (vaekit forecast; the series branches of score and impute)
 from .common import app
 
 __all__ = ["app", "main"]

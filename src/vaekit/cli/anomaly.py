@@ -37,6 +37,12 @@ def score(
 ) -> None:
     """Anomaly scores of --data (higher = more normal) and a threshold; AUROC and AP when labelled."""
     check_out_file(out, overwrite, (".csv",))
+    from .series import is_series_run, series_score
+
+    if is_series_run(run):  # a time series: a score per timestamp (vaekit.cli.series)
+        return series_score(run, data, out, iwae_k, threshold_quantile, contamination, label_column, seed,
+                            {"--score": method != "iwae", "--split": split != "all",
+                             "--normal-label": normal_label is not None, "--image-size": image_size is not None})
     from ..tasks.anomaly import check_score_settings, describe
 
     check_score_settings(method, iwae_k, "auto" if contamination is None else contamination, threshold_quantile)

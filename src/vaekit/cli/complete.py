@@ -32,6 +32,10 @@ def impute(
 ) -> None:
     """Fill the missing cells of a table; observed cells are copied through unchanged (their very text)."""
     check_out_file(out, overwrite, (".csv",))
+    from .series import is_series_run, series_impute
+
+    if is_series_run(run):  # a time series: fill its gaps (vaekit.cli.series)
+        return series_impute(run, data, out, k, passes, seed, {"--method": method != "iw", "--steps": steps != 500})
     from ..data.tables import is_table_path
 
     if not is_table_path(Path(data)):

@@ -210,7 +210,10 @@ def evaluate(
     """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units."""
     from .. import api
     from ..runs import json_text
+    from .series import is_series_run, series_evaluate
 
+    if is_series_run(run):  # a time series: rolling-origin forecast metrics or −ELBO per window (cli/series.py)
+        return series_evaluate(run, data, split, seed, as_json)
     trained = api.load(run)
     from ..families import FAMILIES, family_name
 

@@ -85,6 +85,10 @@ def print_summary(out: Path, r: Any) -> None:
     if test:
         msg += f"; test -ELBO {test['elbo']:.2f} nats (recon {test['recon']:.2f} + KL {test['kl']:.2f})"
     typer.echo(msg + ("; 1-sample ELBO of the best weights (results.json)" if val or test else ""))
+    if "forecast" in test:  # a forecast-cvae run: its rolling-origin test metrics (vaekit.series_api)
+        f = test["forecast"]
+        typer.echo(f"test forecasts ({f['origins']} origins x {f['horizon']} steps): MAE {f['mae']:.4g}, CRPS "
+                   f"{f['crps']:.4g}, 80%/95% coverage {f['coverage_80']:.2f}/{f['coverage_95']:.2f}")
     echo_report_line(out)
     warning = collapse_note(out)
     if warning:

@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from .batch import Batch
 
-KINDS = ("image", "table", "array", "interactions")
+KINDS = ("image", "table", "array", "interactions", "series")
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Dataset:
     # interactions: the sparse user × item matrix and its id maps (data.interactions.Interactions); ``x`` is
     # then the same matrix as a torch sparse CSR tensor
     interactions: Any = None
+    # series: the regular series (data.series.SeriesData: times, values, covariates); ``x`` is its values [T, D]
+    series: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -89,6 +91,9 @@ class Dataset:
             for arr in self.interactions.fingerprint_parts():
                 h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))
             h.update("\n".join(self.interactions.users + ["|"] + self.interactions.items).encode())
+            return h.hexdigest()
+        if self.series is not None:  # a series: its times, values and covariates
+            h.update(self.series.fingerprint_bytes())
             return h.hexdigest()
         for field in ("x", "y", "test_x", "test_y", "attributes"):
             t = getattr(self, field)

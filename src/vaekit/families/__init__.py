@@ -3,7 +3,8 @@
 - ``vae``: MLP or conv encoder/decoder, optionally conditional (labels or attribute columns) — :mod:`.vae`;
 - ``m2``: the semi-supervised VAE of Kingma et al. (2014) — :mod:`.m2`;
 - ``mult-vae``, ``mult-dae``: recommendation from interactions (Liang et al. 2018) — :mod:`.mult_vae`;
-- ``recvae``: recommendation from interactions (Shenbin et al. 2020) — :mod:`.recvae`.
+- ``recvae``: recommendation from interactions (Shenbin et al. 2020) — :mod:`.recvae`;
+- ``series-vae``, ``forecast-cvae``: time series (anomalies and gaps; probabilistic forecasts) — :mod:`.series`.
 A new family is one module here and one line in :data:`FAMILIES`.
 """
 
@@ -14,10 +15,12 @@ from .base import BatchSource, Family
 from .m2 import M2Family
 from .mult_vae import MultDAEFamily, MultVAEFamily
 from .recvae import RecVAEFamily
+from .series import ForecastCVAEFamily, SeriesVAEFamily
 from .vae import VAEFamily
 
 FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family, "mult-vae": MultVAEFamily,
-                                     "mult-dae": MultDAEFamily, "recvae": RecVAEFamily}
+                                     "mult-dae": MultDAEFamily, "recvae": RecVAEFamily,
+                                     "series-vae": SeriesVAEFamily, "forecast-cvae": ForecastCVAEFamily}
 
 
 def family_name(cfg: TrainConfig) -> str:

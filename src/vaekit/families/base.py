@@ -47,6 +47,11 @@ class Family:
     #: whether the commands over a VAE's examples (sample, reconstruct, encode, evaluate's bounds, report) apply
     #: to this family's runs; a recommender's run answers `vaekit recommend` instead
     example_model: bool = True
+    #: whether ``vaekit tune`` searches this family's settings
+    tunable: bool = True
+    #: what the VAE commands say instead when they refuse this family's runs (``example_model`` False)
+    other_commands: str = ("(recommendation) use `vaekit recommend {run} --data HISTORY.csv` (its test metrics are in "
+                           "results.json)")
 
     def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...],
                       cond: Any) -> tuple[nn.Module, nn.Module]:

@@ -161,6 +161,9 @@ def _settings(space: Any, config: Any, data: str | None, epochs: int | None, see
         sp = sp.capped_warmup(base_cfg.epochs)
         base.update({**sp.fixed, **given_flags})  # --epochs still wins over the space's epochs
         base_cfg = make_config(base)
+    if not FAMILIES[family_name(base_cfg)].tunable:
+        raise UsageError(f"vaekit tune does not search the {family_name(base_cfg)} family yet; train its runs with "
+                         "vaekit train")
     if base_cfg.semi_supervised:
         raise UsageError("vaekit tune searches unsupervised and conditional runs; drop semi_supervised")
     searched = {p.name for p in sp.params}  # the space wins over --config for what it searches

