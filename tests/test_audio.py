@@ -60,3 +60,61 @@ def test_bad_audio_inputs_are_one_line_errors(tmp_path):
     assert_usage_error(run("train", "--data", tmp_path / "mixed", "--out", tmp_path / "r4", *no_rate),
                        "different sample rates", "--sample-rate")
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 5))
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory):
+    """A label-conditional conv VAE on two synthetic speakers (2 epochs, latent 3)."""
+    root = tmp_path_factory.mktemp("audio")
+    data = write_speakers(root / "speakers")
+    r = run("train", "--data", data, "--out", root / "run", *TINY, "--model", "conv", "--channels", "8,16",
+            "--latent-dim", "3", "--epochs", "2", "--batch-size", "32", "--conditional", "--griffin-lim-iters", "8",
+            "--report-iwae-k", "0", "-q")
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def test_audio_run_saves_its_spectrogram_settings_and_reuses_the_vae_family(audio_run):
+    info = json.loads((audio_run / "run" / "config.json").read_text())
+    assert info["config"]["family"] in (None, "vae") and info["config"]["conditional"]
+    assert info["data"]["kind"] == "audio" and info["data"]["shape"] == [1, 16, 8]
+    assert {k: info["data"]["audio"][k] for k in ("sample_rate", "n_mels", "n_fft", "hop", "patch_frames")} == \
+        dict(sample_rate=8000, n_mels=16, n_fft=256, hop=64, patch_frames=8)
+    assert info["config"]["likelihood"] == "gaussian"
+
+
+def test_reconstruct_sample_interpolate_convert_write_wavs_of_the_right_length_and_rate(audio_run, tmp_path):
+    rundir, sp = audio_run / "run", audio_run / "speakers"
+    clip16k = tmp_path / "clip16k.wav"  # another rate than the run's: resampled on the way in
+    sf.write(clip16k, voice("low", 0.7, 7, sr=16000), 16000)
+    r = run("reconstruct", rundir, "--data", clip16k, "--out", tmp_path / "rec.wav")
+    assert r.exit_code == 0, r.output
+    info = sf.info(str(tmp_path / "rec.wav"))
+    assert (info.samplerate, info.frames, info.channels) == (8000, int(0.7 * 8000), 1)
+    r = run("sample", rundir, "-n", "2", "--seconds", "0.5", "--label", "high", "--out", tmp_path / "samples")
+    assert r.exit_code == 0, r.output
+    wavs = sorted((tmp_path / "samples").glob("*.wav"))
+    assert [sf.info(str(w)).frames for w in wavs] == [4000, 4000]
+    r = run("interpolate", rundir, "--from", sp / "low" / "low0.wav", "--to", sp / "high" / "high1.wav",
+            "--out", tmp_path / "morph.wav")
+    assert r.exit_code == 0, r.output
+    assert sf.info(str(tmp_path / "morph.wav")).frames == int(0.6 * SR)
+    r = run("convert", rundir, "--data", sp / "low" / "low1.wav", "--label", "high", "--out", tmp_path / "conv.wav")
+    assert r.exit_code == 0, r.output
+    conv, rate = sf.read(str(tmp_path / "conv.wav"))
+    assert rate == SR and len(conv) == int(0.6 * SR) and np.isfinite(conv).all() and np.abs(conv).max() > 0.01
+
+
+def test_audio_commands_refuse_bad_input_in_one_line(audio_run, tmp_path):
+    rundir, sp = audio_run / "run", audio_run / "speakers"
+    assert_usage_error(run("convert", rundir, "--data", sp / "low" / "low0.wav", "--label", "nobody",
+                           "--out", tmp_path / "c.wav"), "unknown label 'nobody'", "high, low")
+    sf.write(tmp_path / "short.wav", voice("low", 0.03, 0), SR)
+    assert_usage_error(run("reconstruct", rundir, "--data", tmp_path / "short.wav", "--out", tmp_path / "r.wav"),
+                       "shorter than one patch")
+    (tmp_path / "bad.wav").write_bytes(b"\x00" * 100)
+    assert_usage_error(run("reconstruct", rundir, "--data", tmp_path / "bad.wav", "--out", tmp_path / "r.wav"),
+                       "cannot read audio")
+    assert_usage_error(run("reconstruct", rundir, "--data", sp / "low" / "low0.wav", "--out", tmp_path / "r.png"),
+                       ".wav")
+    assert not (tmp_path / "r.wav").exists() and not (tmp_path / "c.wav").exists()
