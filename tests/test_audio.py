@@ -118,3 +118,26 @@ def test_audio_commands_refuse_bad_input_in_one_line(audio_run, tmp_path):
     assert_usage_error(run("reconstruct", rundir, "--data", sp / "low" / "low0.wav", "--out", tmp_path / "r.png"),
                        ".wav")
     assert not (tmp_path / "r.wav").exists() and not (tmp_path / "c.wav").exists()
+
+
+def test_report_has_players_spectrograms_and_audio_metrics(audio_run):
+    import re
+
+    rundir = audio_run / "run"
+    page = (rundir / "report.html").read_text()
+    sources = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
+    assert "report_assets/clip0_input.wav" in sources and "report_assets/clip0_recon.wav" in sources
+    assert any("_as_" in s for s in sources)  # conversion to the other speaker
+    for rel in sources:  # relative links to files written into the run folder, at the run's rate
+        assert sf.info(str(rundir / rel)).samplerate == SR
+    assert 'id="fig-audio-0"' in page and "data:image/png;base64," in page
+    audio = json.loads((rundir / "evaluation.json").read_text())["audio"]
+    assert [c["clip"] for c in audio["clips"]] == ["high0.wav", "low0.wav"]
+    for key in ("spectral_distance", "mcd_db", "real_time_factor"):
+        assert np.isfinite(audio["mean"][key]) and audio["mean"][key] > 0
+    # --overwrite removes the assets with the run's other files
+    import vaekit
+
+    vaekit.train(str(audio_run / "speakers"), rundir, overwrite=True, report=False, epochs=1, latent_dim=2,
+                 hidden=[16], **OPTS)  # (the last test of this module's run)
+    assert not (rundir / "report_assets").exists()

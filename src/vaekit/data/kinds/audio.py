@@ -21,6 +21,7 @@ def audio_options(config: Any) -> dict[str, Any]:
 class AudioKind(DataKind):
     name = "audio"
     bernoulli_ok = False
+    sound = True
     bernoulli_refusal = "audio examples are log-mel spectrograms"
     loss_note = "losses are on normalised log-mel patches ((ln mel power + 4) / 4)"
 
