@@ -48,6 +48,8 @@ def audio_sample(run: Path, n: int, out: Path, seconds: Optional[float], tempera
         if n != 1:
             raise UsageError(f"--out {out} is one .wav file but -n is {n}; pass a folder (--out DIR/) or -n 1")
         targets = [out]
+    elif out.suffix:
+        raise UsageError(f"--out {out}: an audio run writes sound; give a folder (--out DIR/) or a .wav file with -n 1")
     else:
         if not 1 <= n <= 10_000:
             raise UsageError(f"-n must be between 1 and 10000, got {n}")
@@ -76,7 +78,7 @@ def audio_interpolate(run: Path, from_: str, to: str, out: Path, overwrite: bool
 
     _check_wav(out, overwrite)
     trained = _load(run)
-    y, _ = interpolate_clips(trained, read_clip(trained, from_), read_clip(trained, to))
+    y, _ = interpolate_clips(trained, read_clip(trained, from_, "--from"), read_clip(trained, to, "--to"))
     rate = settings_of(trained)["sample_rate"]
     write_wav(out, y, rate)
     typer.echo(f"wrote a {len(y) / rate:.2f} s interpolation from {from_} to {to} to {out}")

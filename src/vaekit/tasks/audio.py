@@ -54,11 +54,13 @@ class Clip:
     samples: int
 
 
-def read_clip(trained, path: str | Path) -> Clip:
+def read_clip(trained, path: str | Path, flag: str = "--data") -> Clip:
     """One recording as the run sees it; one-line errors for a missing, unreadable, empty or short file."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; audio commands take one clip (a .wav, .flac or .ogg file)")
     if not path.is_file():
-        raise UsageError(f"no such audio file: {path}")
+        raise UsageError(f"{flag} {path}: no such audio file")
     s = settings_of(trained)
     y, rate = read_audio(path)
     lm = clip_log_mel(y, rate, s)
