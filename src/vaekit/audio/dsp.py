@@ -9,6 +9,7 @@ distances the audio report uses (multi-scale spectral distance, mel-cepstral dis
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,7 +21,13 @@ LOG_FLOOR = 1e-5
 
 # -- STFT ------------------------------------------------------------------------------------------------
 def _window(n_fft: int, device: torch.device | None = None) -> torch.Tensor:
-    return torch.hann_window(n_fft, periodic=True, dtype=torch.float32, device=device)
+    return _cpu_window(n_fft) if device is None or torch.device(device).type == "cpu" else \
+        torch.hann_window(n_fft, periodic=True, dtype=torch.float32, device=device)
+
+
+@functools.lru_cache(maxsize=16)
+def _cpu_window(n_fft: int) -> torch.Tensor:
+    return torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
 
 
 def stft(y: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -64,6 +71,12 @@ def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float
     """Triangular mel filters ``[n_mels, n_fft // 2 + 1]``, as ``librosa.filters.mel`` builds them: centres
     equally spaced in mel between ``fmin`` and ``fmax`` (default sr/2); ``norm="slaney"`` divides each
     triangle by its width in Hz / 2, so every filter has unit area over frequency."""
+    return _mel_filters(int(sr), int(n_fft), int(n_mels), float(fmin), fmax, htk, norm).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None,
+                 htk: bool = False, norm: str | None = "slaney") -> torch.Tensor:
     fmax = sr / 2.0 if fmax is None else float(fmax)
     freqs = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
     mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin, htk), hz_to_mel(fmax, htk), n_mels + 2), htk)
@@ -90,17 +103,30 @@ def log_mel(y: torch.Tensor, sr: int, n_fft: int, hop: int, n_mels: int,
     return torch.log(mel_power(y, sr, n_fft, hop, n_mels, fb) + LOG_FLOOR)
 
 
-def mel_to_linear(mel: torch.Tensor, fb: torch.Tensor, iters: int = 50) -> torch.Tensor:
+def mel_to_linear(mel: torch.Tensor, fb: torch.Tensor, iters: int = 30) -> torch.Tensor:
     """Linear power spectrogram ``[F, frames]`` ≥ 0 whose mel projection is closest to ``mel`` in least
     squares: the pseudo-inverse solution clipped at 0, refined by projected gradient steps (step 1/L with
     L = ‖fb‖₂², so each step does not increase the error). A non-negative least squares solve, approximately."""
     fb = fb.to(mel)
-    x = torch.linalg.pinv(fb) @ mel
-    x = x.clamp_min(0.0)
-    lip = torch.linalg.matrix_norm(fb, ord=2) ** 2
+    pinv, lip = _inverse_parts(fb)
+    x = (pinv @ mel).clamp_min(0.0)
+    step = fb.T.contiguous() / lip
     for _ in range(iters):
-        x = (x - (fb.T @ (fb @ x - mel)) / lip).clamp_min(0.0)
+        x = (x - step @ (fb @ x - mel)).clamp_min_(0.0)
     return x
+
+
+def _inverse_parts(fb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pseudo-inverse, squared spectral norm) of a filter bank, cached by its contents (built once a run)."""
+    key = (tuple(fb.shape), float(fb.sum()), float(fb[:, ::7].sum()), fb.dtype)
+    if key not in _INVERSES:
+        _INVERSES[key] = (torch.linalg.pinv(fb), torch.linalg.matrix_norm(fb, ord=2) ** 2)
+        if len(_INVERSES) > 16:
+            _INVERSES.pop(next(iter(_INVERSES)))
+    return _INVERSES[key]
+
+
+_INVERSES: dict = {}
 
 
 # -- phase reconstruction -------------------------------------------------------------------------------
