@@ -161,7 +161,8 @@ def _fit_frames(spec: torch.Tensor, frames: int) -> torch.Tensor:
 
 def log_mel_to_audio(lm: torch.Tensor, sr: int, n_fft: int, hop: int, iters: int = 32,
                      length: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Log-mel ``[n_mels, frames]`` (:func:`log_mel` units) → a signal: exp, mel → linear power, √, Griffin-Lim."""
+    """Log-mel ``[n_mels, frames]`` (:func:`log_mel` units) → a signal: exp, mel → linear power, √,
+    Griffin-Lim."""
     fb = mel_filters(sr, n_fft, lm.shape[0])
     power = mel_to_linear((torch.exp(lm.float()) - LOG_FLOOR).clamp_min(0.0), fb)
     return griffin_lim(power.sqrt(), n_fft, hop, iters, length=length, seed=seed)
@@ -203,12 +204,24 @@ def mel_cepstrum(lm: torch.Tensor, n_coeffs: int = 13) -> torch.Tensor:
     return _dct_matrix(lm.shape[0], n_coeffs) @ (0.5 * lm.float())
 
 
-def mcd(lm_ref: torch.Tensor, lm: torch.Tensor, n_coeffs: int = 13) -> float:
+def mcd(lm_ref: torch.Tensor, lm: torch.Tensor, n_coeffs: int = 13, active_db: float | None = 40.0,
+        top_db: float | None = 80.0) -> float:
     """Mel-cepstral distortion in dB between two log-mel spectrograms (frames aligned, the shorter count
     used): the mean over frames of (10 / ln 10) · √(2 Σ_{d=1}^{D} (c_d − c'_d)²), c0 (energy) excluded
-    (Kubichek 1993). Typical: ~4-6 dB for a vocoder's copy synthesis, > 8 dB for a different voice."""
+    (Kubichek 1993). As usual for speech, only the reference's active frames count: those within
+    ``active_db`` dB of its loudest frame; and both spectrograms are floored ``top_db`` dB below the
+    reference's loudest band (librosa's ``power_to_db(top_db=80)``), so bands of digital silence at the log
+    floor do not dominate (None: neither)."""
     t = min(lm_ref.shape[1], lm.shape[1])
-    c1, c2 = mel_cepstrum(lm_ref[:, :t], n_coeffs)[1:], mel_cepstrum(lm[:, :t], n_coeffs)[1:]
+    ref, out = lm_ref[:, :t].float(), lm[:, :t].float()
+    if top_db is not None:
+        floor = ref.max() - top_db * math.log(10.0) / 10.0
+        ref, out = ref.clamp_min(floor), out.clamp_min(floor)
+    if active_db is not None:
+        energy_db = (10.0 / math.log(10.0)) * torch.logsumexp(ref, 0)
+        keep = energy_db >= energy_db.max() - active_db
+        ref, out = ref[:, keep], out[:, keep]
+    c1, c2 = mel_cepstrum(ref, n_coeffs)[1:], mel_cepstrum(out, n_coeffs)[1:]
     per_frame = (10.0 / math.log(10.0)) * torch.sqrt(2.0 * ((c1 - c2) ** 2).sum(0))
     return float(per_frame.mean())
 

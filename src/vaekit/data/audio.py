@@ -126,7 +126,8 @@ def list_audio(path: Path) -> tuple[list[Path], list[int] | None, list[str] | No
         return files, None, None
     if top:
         raise DataError(f"{path} has recordings both at its top ({top[0].name}) and in class subfolders "
-                        f"({sub[0].relative_to(path).parts[0]}/); put every file in a class subfolder, or all at the top")
+                        f"({sub[0].relative_to(path).parts[0]}/); put every file in a class subfolder, or all at "
+                        "the top")
     names = sorted({f.relative_to(path).parts[0] for f in sub})
     return sub, [names.index(f.relative_to(path).parts[0]) for f in sub], names
 

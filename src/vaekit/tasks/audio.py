@@ -164,7 +164,8 @@ def sample_clip(trained, seconds: float, c: torch.Tensor | None, temperature: fl
     frames = frames_for(seconds, s)
     p = s["patch_frames"]
     if frames < p:
-        raise UsageError(f"--seconds {seconds:g} is shorter than one patch ({(p - 1) * s['hop'] / s['sample_rate']:.3f} s); "
+        patch = (p - 1) * s["hop"] / s["sample_rate"]
+        raise UsageError(f"--seconds {seconds:g} is shorter than one patch ({patch:.3f} s); "
                          "ask for more")
     starts = patch_starts(frames, p, max(1, p // 2))
     x = trained.sample(len(starts), temperature=temperature, seed=seed, c=c)

@@ -85,8 +85,9 @@ def audio_report(trained) -> tuple[dict[str, Any], str]:
     try:
         clips = [_cropped(trained, f) for f in pick_clips(source)] if source.exists() else []
     except Exception as exc:  # noqa: BLE001 - the report says why, training is not failed by it
-        return {"note": f"clips not read: {exc}"}, (f"<h2 id='audio'>Audio</h2><p>the recordings of {html.escape(str(source))}"
-                                                     f" could not be read ({html.escape(str(exc))})</p>")
+        return {"note": f"clips not read: {exc}"}, (f"<h2 id='audio'>Audio</h2><p>the recordings of "
+                                                     f"{html.escape(str(source))} could not be read "
+                                                     f"({html.escape(str(exc))})</p>")
     if not clips:
         return {"note": f"{source} not found"}, f"<h2 id='audio'>Audio</h2><p>{html.escape(str(source))} not found</p>"
     assets = trained.run_dir / ASSETS
@@ -130,7 +131,8 @@ def audio_report(trained) -> tuple[dict[str, Any], str]:
                     + "</tr>" for r in rows)
     parts.insert(1, "<table><tr><th>clip</th><th>spectral distance</th><th>MCD (dB)</th><th>real-time factor</th>"
                  f"</tr>{table}</table><p>spectral distance: multi-scale (STFT 64-2048) spectral convergence + log-"
-                 "magnitude L1; MCD: mel-cepstral distortion of 12 coefficients (c0 left out); real-time factor: "
+                 "magnitude L1; MCD: mel-cepstral distortion of 12 coefficients (c0 left out) over the input's frames "
+                 "within 40 dB of its loudest; real-time factor: "
                  "seconds of encode + decode + Griffin-Lim per second of audio (below 1: faster than real time).</p>")
     return {"clips": rows, "mean": mean, "sample_rate": rate, "griffin_lim_iters": trained.config.griffin_lim_iters,
             "note": "clips of the training data (patches of every clip are in all splits)"}, "".join(parts)
