@@ -99,6 +99,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="conv", help="conv (channels 16,32,64, hidden 256) or mlp (hidden 512)")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--gaussian-std", type=float, default=None,
+                   help="fixed std of the Gaussian likelihood (normalised log-mel units); unset: learned")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", type=Path, default=None, help="write two test clips' spectrograms to this PNG")
     args = p.parse_args(argv)
@@ -119,7 +121,7 @@ def main(argv=None) -> dict:
     print(f"corpus: {corpus_seconds:.1f} s", flush=True)
     arch = dict(model="conv", channels=[16, 32, 64], hidden=[256]) if args.model == "conv" else \
         dict(model="mlp", hidden=[512])
-    common = dict(**SETTINGS, **arch, lr=args.lr, latent_dim=args.latent, epochs=args.epochs,
+    common = dict(**SETTINGS, **arch, lr=args.lr, gaussian_std=args.gaussian_std, latent_dim=args.latent, epochs=args.epochs,
                   patience=None, batch_size=32, griffin_lim_iters=args.gl_iters, seed=args.seed, report=False,
                   threads=args.threads)
     seconds = {}
@@ -183,7 +185,7 @@ def main(argv=None) -> dict:
                              label))
     table = [(m, float(np.mean(v["spectral_distance"])), float(np.mean(v["mcd_db"]))) for m, v in rows.items()]
     speaker = {m: float(np.mean(v)) for m, v in heard.items()}
-    result = {"settings": SETTINGS, "model": arch, "lr": args.lr, "speakers": SPEAKERS, "epochs": args.epochs,
+    result = {"settings": SETTINGS, "model": arch, "lr": args.lr, "gaussian_std": args.gaussian_std, "speakers": SPEAKERS, "epochs": args.epochs,
               "latent": args.latent,
               "gl_iters": args.gl_iters, "threads": args.threads, "train_clips": len(train_files),
               "test_clips": len(test_files), "train_patches": len(train_ds.x),
