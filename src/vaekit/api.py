@@ -21,6 +21,7 @@ from .config import TrainConfig, load_config_file, make_config
 from .core.vae import build_model
 from .data import Dataset, Standardizer, binarize, fill_missing, load_source
 from .data.kinds import kind_of
+from .data.kinds.audio import audio_options
 from .errors import RunError, UsageError
 from .families import FAMILIES, family_name
 from .finish import finish_vae_run
@@ -109,6 +110,7 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         cfg = family.defaults(cfg)
     family.check(cfg)  # before the data is read and anything is written
     kind_options = kind_of(family.data_kind).load_options(cfg, {}) if family.data_kind else {}
+    kind_options.setdefault("audio", audio_options(cfg)["audio"])  # spectrogram settings, if the data is audio
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)

@@ -47,6 +47,17 @@ class TrainConfig(BaseModel):
     missing: MissingName = Field(default="error",
         description="missing table cells: error, or mask (train on incomplete rows, MIWAE)")
 
+    # audio (vaekit.data.kinds.audio): log-mel patches of .wav/.flac/.ogg files; saved with the run
+    sample_rate: int | None = Field(default=None, ge=1000, le=384_000,
+        description="audio: resample every clip to this rate (Hz); unset: the clips' own rate (all the same)")
+    n_mels: int = Field(default=64, ge=4, le=512, description="audio: mel bands of the log-mel spectrogram")
+    n_fft: int = Field(default=1024, ge=32, le=16384, description="audio: STFT size (samples)")
+    hop: int = Field(default=256, ge=8, le=16384, description="audio: STFT hop (samples between frames)")
+    patch_frames: int = Field(default=32, ge=2, le=4096,
+        description="audio: spectrogram frames per training patch (one example)")
+    griffin_lim_iters: int = Field(default=32, ge=0, le=10_000,
+        description="audio: Griffin-Lim iterations when decoded spectrograms become sound")
+
     # conditioning (conditional VAE, Sohn et al. 2015): on the labels, or on these numeric table columns
     conditional: bool = Field(default=False, description="conditional VAE on the data's labels")
     condition_columns: list[str] | None = Field(default=None,
@@ -233,6 +244,9 @@ class TrainConfig(BaseModel):
         if self.missing == "mask" and (self.conditional or self.condition_columns or self.semi_supervised):
             raise ValueError("--missing mask cannot be combined with --conditional, --condition-columns or "
                              "--semi-supervised; drop one")
+        if self.hop > self.n_fft // 2:
+            raise ValueError(f"--hop {self.hop} must be at most half of --n-fft {self.n_fft} (frames must overlap "
+                             "for the spectrogram to turn back into sound)")
         return self
 
 

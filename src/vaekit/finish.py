@@ -174,13 +174,20 @@ def write_report(trained, x: torch.Tensor, y: torch.Tensor | None, evaluation: d
     from .runs import EVALUATION, METRICS, RESULTS, atomic_write_text, read_json, write_json
 
     run = trained.run_dir
+    extra: list[str] = []
+    if trained.kind.sound:  # audio runs: clips to listen to, spectrograms, spectral distance, MCD, speed
+        from .tasks.audio_report import audio_report
+
+        audio, section = audio_report(trained)
+        evaluation, extra = {**evaluation, "audio": audio}, [section]
     write_json(run / EVALUATION, evaluation)
     metrics_file = run / METRICS
     metrics = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] \
         if metrics_file.is_file() else []
     results = read_json(run / RESULTS) if (run / RESULTS).is_file() else None
     html = build_report(ReportInputs(info=trained.info, model=trained.model, x=x, y=y, c=c, metrics=metrics,
-                                     results=results, evaluation=evaluation, title=f"vaekit run {run.name}"))
+                                     results=results, evaluation=evaluation, title=f"vaekit run {run.name}",
+                                     extra=extra))
     atomic_write_text(run / "report.html", html)
     return run / "report.html"
 

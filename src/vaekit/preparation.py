@@ -44,7 +44,8 @@ class Prepared:
                 **({"schema": ds.schema} if has_categorical(ds.schema) else {}),
                 **({"users": ds.interactions.users, "items": ds.interactions.items,
                     "interactions": int(ds.interactions.matrix.nnz)}
-                   if ds.interactions is not None else {})}
+                   if ds.interactions is not None else {}),
+                **({"audio": ds.audio} if ds.audio is not None else {})}
 
 
 def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> Prepared:

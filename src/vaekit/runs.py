@@ -59,7 +59,7 @@ RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALU
              CARD, CARD_FALLBACK)
 # The folders vaekit writes into a run directory (--log: TensorBoard's event files, MLflow's default file
 # store); ``--overwrite`` removes them with the files of RUN_FILES.
-RUN_DIRS = ("tensorboard", "mlruns")
+RUN_DIRS = ("tensorboard", "mlruns", "report_assets")  # report_assets: an audio run's .wav clips
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -36,19 +36,35 @@ def report(
     typer.echo(f"wrote {path}")
 
 
+def _index(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{flag} takes the index of an example (an integer), got {text!r}") from None
+
+
 @app.command()
 @user_errors
 def interpolate(
     run: Path = typer.Argument(..., help="run directory"),
-    data: str = typer.Option(..., "--data", help="data holding the two examples"),
-    from_: int = typer.Option(..., "--from", help="index of the first example"),
-    to: int = typer.Option(..., "--to", help="index of the second example"),
+    data: Optional[str] = typer.Option(None, "--data", help="data holding the two examples"),
+    from_: str = typer.Option(..., "--from", help="index of the first example (audio runs: a clip)"),
+    to: str = typer.Option(..., "--to", help="index of the second example (audio runs: a clip)"),
     steps: int = typer.Option(10, "--steps", help="points on the path, ends included"),
     method: str = typer.Option("linear", "--method", help="linear, or spherical (for Gaussian latents)"),
     out: Path = typer.Option(..., "--out", help="FILE.png or FILE.npy"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Decode the path between the latent codes (posterior means) of two examples."""
+    from ..tasks.audio import is_audio_run
+
+    if is_audio_run(run):  # two clips in, one .wav morphing from the first to the second
+        from .audio import audio_interpolate
+
+        return audio_interpolate(run, from_, to, out, overwrite)
+    if data is None:
+        raise UsageError("interpolate needs --data, the data holding the two examples")
+    from_, to = _index(from_, "--from"), _index(to, "--to")
     check_out_file(out, overwrite, (".png", ".npy"))
     if method not in ("linear", "spherical"):
         raise UsageError(f"--method must be linear or spherical, got {method!r}")

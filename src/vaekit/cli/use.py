@@ -17,14 +17,26 @@ from .common import SPLIT_HELP, app, check_out_file, pick_split, user_condition,
 def sample(
     run: Path = typer.Argument(..., help="run directory"),
     n: int = typer.Option(64, "-n", "--n", help="number of samples"),
-    out: Path = typer.Option(..., "--out", help="FILE.png, FILE.npy or FILE.csv"),
+    out: Path = typer.Option(..., "--out",
+                             help="FILE.png, FILE.npy or FILE.csv (audio runs: a folder, or FILE.wav)"),
     temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior draws"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     label: Optional[str] = typer.Option(None, "--label", help="class to generate (conditional runs)"),
     attributes: Optional[str] = typer.Option(None, "--attributes", help='attribute values, e.g. "a=0.5,b=1" (conditional runs)'),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="audio runs: length of each sample \\[default: 2]"),
 ) -> None:
     """Draw new examples from a trained model (means of p(x|z), z from the prior)."""
+    from ..tasks.audio import is_audio_run
+
+    if is_audio_run(run):
+        from .audio import audio_sample
+
+        return audio_sample(run, n, out, seconds, temperature, seed, label, overwrite)
+    if seconds is not None:
+        from ..errors import UsageError
+
+        raise UsageError("--seconds applies to audio runs only; drop it")
     check_out_file(out, overwrite, (".png", ".npy", ".csv"))
     from ..api import load_vae as load
 
@@ -50,6 +62,12 @@ def reconstruct(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Reconstruct data through a trained model (mean of p(x|z) at the posterior mean)."""
+    from ..tasks.audio import is_audio_run
+
+    if is_audio_run(run):  # a clip in, its reconstruction as a .wav out
+        from .audio import audio_reconstruct
+
+        return audio_reconstruct(run, data, out, label, overwrite)
     check_out_file(out, overwrite, (".png", ".npy", ".csv"))
     from ..api import load_vae as load
 

@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from .batch import Batch
 
-KINDS = ("image", "table", "array", "interactions", "series")
+KINDS = ("image", "table", "array", "interactions", "series", "audio")
 
 
 @dataclass
@@ -48,6 +48,8 @@ class Dataset:
     interactions: Any = None
     # series: the regular series (data.series.SeriesData: times, values, covariates); ``x`` is its values [T, D]
     series: Any = None
+    # audio: the spectrogram settings its log-mel patches were made with (data.audio.settings)
+    audio: dict | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -31,6 +31,7 @@ class ReportInputs:
     results: dict | None = None
     evaluation: dict | None = None
     title: str = "vaekit run"
+    extra: list[str] = field(default_factory=list)  # HTML sections a kind adds before the config (audio players)
 
 
 def data_uri(png: bytes) -> str:
@@ -220,6 +221,7 @@ def build_report(inp: ReportInputs) -> str:
     if kl := ev.get("kl_per_dim"):
         parts.append('<h2 id="kl-per-dim">KL per dimension</h2>' + _figure(
             kl_bars(kl, ev.get("activity")), "mean KL(q(z_u|x) || N(0,1)) per dimension", "fig-kl"))
+    parts += inp.extra
     parts.append('<h2 id="config">Config</h2><pre>' + html.escape(json.dumps(info.get("config", {}), indent=2))
                  + "</pre>")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(inp.title)}</title>"

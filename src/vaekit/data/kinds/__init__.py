@@ -9,6 +9,7 @@ writes outputs in its own format. Code outside this package asks the kind object
 from __future__ import annotations
 
 from .array import ArrayKind
+from .audio import AudioKind
 from .base import DataKind
 from .image import ImageKind
 from .interactions import InteractionsKind
@@ -17,8 +18,9 @@ from .table import TableKind
 
 #: every kind, in the order sources are offered to them (the first that claims a source loads it);
 #: ``interactions`` claims nothing by itself: the family that needs it asks for it by name (``load_source(kind=)``)
-KINDS: dict[str, DataKind] = {k.name: k for k in (ImageKind(), TableKind(), ArrayKind(), InteractionsKind(),
-                                                  SeriesKind())}
+#: (``audio`` before ``image``: the image kind claims every folder)
+KINDS: dict[str, DataKind] = {k.name: k for k in (AudioKind(), ImageKind(), TableKind(), ArrayKind(),
+                                                  InteractionsKind(), SeriesKind())}
 
 
 def kind_of(name: str) -> DataKind:

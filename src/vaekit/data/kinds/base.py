@@ -33,6 +33,8 @@ class DataKind:
     sparse: bool = False
     #: prepared by :func:`vaekit.series_prep.prepare_series` (a series: scaled on its training period, windowed)
     windowed: bool = False
+    #: examples are spectrogram patches of recordings: sound in and out (vaekit.tasks.audio), players in reports
+    sound: bool = False
 
     # -- sources ---------------------------------------------------------------------------------
     def claims(self, source: str, path: Path | None) -> bool:
