@@ -150,3 +150,27 @@ def test_train_summary_results_json_and_report_show_the_same_stored_numbers(tmp_
     assert r.exit_code == 0 and json.loads(r.stdout)["neg_elbo"] == val["elbo"]
     fresh = vaekit.evaluate(out, torch.as_tensor(vaekit.load(out).load_data("digits").x[:50]))  # other data
     assert "same_data_as_training" not in fresh and "results.json" not in fresh["elbo_estimator"]
+
+
+def test_traverse_of_a_conditional_run_decodes_under_the_label_given(tmp_path):
+    """A conditional run's traversal needs a condition: --label picks it (different labels, different rows);
+    without one it is a one-line error naming the flag (it used to be an internal error)."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from vaekit.cli import app
+
+    vaekit.train("digits", out=tmp_path / "r", conditional=True, latent_dim=2, hidden=[16], batch_size=256,
+                 epochs=1, report=False)
+    run = str(tmp_path / "r")
+    grids = []
+    for label in ("1", "7"):
+        out = tmp_path / f"t{label}.npy"
+        r = CliRunner().invoke(app, ["traverse", run, "--steps", "3", "--label", label, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        grids.append(np.load(out))
+    assert grids[0].shape == (6, 1, 8, 8) and np.abs(grids[0] - grids[1]).mean() > 1e-3
+    r = CliRunner().invoke(app, ["traverse", run, "--out", str(tmp_path / "t.npy")])
+    assert r.exit_code == 2 and "--label" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = CliRunner().invoke(app, ["traverse", run, "--label", "nine", "--out", str(tmp_path / "t.npy")])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_out_file, int_list, user_errors, write_array, app
+from .common import check_out_file, int_list, user_condition, user_errors, write_array, app
 from ..errors import UsageError
 
 def _stderr_is_terminal() -> bool:
@@ -100,8 +100,11 @@ def traverse(
     steps: int = typer.Option(9, "--steps", help="points per sweep"),
     span: float = typer.Option(3.0, "--span", help="sweep over ±span prior standard deviations"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
+    label: Optional[str] = typer.Option(None, "--label", help="class to decode under (conditional runs)"),
+    attributes: Optional[str] = typer.Option(None, "--attributes", help='attribute values, e.g. "a=0.5,b=1" (conditional runs)'),
 ) -> None:
-    """Sweep each latent dimension with the others at 0: one row of decoded means per dimension."""
+    """Sweep each latent dimension with the others at 0: one row of decoded means per dimension (conditional runs:
+    under the --label or --attributes given)."""
     check_out_file(out, overwrite, (".png", ".npy"))
     from ..api import load_vae as load
     from ..evaluation.latent import traversal
@@ -114,7 +117,8 @@ def traverse(
         raise UsageError(f"--dims must name latent dimensions between 0 and {L - 1}, got {dims!r}")
     if not 2 <= steps <= 100 or not 0 < span <= 100:
         raise UsageError("--steps must be between 2 and 100 and --span between 0 and 100")
-    grid = trained.to_data_units(traversal(trained.model, dims=chosen, steps=steps, span=span))
+    c = user_condition(trained, label, attributes, 1)
+    grid = trained.to_data_units(traversal(trained.model, dims=chosen, steps=steps, span=span, c=c))
     if out.suffix.lower() == ".png":
         from ..evaluation.figures import save_image_grid
 
