@@ -80,3 +80,24 @@ def test_world_errors_are_one_line(monkeypatch):
             distributed.start(64, torch.device("cpu"), "nccl")
     with pytest.raises(UsageError, match="--dist-backend must be one of"):
         distributed.start(64, torch.device("cpu"), "mpi")
+
+
+def test_nproc_launches_the_world_and_a_bad_batch_is_one_line(tmp_path):
+    """`vaekit train --nproc 2`: PyTorch's elastic launcher runs two ranks, rank 0 alone prints the summary;
+    a batch the world does not divide is one line (from rank 0 only, no launcher log), exit 2."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "vaekit", "train", "--data", "digits", "--epochs", "1", "--hidden", "32",
+            "--latent-dim", "2", "--report-iwae-k", "0", "-q", "--nproc", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    bad = subprocess.run(base + ["--batch-size", "63", "--out", str(tmp_path / "bad")], capture_output=True,
+                         text=True, env=env)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "error: --batch-size 63 does not split over 2 processes (each rank takes batch / world size); pick a "
+        "batch size divisible by 2, e.g. 62"]
+    ok = subprocess.run(base + ["--out", str(tmp_path / "run")], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("trained 1 epoch") == 1
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["world_size"] == 2

@@ -11,8 +11,10 @@ model methods the objective calls. A world size of 1 (or no torchrun) is the sin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,22 @@ def stop() -> None:
 def rank_seed(seed: int, rank: int) -> int:
     """The torch RNG seed of ``rank`` (rank 0 keeps the run's seed): each rank draws its own noise."""
     return seed if rank == 0 else (seed + 1_000_003 * rank) % (2 ** 63)
+
+
+@contextlib.contextmanager
+def lost_ranks(ctx: DistContext | None, kept: Callable[[], str]) -> Iterator[None]:
+    """A collective failing because another rank went away (killed, out of memory, its machine lost) becomes
+    one TrainingError naming what is kept, instead of the backend's connection error."""
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err)
+        if ctx is None or not any(w in text for w in ("gloo", "NCCL", "peer", "Connection")):
+            raise
+        from ..errors import TrainingError
+
+        raise TrainingError(f"rank {ctx.rank} lost contact with the other ranks of the distributed run (one of "
+                            f"them stopped){kept()}; continue with --resume once the cause is fixed") from None
 
 
 # -- the step ----------------------------------------------------------------------------------------

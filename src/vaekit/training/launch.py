@@ -25,8 +25,7 @@ def launch_local(nproc: int, argv: list[str], out: str | None = None) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
-    logging.getLogger("torch.distributed.launcher").setLevel(logging.ERROR)
+    _quiet_agent()
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
@@ -34,6 +33,16 @@ def launch_local(nproc: int, argv: list[str], out: str | None = None) -> None:
         elastic_launch(config, sys.executable)("-m", "vaekit", "train", *argv)
     except ChildFailedError as err:
         raise _world_error(err, nproc, out) from None
+
+
+def _quiet_agent() -> None:
+    """Silence the elastic agent's own log lines (each of its loggers has its own level): the ranks speak for
+    themselves and a failure is said once, by :func:`launch_local`."""
+    import torch.distributed.elastic.multiprocessing.api  # noqa: F401 (creates the loggers to quiet)
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 class RankFailed(TrainingError):
@@ -46,8 +55,13 @@ class RankFailed(TrainingError):
 
 def _world_error(err, nproc: int, out: str | None) -> RankFailed:
     failures = err.failures  # global rank -> ProcessFailure(exitcode, ...)
-    killed = {r: f for r, f in failures.items() if f.exitcode < 0}
-    rank, failure = min(killed.items()) if killed else min(failures.items(), key=lambda kv: kv[1].timestamp)
+    # the root cause: a rank killed from outside (SIGKILL: out of memory, SIGSEGV…), else the first rank that
+    # failed by itself; SIGTERM is the agent stopping the others after a failure
+    outside = {r: f for r, f in failures.items() if f.exitcode < 0 and -f.exitcode not in (signal.SIGTERM,
+                                                                                          signal.SIGINT)}
+    own = {r: f for r, f in failures.items() if f.exitcode > 0}
+    pick = outside or own or failures
+    rank, failure = min(pick.items(), key=lambda kv: (kv[1].timestamp, kv[0]))
     code = failure.exitcode
     resume = f"; {out} keeps its last complete checkpoint: continue with `vaekit train --out {out} --resume " \
              f"--nproc {nproc}`" if out else ""

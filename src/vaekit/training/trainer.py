@@ -102,7 +102,7 @@ class Trainer:
             self._compiled = compile_networks(family.networks(model))
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label),
-                       objective.metric_unit) as bar:
+                       objective.metric_unit) as bar, distributed.lost_ranks(self.dist, self._kept):
             while self.epoch < cfg.epochs:
                 e, t0 = self.epoch + 1, time.perf_counter()
                 sums, beta = (self._train_epoch(source, objective, n) if self.dist is None else
