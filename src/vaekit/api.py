@@ -118,15 +118,17 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     family.check(cfg)  # before the data is read and anything is written
     from .training import distributed
 
-    dist, dist_device = distributed.start(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend,
-                                          out_path)
-    writer = dist is None or dist.writer  # only rank 0 of a distributed run writes the run directory
+    distributed.preflight(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend)
     kind_options = kind_of(family.data_kind).load_options(cfg, {}) if family.data_kind else {}
     kind_options.setdefault("audio", audio_options(cfg)["audio"])  # spectrogram settings, if the data is audio
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)
     prep = prepare(cfg, ds, resolve_likelihood=not resume)
+    # a torchrun world is joined once every rank has its data (errors before this are said by rank 0 alone)
+    dist, dist_device = distributed.start(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend,
+                                          out_path)
+    writer = dist is None or dist.writer  # only rank 0 of a distributed run writes the run directory
     device = resolve_device(prep.cfg.device, prep.cfg.precision) if dist is None else dist_device
     ctx = RunContext(out_path if writer else None, overwrite, resume, restart, device,
                      progress and writer, on_epoch_end, held, end)

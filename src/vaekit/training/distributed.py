@@ -100,6 +100,18 @@ def rank_device(device: torch.device, local_rank: int) -> torch.device:
     return device
 
 
+def preflight(batch_size: int, device: torch.device, backend: str | None = None) -> None:
+    """The one-line checks of :func:`start` without joining: every rank meets them alike, before the data is
+    read, so rank 0 alone reports them."""
+    world = env_world()
+    if world is None:
+        if backend not in (None, "auto"):
+            resolve_backend(backend, device)
+        return
+    check_world(batch_size, world[1])
+    resolve_backend(backend, rank_device(device, world[2]))
+
+
 def start(batch_size: int, device: torch.device, backend: str | None = None,
           run_dir: Path | None = None) -> tuple[DistContext | None, torch.device]:
     """Join the process group of a torchrun world (None on a single process) and the device of this rank.
