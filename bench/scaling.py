@@ -1,13 +1,16 @@
 """Scaling out (issue 20): training throughput of 1 vs N processes (PyTorch DDP over gloo, `vaekit train
 --nproc N`) with the same global batch, on this machine.
 
-    python -m bench.scaling [--nproc 2] [--epochs 3] [--data digits] [--hidden 512,256] [--batch-size 256]
+    python -m bench.scaling [--nproc 2] [--epochs 3] [--repeats 2] [--threads-each 1] [--data digits]
+                            [--hidden 512,256] [--batch-size 256]
 
 Each configuration is one `vaekit train` subprocess (the 2-process one through `--nproc`, i.e. PyTorch's elastic
 launcher); examples/s = training examples × epochs / the seconds the run's metrics.jsonl gives its epochs
-(startup, data loading and the report are left out). Threads: each process gets cores / processes
-(OMP_NUM_THREADS), so 1 process × 2 threads is compared with 2 processes × 1 thread. The numbers depend on
-what else runs on the machine: the load average before and after is printed with them.
+(startup, data loading and the report are left out); the median over ``--repeats`` alternating rounds.
+Threads: ``--threads-each`` per process (OMP_NUM_THREADS, default 1: on a shared machine OpenMP threads
+spinning for a busy core make one process with 2 threads erratic, see README "Threads"), so the question
+measured is what a second process adds. The numbers depend on what else runs on the machine: the load
+average before and after is printed with them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,8 +27,7 @@ from pathlib import Path
 
 
 def run(nproc: int, args: argparse.Namespace, out: Path) -> dict:
-    cores = os.cpu_count() or 1
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // nproc))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads_each)}
     cmd = [sys.executable, "-m", "vaekit", "train", "--data", args.data, "--epochs", str(args.epochs),
            "--hidden", args.hidden, "--latent-dim", "16", "--batch-size", str(args.batch_size), "--seed", "0",
            "--no-early-stopping", "--report-iwae-k", "0", "--out", str(out), "-q"]
@@ -48,14 +51,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default="digits")
     p.add_argument("--hidden", default="512,256")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads-each", type=int, default=1)
     args = p.parse_args(argv)
     load0 = os.getloadavg()[0]
+    rows: dict[int, list[dict]] = {1: [], args.nproc: []}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(n, args, Path(tmp) / f"run{n}") for n in (1, args.nproc)]
+        for k in range(args.repeats):
+            for n in rows:
+                rows[n].append(run(n, args, Path(tmp) / f"run{n}-{k}"))
     load1 = os.getloadavg()[0]
-    for r in rows:
-        print(json.dumps(r))
-    print(json.dumps({"speedup": round(rows[1]["examples_per_s"] / rows[0]["examples_per_s"], 2),
+    for runs in rows.values():
+        for r in runs:
+            print(json.dumps(r))
+    rate = {n: statistics.median(r["examples_per_s"] for r in runs) for n, runs in rows.items()}
+    print(json.dumps({"median_examples_per_s": rate, "speedup": round(rate[args.nproc] / rate[1], 2),
                       "cores": os.cpu_count(), "load_average_before_after": [round(load0, 1), round(load1, 1)]}))
 
 

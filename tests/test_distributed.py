@@ -80,6 +80,9 @@ def test_world_errors_are_one_line(monkeypatch):
             distributed.start(64, torch.device("cpu"), "nccl")
     with pytest.raises(UsageError, match="--dist-backend must be one of"):
         distributed.start(64, torch.device("cpu"), "mpi")
+    with pytest.raises(UsageError, match="would put every process of this distributed run on one GPU"):
+        distributed.rank_device(torch.device("cuda", 1), 0)
+    assert distributed.rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
 
 
 def test_nproc_launches_the_world_and_a_bad_batch_is_one_line(tmp_path):

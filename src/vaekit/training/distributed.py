@@ -94,8 +94,13 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
 
 
 def rank_device(device: torch.device, local_rank: int) -> torch.device:
-    """Each rank of a CUDA run on its own GPU (cuda:LOCAL_RANK) unless one was named with its index."""
-    if device.type == "cuda" and device.index is None:
+    """Each rank of a CUDA run on its own GPU (cuda:LOCAL_RANK); a GPU named with its index would put every
+    rank of the machine on that one GPU (NCCL refuses two ranks on one device): a one-line UsageError."""
+    if device.type == "cuda":
+        if device.index is not None:
+            raise UsageError(f"--device {device} would put every process of this distributed run on one GPU; use "
+                             "--device cuda (each rank on cuda:LOCAL_RANK; choose the GPUs with "
+                             "CUDA_VISIBLE_DEVICES)")
         return torch.device("cuda", local_rank)
     return device
 

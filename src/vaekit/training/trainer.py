@@ -47,7 +47,9 @@ EpochCallback = Callable[[dict], None]
 
 class Trainer:
     """The one training loop of every model family: fits ``model`` on in-memory tensors with the family's
-    batches and objective; optionally checkpoints into a run directory (exact resume)."""
+    batches and objective; optionally checkpoints into a run directory (exact resume). Inside a torchrun world
+    joined by :func:`vaekit.training.distributed.start` (``vaekit.train`` does it), each rank steps on its share
+    of every global batch through DistributedDataParallel and only rank 0 writes ``run_dir``."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, run_dir: str | Path | None = None,
                  progress: bool = True, on_epoch_end: EpochCallback | None = None, family: Family | None = None):
