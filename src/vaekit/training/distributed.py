@@ -190,13 +190,18 @@ class StepModule(nn.Module):
         return out.loss * weight, out.sums
 
 
-def wrap(model: nn.Module, objective: Any, device: torch.device, phased: bool = False) -> nn.Module:
-    """The DDP-wrapped step module. ``find_unused_parameters``: a phase may leave parameters without a
-    gradient (``phased``: RecVAE's decoder steps), and DDP then leaves them None on every rank, as one process
-    would; off for the other families (it costs a graph traversal per step)."""
+def wrap(model: nn.Module, objective: Any, params: list[nn.Parameter] | None = None) -> nn.Module:
+    """The DDP-wrapped step module. ``params``: a training phase's parameters (RecVAE's encoder or decoder);
+    DDP then syncs only those and ignores the rest (they are not stepped in that phase, and a decoder step
+    leaves the encoder without gradients, which DDP would otherwise wait for). One wrapper per phase."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    return DDP(StepModule(model, objective), device_ids=None, find_unused_parameters=phased)
+    step = StepModule(model, objective)
+    if params is not None:
+        mine = {id(p) for p in params}
+        DDP._set_params_and_buffers_to_ignore_for_model(
+            step, [name for name, p in step.named_parameters() if id(p) not in mine])
+    return DDP(step, device_ids=None)
 
 
 def _rows(obj: Any) -> int | None:

@@ -63,7 +63,7 @@ class Trainer:
         if self.dist is not None and not self.dist.writer:
             self.run_dir = None  # only rank 0 writes the run directory; the others read a checkpoint on resume
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.dist.rank))  # each rank its own noise
-        self._ddp: nn.Module | None = None
+        self._ddp: dict[str | None, nn.Module] | None = None
         self._rank_rngs: list[dict[str, torch.Tensor]] | None = None
         self.progress = progress
         self.on_epoch_end = on_epoch_end
@@ -167,9 +167,12 @@ class Trainer:
         sums and step losses are reduced over the ranks, so every rank sees the global numbers."""
         cfg, model, opt, steps, rank, world = self.cfg, self.model, self.opt, source.steps, self.dist.rank, \
             self.dist.world
-        if self._ddp is None:
-            self._ddp = distributed.wrap(model, objective, self.device, phased=bool(self.opts))
-        self._ddp.module.objective = objective
+        if self._ddp is None:  # one DDP wrapper, or one per phase syncing that phase's parameters
+            groups = self.family.param_groups(model) if self.opts else None
+            self._ddp = {None: distributed.wrap(model, objective)} if groups is None else \
+                {name: distributed.wrap(model, objective, params) for name, params in groups.items()}
+        for ddp in self._ddp.values():
+            ddp.module.objective = objective
         mean_sums = getattr(objective, "sums_reduce", "sum") == "mean"
         model.train()
         perm = torch.randperm(n, generator=self.gen).to(self.device)
@@ -183,7 +186,7 @@ class Trainer:
                 opt = self.opts[phase]
             part, weight = distributed.shard_batch(batch, rank, world)
             with self._autocast:
-                loss, part_sums = self._ddp(part, beta, weight)
+                loss, part_sums = self._ddp[phase](part, beta, weight)
             if phase is not None:
                 model.zero_grad(set_to_none=True)
             else:
