@@ -8,12 +8,14 @@ off the epoch boundary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import gc
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +106,7 @@ class Trainer:
             self._compiled = compile_networks(family.networks(model))
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label),
-                       objective.metric_unit) as bar, distributed.lost_ranks(self.dist, self._kept):
+                       objective.metric_unit) as bar, self._world():
             while self.epoch < cfg.epochs:
                 e, t0 = self.epoch + 1, time.perf_counter()
                 sums, beta = (self._train_epoch(source, objective, n) if self.dist is None else
@@ -130,6 +132,18 @@ class Trainer:
         model.load_state_dict(self.best_state)
         best = -self.best_val if objective.maximize else self.best_val
         return TrainResult(self.epoch, self.best_epoch, best, stopped_early, self.history)
+
+    @contextlib.contextmanager
+    def _world(self) -> Iterator[None]:
+        """The distributed side of a fit: a lost rank becomes one TrainingError, and the DDP wrappers are let go
+        when the fit ends, however it ends (a DDP reducer outliving its process group can abort the process)."""
+        try:
+            with distributed.lost_ranks(self.dist, self._kept):
+                yield
+        finally:
+            if self._ddp is not None:
+                self._ddp = None
+                gc.collect()  # DDP's hooks make reference cycles: free the reducer now
 
     def _train_epoch(self, source: BatchSource, objective: Objective, n: int) -> tuple[torch.Tensor, float]:
         """One pass over the training split: forward → backward → clip → step per batch. Losses stay on the
