@@ -24,8 +24,8 @@ from torch import nn
 
 from ..config import TrainConfig
 from . import distributed
-from .parts import (beta_at, compile_networks, load_optimizer_state, make_optimizer, make_scheduler,
-                    optimizer_state)
+from .parts import (beta_at, compile_networks, fits_on_device, load_optimizer_state, make_optimizer,
+                    make_scheduler, optimizer_state, tensor_bytes, to_device)
 from ..data.dataset import Split
 from ..errors import TrainingError
 from ..core.objectives import Objective
@@ -66,6 +66,7 @@ class Trainer:
             self.run_dir = None  # only rank 0 writes the run directory; the others read a checkpoint on resume
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.dist.rank))  # each rank its own noise
         self._ddp: dict[str | None, nn.Module] | None = None
+        self._host_train = False  # the training split stays in host memory (too big for the GPU): batches move
         self._rank_rngs: list[dict[str, torch.Tensor]] | None = None
         self.progress = progress
         self.on_epoch_end = on_epoch_end
@@ -96,7 +97,7 @@ class Trainer:
         """
         cfg, model, opt, family = self.cfg, self.model, self.opt, self.family
         family.check(cfg)
-        train = self._on_device(_as_split(train, train_c, train_mask))
+        train = self._on_device(_as_split(train, train_c, train_mask), may_stay=True)
         val = self._on_device(_as_split(val, val_c, val_mask))
         objective = family.objective(cfg, train)
         source = family.batch_source(cfg, train)
@@ -150,12 +151,14 @@ class Trainer:
         device (one host sync, in the non-finite guard). Returns the objective's sums and the last β."""
         cfg, model, opt, steps = self.cfg, self.model, self.opt, source.steps
         model.train()
-        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        perm = torch.randperm(n, generator=self.gen).to("cpu" if self._host_train else self.device)
         sums = None
         step_losses = torch.empty(steps, device=self.device)
         beta = cfg.beta
         for k, batch in enumerate(source.epoch(perm, self.gen)):
             beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+            if self._host_train:
+                batch = to_device(batch, self.device)
             phase = getattr(batch, "phase", None)  # a phased batch steps only its phase's optimizer
             if phase is not None:
                 opt = self.opts[phase]
@@ -189,7 +192,7 @@ class Trainer:
             ddp.module.objective = objective
         mean_sums = getattr(objective, "sums_reduce", "sum") == "mean"
         model.train()
-        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        perm = torch.randperm(n, generator=self.gen).to("cpu" if self._host_train else self.device)
         sums = None
         step_losses = torch.empty(steps, device=self.device)
         beta = cfg.beta
@@ -199,6 +202,8 @@ class Trainer:
             if phase is not None:
                 opt = self.opts[phase]
             part, weight = distributed.shard_batch(batch, rank, world)
+            if self._host_train:
+                part = to_device(part, self.device)  # only this rank's share crosses to the GPU
             with self._autocast:
                 loss, part_sums = self._ddp[phase](part, beta, weight)
             if phase is not None:
@@ -255,7 +260,12 @@ class Trainer:
         self.epoch += 1
         return improved
 
-    def _on_device(self, split: Split) -> Split:
+    def _on_device(self, split: Split, may_stay: bool = False) -> Split:
+        if may_stay and not fits_on_device(tensor_bytes(split.x, split.c, split.mask), self.device):
+            self._host_train = True  # pinned host memory, one batch at a time to the device (parts.to_device)
+            pin = (lambda t: t if t is None else t.pin_memory()) if self.device.type == "cuda" else (lambda t: t)
+            return dataclasses.replace(split, x=pin(split.x), c=pin(split.c),
+                                       mask=None if split.mask is None else pin(split.mask.to(split.x.dtype)))
         x = split.x.to(self.device)  # a Split subclass keeps its own fields (interactions: the CSR matrices)
         return dataclasses.replace(split, x=x, c=None if split.c is None else split.c.to(self.device),
                                    mask=None if split.mask is None else split.mask.to(self.device, x.dtype))
