@@ -27,7 +27,7 @@ from .families import FAMILIES, family_name
 from .finish import finish_vae_run
 from .preparation import Prepared, binarize_split, prepare  # noqa: F401 (binarize_split: vaekit.api's name)
 from .runinfo import build_run_model, check_run_info
-from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, WEIGHTS, has_checkpoint,
+from .runs import (CONFIG, METRICS, RESULTS, STATE_JSON, STATE_TENSORS, WEIGHTS, has_checkpoint,
                    load_tensors, lock_run, prepare_run_dir, read_json, read_run_info, regular_file)
 from .training import Trainer, resolve_device
 from .trained import TrainedVAE
@@ -40,7 +40,7 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
           resume: bool = False, overwrite: bool = False, progress: bool = False, cache_dir: str | None = None,
           on_epoch_end=None, report: bool = True, report_iwae_k: int | None = None,
           report_examples: int | None = None, log: str | None = None, log_uri: str | None = None,
-          **settings: Any) -> TrainedVAE:
+          dist_backend: str | None = None, **settings: Any) -> TrainedVAE:
     """Train a VAE and return it; with ``out``, everything is saved in that run directory.
 
     ``data`` is a source string (see :func:`vaekit.data.load_source`) or an in-memory :class:`Dataset`
@@ -54,6 +54,9 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
     (:func:`vaekit.runs.lock_run`) is held from its preparation to the end, so a second writer of the same
     ``out`` is refused. ``log`` (``"tensorboard"`` or ``"mlflow"``) sends the finished run to that tracker
     (:mod:`vaekit.tracking`; ``log_uri``: MLflow's tracking URI, default the file store ``out/mlruns``).
+    Started by torchrun (``vaekit train --nproc N``), each process trains its share of every global batch
+    with DistributedDataParallel (``dist_backend``: auto = gloo on CPU, nccl on CUDA) and rank 0 alone writes
+    ``out`` (:mod:`vaekit.training.distributed`).
     """
     from .tracking import check_tracker
 
@@ -64,9 +67,13 @@ def train(data: str | Dataset | None = None, out: str | os.PathLike | None = Non
         raise UsageError(f"--report-examples must be at least 1, got {report_examples}")
     end = dict(report=report, iwae_k=report_iwae_k, examples=report_examples, progress=progress, log=log,
                log_uri=log_uri)
+    from .training import distributed
+
     with contextlib.ExitStack() as held:
+        held.callback(distributed.stop)  # leave the process group this call joined (after the lock is let go)
         return _train(held, data, out, config=config, resume=resume, overwrite=overwrite, progress=progress,
-                      cache_dir=cache_dir, on_epoch_end=on_epoch_end, end=end, **settings)
+                      cache_dir=cache_dir, on_epoch_end=on_epoch_end, end=end, dist_backend=dist_backend,
+                      **settings)
 
 
 @dataclass
@@ -87,7 +94,7 @@ class RunContext:
 
 def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os.PathLike | None, *, config: Any,
            resume: bool, overwrite: bool, progress: bool, cache_dir: str | None, on_epoch_end, end: dict,
-           **settings: Any) -> TrainedVAE:
+           dist_backend: str | None = None, **settings: Any) -> TrainedVAE:
     """The training pipeline: settings → data → :func:`~vaekit.preparation.prepare` → the family's runner."""
     out_path = Path(out) if out is not None else None
     end = dict(end)
@@ -109,23 +116,31 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     if not resume:
         cfg = family.defaults(cfg)
     family.check(cfg)  # before the data is read and anything is written
+    from .training import distributed
+
+    distributed.preflight(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend)
     kind_options = kind_of(family.data_kind).load_options(cfg, {}) if family.data_kind else {}
     kind_options.setdefault("audio", audio_options(cfg)["audio"])  # spectrogram settings, if the data is audio
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)
     prep = prepare(cfg, ds, resolve_likelihood=not resume)
-    ctx = RunContext(out_path, overwrite, resume, restart, resolve_device(prep.cfg.device, prep.cfg.precision),
-                     progress, on_epoch_end, held, end)
+    # a torchrun world is joined once every rank has its data (errors before this are said by rank 0 alone)
+    dist, dist_device = distributed.start(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend,
+                                          out_path)
+    writer = dist is None or dist.writer  # only rank 0 of a distributed run writes the run directory
+    device = resolve_device(prep.cfg.device, prep.cfg.precision) if dist is None else dist_device
+    ctx = RunContext(out_path if writer else None, overwrite, resume, restart, device,
+                     progress and writer, on_epoch_end, held, end)
     if resume:
         if info["data"]["fingerprint"] != prep.fingerprint:
             raise RunError(f"the data {cfg.data} changed since {out_path} started; --resume needs the same data")
-        if restart:  # stopped before its first checkpoint: epoch 0 again, without the unfinished epoch's row
+        if restart and writer:  # stopped before its first checkpoint: epoch 0 again, without the unfinished row
             (out_path / METRICS).unlink(missing_ok=True)
     else:
         info = _new_run_info(prep)
     trained = RUNNERS[family_name(prep.cfg)](prep, info, ctx)
-    if log is not None and out_path is not None:  # the run has ended; its lock is still held
+    if log is not None and out_path is not None and writer:  # the run has ended; its lock is still held
         from .tracking import latent_sample, log_run
 
         codes = latent_sample(trained, prep.splits[2]) if family_name(prep.cfg) == "vae" else None
@@ -139,8 +154,13 @@ def _resumed_config(held: contextlib.ExitStack, out: Path | None, data: Any,
     if out is None:
         raise UsageError("--resume needs --out RUN, the run directory to continue")
     info = read_run_info(out)
-    held.enter_context(lock_run(out, "train --resume"))
-    restart = not has_checkpoint(out)
+    from .training.distributed import env_world
+
+    if (env_world() or (0,))[0] == 0:  # a distributed run's rank 0 holds the lock for all its ranks
+        held.enter_context(lock_run(out, "train --resume"))
+        restart = not has_checkpoint(out)
+    else:  # the other ranks only read (has_checkpoint would clear rank 0's temporary files)
+        restart = not (out / STATE_TENSORS).is_file()
     cfg = _saved_config(info, out)
     given = make_config(None, **({"data": data} if data else {}), **settings) if (data or settings) else None
     if given is not None:

@@ -44,10 +44,20 @@ def user_errors(fn: Callable) -> Callable:
                 import traceback
 
                 traceback.print_exception(err, file=sys.stderr)
+            if _said_by_rank0(err):
+                raise typer.Exit(2)
             message, code = describe_exception(err)
             fail(message, code)
 
     return wrapper
+
+
+def _said_by_rank0(err: Exception) -> bool:
+    """Before a torchrun world forms, every rank meets the same user error: rank 0 alone says it."""
+    if os.environ.get("RANK", "0") in ("", "0") or not isinstance(err, UsageError):
+        return False
+    dist = sys.modules.get("vaekit.training.distributed")
+    return dist is None or not dist.joined
 
 
 def int_list(text: str | None, flag: str) -> list[int] | None:

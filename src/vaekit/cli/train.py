@@ -4,6 +4,7 @@ new setting is one field there; the rest of the command is the run-level flags a
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +23,8 @@ def train(**args: Any) -> None:
         raise UsageError("--patience and --no-early-stopping contradict each other; give one")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; give one")
+    if args["nproc"] is not None:  # this process only launches the world (each rank runs this command)
+        return _launch(args["nproc"], out)
     settings = config_settings(args)
     if settings.get("condition_columns"):  # naming condition columns makes the run conditional
         settings.setdefault("conditional", True)
@@ -41,14 +44,40 @@ def train(**args: Any) -> None:
 
     try:
         trained = api.train(out=out, resume=resume, overwrite=overwrite, progress=not quiet,
+                            dist_backend=args["dist_backend"],
                             report_iwae_k=args["report_iwae_k"], report_examples=args["report_examples"],
                             cache_dir=str(args["cache_dir"]) if args["cache_dir"] else None, log=args["log"],
                             log_uri=args["log_uri"], **kwargs)
     except KeyboardInterrupt:
         typer.echo(f"interrupted; continue with: vaekit train --out {out} --resume", err=True)
         raise typer.Exit(130)
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return  # a distributed run: rank 0 speaks for the world
     _echo_tracking(args["log"], args["log_uri"], out)
     print_summary(out, trained.result)
+
+
+def _launch(nproc: int, out: Path) -> None:
+    """``--nproc N``: this command again in N processes under PyTorch's elastic launcher, without --nproc."""
+    import sys
+
+    from ..training.launch import RankFailed, launch_local
+
+    argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    try:
+        launch_local(nproc, rest, str(out))
+    except RankFailed as err:
+        if err.said:  # the failing rank printed its own one-line error
+            raise typer.Exit(err.code)
+        raise
 
 
 def _echo_tracking(log: str | None, log_uri: str | None, out: Path) -> None:
@@ -154,6 +183,12 @@ def _run_parameters() -> tuple[list[inspect.Parameter], list[inspect.Parameter]]
             None, "--log-uri", help="MLflow tracking URI for --log mlflow (e.g. sqlite:///mlflow.db, "
             "http://host:5000) \\[default: the file store RUN/mlruns]")),
         opt("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar")),
+        opt("nproc", Optional[int], typer.Option(
+            None, "--nproc", help="train in N processes on this machine with PyTorch DDP (launches torchrun; "
+            "--batch-size stays the global batch, split over the processes)")),
+        opt("dist_backend", str, typer.Option(
+            "auto", "--dist-backend", help="process group of a distributed run: auto (gloo on CPU, nccl on CUDA), "
+            "gloo or nccl")),
     ]
     return before, after
 

@@ -50,6 +50,9 @@ class Objective:
     metric_label: str = "−ELBO"
     metric_unit: str = " nats"  # after the metric's value in progress bars
     loss_label: str = "−ELBO"  # how progress shows the training loss (``train_loss``)
+    #: how a distributed run combines the ranks' epoch ``sums``: "sum" (per-example sums and counts: added)
+    #: or "mean" (per-step means: averaged with the ranks' loss weights)
+    sums_reduce: str = "sum"
 
     def step(self, model, batch, beta: float) -> StepOutput:  # pragma: no cover - interface
         """The loss of one training batch at KL weight ``beta``, and what to add to the epoch's sums."""

@@ -114,6 +114,8 @@ class M2Objective(Objective):
         self.w_cls = alpha * n * n_labelled / n  # α (N_l/N) with α = alpha N
         self.noise = classifier_noise
 
+    sums_reduce = "mean"  # its sums are per-step means (epoch_row divides by steps)
+
     def step(self, model: M2, batch: tuple[Batch, Batch], beta: float) -> StepOutput:
         unlabelled, labelled = batch
         U = model.unlabelled_loss(unlabelled.x, beta=beta).mean()

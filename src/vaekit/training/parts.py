@@ -136,3 +136,36 @@ def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
         st.update({k[len(start):]: v for k, v in tensors.items() if k.startswith(start)})
         state[int(pid)] = st
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+DEVICE_SHARE = 0.5  # of the GPU's free memory a training split may take (the rest: model, activations)
+
+
+def tensor_bytes(*tensors: torch.Tensor | None) -> int:
+    """Bytes of the dense tensors given (sparse ones count 0: interactions stay small and on the host)."""
+    return sum(t.element_size() * t.numel() for t in tensors if t is not None and t.layout == torch.strided)
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether ``nbytes`` of training data may live on ``device``: always on the CPU (and MPS); on CUDA when
+    they take at most ``DEVICE_SHARE`` of its free memory. Otherwise the Trainer keeps the split in pinned host
+    memory and copies each batch (:func:`to_device`)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_SHARE * free
+
+
+def to_device(obj, device: torch.device):
+    """A batch (a tensor, a dataclass of tensors, or a tuple/list of those) on ``device``; from pinned memory
+    the copies are asynchronous (``non_blocking``)."""
+    import dataclasses
+
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device, non_blocking=True)
+                                           for f in dataclasses.fields(obj) if torch.is_tensor(getattr(obj, f.name))})
+    return obj

@@ -8,12 +8,14 @@ off the epoch boundary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import gc
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +23,9 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from .parts import (beta_at, compile_networks, load_optimizer_state, make_optimizer, make_scheduler,
-                    optimizer_state)
+from . import distributed
+from .parts import (beta_at, compile_networks, fits_on_device, load_optimizer_state, make_optimizer,
+                    make_scheduler, optimizer_state, tensor_bytes, to_device)
 from ..data.dataset import Split
 from ..errors import TrainingError
 from ..core.objectives import Objective
@@ -46,7 +49,9 @@ EpochCallback = Callable[[dict], None]
 
 class Trainer:
     """The one training loop of every model family: fits ``model`` on in-memory tensors with the family's
-    batches and objective; optionally checkpoints into a run directory (exact resume)."""
+    batches and objective; optionally checkpoints into a run directory (exact resume). Inside a torchrun world
+    joined by :func:`vaekit.training.distributed.start` (``vaekit.train`` does it), each rank steps on its share
+    of every global batch through DistributedDataParallel and only rank 0 writes ``run_dir``."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device, run_dir: str | Path | None = None,
                  progress: bool = True, on_epoch_end: EpochCallback | None = None, family: Family | None = None):
@@ -55,6 +60,14 @@ class Trainer:
         self.cfg = cfg
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.dist = distributed.current()  # None: one process (the path every single-process run takes)
+        self._read_dir = self.run_dir if self.dist is None else (self.run_dir or self.dist.run_dir)
+        if self.dist is not None and not self.dist.writer:
+            self.run_dir = None  # only rank 0 writes the run directory; the others read a checkpoint on resume
+            torch.manual_seed(distributed.rank_seed(cfg.seed, self.dist.rank))  # each rank its own noise
+        self._ddp: dict[str | None, nn.Module] | None = None
+        self._host_train = False  # the training split stays in host memory (too big for the GPU): batches move
+        self._rank_rngs: list[dict[str, torch.Tensor]] | None = None
         self.progress = progress
         self.on_epoch_end = on_epoch_end
         groups = self.family.param_groups(self.model)  # None: one optimizer over every parameter
@@ -84,7 +97,7 @@ class Trainer:
         """
         cfg, model, opt, family = self.cfg, self.model, self.opt, self.family
         family.check(cfg)
-        train = self._on_device(_as_split(train, train_c, train_mask))
+        train = self._on_device(_as_split(train, train_c, train_mask), may_stay=True)
         val = self._on_device(_as_split(val, val_c, val_mask))
         objective = family.objective(cfg, train)
         source = family.batch_source(cfg, train)
@@ -94,15 +107,18 @@ class Trainer:
             self._compiled = compile_networks(family.networks(model))
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         with _progress(self.progress, cfg.epochs, self.epoch, (objective.loss_label, objective.metric_label),
-                       objective.metric_unit) as bar:
+                       objective.metric_unit) as bar, self._world():
             while self.epoch < cfg.epochs:
                 e, t0 = self.epoch + 1, time.perf_counter()
-                sums, beta = self._train_epoch(source, objective, n)
+                sums, beta = (self._train_epoch(source, objective, n) if self.dist is None else
+                              self._train_epoch_ddp(source, objective, n))
                 row = {"epoch": e, **objective.epoch_row(sums, n, source.steps), **self._validate(objective, val, e)}
                 lr = opt.param_groups[0]["lr"]
                 improved = self._end_epoch(-row[objective.metric] if objective.maximize else row[objective.metric])
                 row.update(beta=beta, lr=lr, seconds=time.perf_counter() - t0)
                 self.history.append(row)
+                if self.dist is not None:  # a collective: every rank, whether or not it writes
+                    self._rank_rngs = distributed.gather_rng(self.device)
                 if self.run_dir is not None:
                     self._append_metrics(row)
                     if improved:
@@ -118,17 +134,31 @@ class Trainer:
         best = -self.best_val if objective.maximize else self.best_val
         return TrainResult(self.epoch, self.best_epoch, best, stopped_early, self.history)
 
+    @contextlib.contextmanager
+    def _world(self) -> Iterator[None]:
+        """The distributed side of a fit: a lost rank becomes one TrainingError, and the DDP wrappers are let go
+        when the fit ends, however it ends (a DDP reducer outliving its process group can abort the process)."""
+        try:
+            with distributed.lost_ranks(self.dist, self._kept):
+                yield
+        finally:
+            if self._ddp is not None:
+                self._ddp = None
+                gc.collect()  # DDP's hooks make reference cycles: free the reducer now
+
     def _train_epoch(self, source: BatchSource, objective: Objective, n: int) -> tuple[torch.Tensor, float]:
         """One pass over the training split: forward → backward → clip → step per batch. Losses stay on the
         device (one host sync, in the non-finite guard). Returns the objective's sums and the last β."""
         cfg, model, opt, steps = self.cfg, self.model, self.opt, source.steps
         model.train()
-        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        perm = torch.randperm(n, generator=self.gen).to("cpu" if self._host_train else self.device)
         sums = None
         step_losses = torch.empty(steps, device=self.device)
         beta = cfg.beta
         for k, batch in enumerate(source.epoch(perm, self.gen)):
             beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+            if self._host_train:
+                batch = to_device(batch, self.device)
             phase = getattr(batch, "phase", None)  # a phased batch steps only its phase's optimizer
             if phase is not None:
                 opt = self.opts[phase]
@@ -148,10 +178,63 @@ class Trainer:
         self._check_finite(step_losses, self.epoch + 1)
         return sums, beta
 
+    def _train_epoch_ddp(self, source: BatchSource, objective: Objective, n: int) -> tuple[torch.Tensor, float]:
+        """:meth:`_train_epoch` on one rank of a distributed run: the same global permutation and global
+        batches on every rank, each rank stepping on its share through DDP (gradients averaged); the epoch's
+        sums and step losses are reduced over the ranks, so every rank sees the global numbers."""
+        cfg, model, opt, steps, rank, world = self.cfg, self.model, self.opt, source.steps, self.dist.rank, \
+            self.dist.world
+        if self._ddp is None:  # one DDP wrapper, or one per phase syncing that phase's parameters
+            groups = self.family.param_groups(model) if self.opts else None
+            self._ddp = {None: distributed.wrap(model, objective)} if groups is None else \
+                {name: distributed.wrap(model, objective, params) for name, params in groups.items()}
+        for ddp in self._ddp.values():
+            ddp.module.objective = objective
+        mean_sums = getattr(objective, "sums_reduce", "sum") == "mean"
+        model.train()
+        perm = torch.randperm(n, generator=self.gen).to("cpu" if self._host_train else self.device)
+        sums = None
+        step_losses = torch.empty(steps, device=self.device)
+        beta = cfg.beta
+        for k, batch in enumerate(source.epoch(perm, self.gen)):
+            beta = beta_at(cfg, self.epoch * steps + k + 1, steps)
+            phase = getattr(batch, "phase", None)
+            if phase is not None:
+                opt = self.opts[phase]
+            part, weight = distributed.shard_batch(batch, rank, world)
+            if self._host_train:
+                part = to_device(part, self.device)  # only this rank's share crosses to the GPU
+            with self._autocast:
+                loss, part_sums = self._ddp[phase](part, beta, weight)
+            if phase is not None:
+                model.zero_grad(set_to_none=True)
+            else:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()  # DDP averages the gradients over the ranks here
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                step_losses[k] = loss  # weighted: the ranks' sum / world is the global batch's loss
+                # per-example sums add over the ranks; per-step means are averaged with the loss weights
+                part_sums = part_sums * (weight if mean_sums else float(weight > 0))
+                sums = part_sums if sums is None else sums.add_(part_sums)
+        reduced = distributed.all_reduce_sum(torch.cat([sums.reshape(-1).float(), step_losses.float()]))
+        m = sums.numel()
+        sums = (reduced[:m] / (world if mean_sums else 1)).to(sums.dtype).reshape(sums.shape)
+        self._check_finite(reduced[m:] / world, self.epoch + 1)
+        return sums, beta
+
     def _validate(self, objective: Objective, val: Split, e: int) -> dict[str, float]:
         """The objective's validation numbers, guarded like the training loss: a non-finite one stops the run
-        before anything of this epoch is logged, checkpointed or kept."""
-        val_row = objective.validate(self.model, val, max(self.cfg.batch_size, 1024))
+        before anything of this epoch is logged, checkpointed or kept. Distributed: rank 0 validates and sends
+        its row to the others, so every rank takes the same early-stopping and schedule decisions."""
+        if self.dist is None:
+            val_row = objective.validate(self.model, val, max(self.cfg.batch_size, 1024))
+        else:
+            val_row = objective.validate(self.model, val, max(self.cfg.batch_size, 1024)) if self.dist.writer \
+                else None
+            val_row = distributed.broadcast_json(val_row)
         if not all(map(math.isfinite, val_row.values())):
             raise TrainingError(
                 f"the validation {objective.metric_label.replace('−', '-')} became {val_row[objective.metric]} "
@@ -177,7 +260,12 @@ class Trainer:
         self.epoch += 1
         return improved
 
-    def _on_device(self, split: Split) -> Split:
+    def _on_device(self, split: Split, may_stay: bool = False) -> Split:
+        if may_stay and not fits_on_device(tensor_bytes(split.x, split.c, split.mask), self.device):
+            self._host_train = True  # pinned host memory, one batch at a time to the device (parts.to_device)
+            pin = (lambda t: t if t is None else t.pin_memory()) if self.device.type == "cuda" else (lambda t: t)
+            return dataclasses.replace(split, x=pin(split.x), c=pin(split.c),
+                                       mask=None if split.mask is None else pin(split.mask.to(split.x.dtype)))
         x = split.x.to(self.device)  # a Split subclass keeps its own fields (interactions: the CSR matrices)
         return dataclasses.replace(split, x=x, c=None if split.c is None else split.c.to(self.device),
                                    mask=None if split.mask is None else split.mask.to(self.device, x.dtype))
@@ -221,11 +309,14 @@ class Trainer:
         tensors["rng.shuffle"] = self.gen.get_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for r, states in list(enumerate(self._rank_rngs or []))[1:]:  # distributed: every other rank's own noise
+            tensors.update({f"rng.{key}.rank{r}": v for key, v in states.items()})
         state = {"epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
                  "bad_epochs": self.bad_epochs, "finished": finished,
                  "optimizer": opt_json,
                  "scheduler": self.sched.state_dict() if self.sched is not None else None,
                  "family": self.family.name, **({"optimizers": per_phase} if per_phase else {}),
+                 **({"world_size": self.dist.world} if self.dist is not None else {}),
                  **self.family.state_extra()}
         # The JSON state also rides in the tensors file's metadata: one atomic write holds a consistent
         # checkpoint even when an interrupt lands between the two files (load prefers the metadata).
@@ -234,9 +325,10 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         """Restore the state :meth:`save_checkpoint` wrote (model, optimizer, schedule, RNGs, counters)."""
-        tensors = load_tensors(self.run_dir / STATE_TENSORS)
-        meta = read_tensor_metadata(self.run_dir / STATE_TENSORS)
-        state = json.loads(meta["state"]) if "state" in meta else read_json(self.run_dir / STATE_JSON)
+        run = self._read_dir  # rank 0's run directory on every rank of a distributed run
+        tensors = load_tensors(run / STATE_TENSORS)
+        meta = read_tensor_metadata(run / STATE_TENSORS)
+        state = json.loads(meta["state"]) if "state" in meta else read_json(run / STATE_JSON)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")}
         if state["optimizer"] is not None:
@@ -245,16 +337,21 @@ class Trainer:
             load_optimizer_state(o, tensors, state["optimizers"][name], f"opt_{name}")
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
+        mine = "" if self.dist is None or self.dist.rank == 0 else f".rank{self.dist.rank}"
+        if f"rng.torch{mine}" in tensors:
+            torch.set_rng_state(tensors[f"rng.torch{mine}"])
+        else:  # a rank the checkpoint's run did not have (resumed on more processes): its own seed
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed + state["epoch"], self.dist.rank))
         self.gen.set_state(tensors["rng.shuffle"])
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.device.type == "cuda" and f"rng.cuda{mine}" in tensors:
+            torch.cuda.set_rng_state(tensors[f"rng.cuda{mine}"], self.device)
         self.epoch = state["epoch"]
         # metrics.jsonl may hold a line written after the checkpoint: keep only completed epochs.
-        metrics = self.run_dir / METRICS
+        metrics = run / METRICS
         rows = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()] if regular_file(metrics) else []
         self.history = [r for r in rows if r["epoch"] <= self.epoch]
-        atomic_write_text(metrics, "".join(json_text(r) + "\n" for r in self.history))
+        if self.run_dir is not None:  # the writing rank
+            atomic_write_text(metrics, "".join(json_text(r) + "\n" for r in self.history))
         if "best_val" not in state:  # an M2 checkpoint of vaekit <= 0.1 (its own loop): best, bad, no best epoch
             state = {**state, "best_val": math.inf if state["best"] is None else state["best"],
                      "bad_epochs": state["bad"],
