@@ -265,6 +265,22 @@ def test_training_writes_a_report_and_a_card_and_vaekit_report_rewrites_them(ser
     assert abs(sev["elbo"] - json.loads((sr / "results.json").read_text())["test"]["elbo"]) < 1e-3
 
 
+def test_tune_searches_a_forecast_cvae_by_its_validation_elbo(tmp_path):
+    import json
+
+    from vaekit.tuning import tune
+
+    write_series(tmp_path / "s.csv", n=24 * 20)
+    space = {"lr": {"kind": "log-float", "low": 1e-3, "high": 1e-2}, "hidden": [8], "latent_dim": 2, "epochs": 1}
+    res = tune(str(tmp_path / "s.csv"), tmp_path / "tune", space=space, trials=2, sampler="random", seed=0, quiet=True,
+               config={"family": "forecast-cvae", "context": 24, "horizon": 12, "covariate_columns": ["temp"],
+                       "batch_size": 32})
+    assert res.metric == "val_elbo" and res.finished == 2
+    best = json.loads((res.best_run / "results.json").read_text())
+    assert res.best_value == best["validation"]["elbo"] and "forecast" in best["test"]  # a whole series run
+    assert (tmp_path / "tune" / "best_config.yaml").read_text().count("horizon: 12") == 1
+
+
 def test_impute_fills_the_gap_and_keeps_observed_values(series_run):
     import csv
 
@@ -295,7 +311,7 @@ def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
                            forecast_run / "sc.csv"), "needs a series-vae run")
     assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")
     assert_usage_error(run("tune", "--data", series_run / "a.csv", "--family", "series-vae", "--trials", "1", "--out",
-                           series_run / "tune"), "does not search the series-vae family")
+                           series_run / "tune", "--metric", "val_iwae"), "watches the validation −ELBO per window")
     assert_usage_error(run("score", series_run / "run", "--data", series_run / "a.csv", "--out", series_run / "x.csv",
                            "--score", "recon"), "--score do(es) not apply to `vaekit score` of a time-series run")
     assert_usage_error(run("impute", series_run / "run", "--data", series_run / "a.csv", "--out",
