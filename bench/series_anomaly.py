@@ -148,11 +148,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, r in results.items():
         first = f"{name} ({r['points']:,}, {r['anomalous']})"
+        wins = f"{r['window']} / {r['context']}"
         for i, (model, m) in enumerate(r["models"].items()):
             ms = m if isinstance(m, list) else [m]
             cell = lambda k: f"{np.mean([v[k] for v in ms]):.3f}" + (  # noqa: E731
                 f" ± {np.std([v[k] for v in ms], ddof=1):.3f}" if len(ms) > 1 else "")
-            print(f"| {first if i == 0 else ''} | {f"{r['window']} / {r['context']}" if i == 0 else ''} | {model} | {cell('auroc')} | "
+            print(f"| {first if i == 0 else ''} | {wins if i == 0 else ''} | {model} | {cell('auroc')} | "
                   f"{cell('average_precision')} |")
         for v in r["models"]["series-vae (vaekit score)"]:
             print(f"  {name}: series-vae trained {v['train_s']:.0f} s ({v['epochs']} epochs, best {v['best_epoch']}),"
