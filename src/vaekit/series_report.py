@@ -158,5 +158,6 @@ def report_series(trained: TrainedVAE, data: Any = None, split: str = "test", se
     with lock_run(run, "report"):  # taken before computing: a read-only or busy run fails now
         ev = evaluate_series(trained, data, split, seed)
         write_json(run / EVALUATION, ev)
-        sd = read_series(trained, ev["data"], trained.config.label_column)
+        label = trained.config.label_column if data is None else None  # other data need not carry the labels
+        sd = read_series(trained, ev["data"], label)
         return write_series_outputs(trained, sd, ev, tuple(ev["steps"]), seed)
