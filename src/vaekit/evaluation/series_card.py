@@ -143,7 +143,7 @@ def series_card(name: str, info: dict, results: dict | None, ev: dict | None) ->
         out += [f"No `{RESULTS}` yet (the run has not finished); `vaekit report RUN` writes the metrics.", ""]
     out += [f"- {d}" for d in (_FORECAST_DEFS if fam == "forecast-cvae" else _WINDOW_DEFS)] + [""]
     if results and "epochs_run" in results:
-        best = f", best epoch {results['best_epoch']} by validation −ELBO" if results.get("best_epoch") else ""
+        best = f", best epoch {results['best_epoch']} by the validation loss (−ELBO, or −IWAE with --iw-samples)" if results.get("best_epoch") else ""
         out += [f"Training ran {results['epochs_run']} epochs{best}"
                 f"{' (stopped early)' if results.get('stopped_early') else ''}.", ""]
     targets = ", ".join(s.get("targets", [])) or "the targets"
