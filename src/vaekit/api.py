@@ -400,8 +400,10 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
     from .finish import write_card
 
     trained = load(run_dir)
-    if trained.kind.windowed:  # a time series has no report.html yet: its refusal names what it does have
-        load_vae(run_dir)
+    if trained.kind.windowed:  # a time series: forecast metrics or −ELBO per window, its pictures and card
+        from .series_report import report_series
+
+        return report_series(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

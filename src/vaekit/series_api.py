@@ -45,8 +45,22 @@ def train_series(prep: Any, info: dict, ctx: Any) -> TrainedVAE:
     if out is not None:
         save_tensors(out / WEIGHTS, trained.model.state_dict())
         write_json(out / RESULTS, series_results(trained, prep, result))
+        _end_of_series_run(trained, prep, ctx.end.get("report", True))
         trainer.save_checkpoint(finished=True)
     return trained
+
+
+def _end_of_series_run(trained: TrainedVAE, prep: Any, report: bool) -> None:
+    """report.html with the test period's pictures (``report``) and the model card (always), as a VAE run ends."""
+    if report:
+        from .series_report import write_series_outputs
+
+        write_series_outputs(trained, prep.ds.series, None, tuple(trained.info["series"]["periods"][2]),
+                             trained.config.seed)
+    else:
+        from .finish import write_card
+
+        write_card(trained)
 
 
 def series_results(trained: TrainedVAE, prep: Any, result: Any) -> dict:

@@ -88,35 +88,10 @@ def _forecast_csv(fc, times: list[str], targets: list[str], qs: list[float]) -> 
 
 def _fan_chart(png: Path, sd, origin: int, fc, context: int) -> None:
     """The last ``context`` observed steps and the forecast's median, 80% and 95% bands, one panel per target."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     from ..runs import atomic_write_bytes
+    from ..series_report import fan_chart_png
 
-    D = min(len(sd.targets), 4)
-    fig, axes = plt.subplots(D, 1, figsize=(9, 2.6 * D), squeeze=False)
-    past = np.arange(origin - context, origin)
-    fut = np.arange(origin, origin + fc.shape[1])
-    for d in range(D):
-        ax = axes[d, 0]
-        ax.plot(past - origin, sd.values[past, d], color="black", lw=1, label="observed")
-        for lo, hi, a in ((0.025, 0.975, 0.2), (0.1, 0.9, 0.35)):
-            ax.fill_between(fut - origin, np.quantile(fc[:, :, d], lo, 0), np.quantile(fc[:, :, d], hi, 0),
-                            color="C0", alpha=a, lw=0, label=f"{hi - lo:.0%} interval")
-        ax.plot(fut - origin, np.median(fc[:, :, d], 0), color="C0", lw=1.5, label="median")
-        ax.set_ylabel(sd.targets[d])
-        ax.legend(loc="upper left", fontsize=7)
-    axes[-1, 0].set_xlabel(f"steps from the forecast origin ({sd.time_text(np.array([origin]))[0]})")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(png, buf.getvalue())
+    atomic_write_bytes(png, fan_chart_png(sd, origin, fc, context))
 
 
 def is_series_run(run: Path) -> bool:

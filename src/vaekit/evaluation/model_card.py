@@ -273,6 +273,10 @@ def model_card(run_dir: str | os.PathLike, info: dict) -> str:
         from .recommend_card import recommend_card
 
         return recommend_card(name, info, results, ev)
+    if "series" in info:  # a time series: forecast metrics or −ELBO per window, periods instead of splits
+        from .series_card import series_card
+
+        return series_card(name, info, results, ev)
     lines = [*_summary(name, info), *_data(info), *_config(info), *_metrics(results, ev), *_limits(info, results, ev),
              *_usage(name, info)]
     return "\n".join(lines)

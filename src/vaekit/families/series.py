@@ -267,7 +267,7 @@ class SeriesVAEFamily(Family):
     name = "series-vae"
     data_kind = "series"
     example_model = False
-    tunable = False  # (not yet: its metric and default space are the VAE's; issue 18)
+    # vaekit tune watches the validation −ELBO per window (val_elbo, val_recon) over tuning.space.SERIES_SPACE_YAML
     #: what the VAE commands (sample, encode, evaluate…) say instead, refusing its runs
     other_commands = ("use `vaekit score {run} --data SERIES.csv --out scores.csv` or "
                       "`vaekit impute {run} --data SERIES.csv --out filled.csv`")

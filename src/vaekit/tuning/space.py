@@ -69,6 +69,18 @@ epochs: 50
 patience: 10
 """
 
+#: the default space of the time-series families (series-vae, forecast-cvae): hidden = conv channels / GRU units
+SERIES_SPACE_YAML = """\
+# vaekit's default search space for time series (used when --space is not given)
+lr:          {kind: log-float, low: 3.0e-4, high: 1.0e-2, points: 3}
+latent_dim:  {kind: log-int, low: 2, high: 32, points: 4}
+hidden:      {kind: categorical, choices: [[16], [32], [64]]}
+batch_size:  {kind: categorical, choices: [32, 64, 128]}
+kl_warmup:   {kind: int, low: 0, high: 10, step: 5}
+epochs: 40
+patience: 10
+"""
+
 
 @dataclass(frozen=True)
 class Param:
