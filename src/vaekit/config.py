@@ -24,6 +24,7 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
+PriorName = Literal["normal", "vamp"]
 FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae"]
 
 
@@ -153,6 +154,13 @@ class TrainConfig(BaseModel):
         description="importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (MIWAE with "
                     "--missing mask)")
 
+    # the prior p(z): N(0, I), or a VampPrior (Tomczak & Welling 2018): a mixture of the encoder's posteriors
+    # at K learned pseudo-inputs (vaekit.core.priors)
+    prior: PriorName = Field(default="normal",
+        description="prior p(z): normal (N(0, I)) or vamp (VampPrior: K learned pseudo-inputs, --vamp-components)")
+    vamp_components: int = Field(default=500, ge=1, le=100_000,
+        description="--prior vamp: number of pseudo-inputs K (mixture components)")
+
     # optimisation
     optimizer: OptimizerName = Field(default="adam", description="adam or adamw")
     lr: float = Field(default=1e-3, gt=0.0, le=10.0, description="learning rate")
@@ -241,6 +249,11 @@ class TrainConfig(BaseModel):
                                     self.kl_schedule != "linear" or self.semi_supervised):
             raise ValueError("--iw-samples > 1 trains the IWAE bound, which has no β: drop --beta, --kl-warmup, "
                              "--kl-schedule, --free-bits and --semi-supervised")
+        if self.prior == "vamp" and (self.conditional or self.condition_columns or self.semi_supervised or
+                                     self.free_bits or (self.family or "vae") != "vae"):
+            raise ValueError("--prior vamp is for unconditional vae-family runs (its pseudo-inputs carry no "
+                             "condition, and its KL has no per-dimension form for free bits): drop --prior vamp, or "
+                             "--conditional, --condition-columns, --semi-supervised, --free-bits and --family")
         if self.missing == "mask" and (self.conditional or self.condition_columns or self.semi_supervised):
             raise ValueError("--missing mask cannot be combined with --conditional, --condition-columns or "
                              "--semi-supervised; drop one")

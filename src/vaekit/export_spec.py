@@ -96,6 +96,18 @@ def _graph(g: dict) -> dict:
     return {"file": g["file"], "inputs": g["inputs"], "outputs": g["outputs"]}
 
 
+def _prior(trained: TrainedVAE) -> Any:
+    """The prior as model.json states it: "N(0, I)", or a VampPrior's K components (the encoder's posteriors
+    at its pseudo-inputs, computed once here so a consumer needs no encoder call)."""
+    vamp = getattr(trained.model, "vamp", None)
+    if vamp is None:
+        return "N(0, I)"
+    with torch.no_grad():
+        means, logvars = vamp.components_of(trained.model)
+    return {"kind": "vamp: (1/K) sum_k N(z; means[k], exp(log_vars[k]))", "components": len(means),
+            "means": means.cpu().tolist(), "log_vars": logvars.cpu().tolist()}
+
+
 def describe(trained: TrainedVAE, graphs: dict[str, dict], opset: int, check: dict | None) -> dict[str, Any]:
     """The content of ``model.json`` for the exported ``graphs`` of ``trained``."""
     info = trained.info
@@ -109,8 +121,10 @@ def describe(trained: TrainedVAE, graphs: dict[str, dict], opset: int, check: di
                 "created": info.get("created"), "vaekit_version": info.get("vaekit_version"),
                 "family": "m2" if trained.classifier is not None else "vae"},
         "latent_dim": trained.latent_dim,
-        "prior": "N(0, I)",
-        "sampling": SAMPLING,
+        "prior": _prior(trained),
+        "sampling": SAMPLING if getattr(trained.model, "vamp", None) is None else
+        SAMPLING.replace("z ~ N(0, I), the prior", "z from the prior's mixture (pick a component k uniformly, "
+                         "z = means[k] + exp(0.5 * log_vars[k]) * eps)"),
         "graphs": {name: _graph(g) for name, g in graphs.items()},
         "likelihood": _likelihood(trained),
         "data": _data(trained),

@@ -184,7 +184,7 @@ class TrainedVAE:
             check_memory(n * per, f"-n {n} samples", f"draw fewer at a time (-n {fits} fits)")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
-            z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
+            z = self.model.prior_draw(n, temperature, gen)
             params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
             return self.to_data_units(self.model.likelihood.mean_with_drawn_categories(params, gen))
         return self.to_data_units(self.model.sample(n, temperature, generator=gen, c=self.condition_rows(c, n)))

@@ -41,6 +41,18 @@ def log_prior(z: torch.Tensor) -> torch.Tensor:
     return (-0.5 * z * z - 0.5 * LOG2PI).sum(-1)
 
 
+def prior_log_prob(model, z: torch.Tensor) -> torch.Tensor:
+    """log p(z) of ``model``'s prior summed over the last axis (nats): N(0, I), or its VampPrior's mixture
+    (1/K) Σ_k q(z|u_k) (Tomczak & Welling 2018). The one place every bound, objective and sampler asks."""
+    vamp = getattr(model, "vamp", None)
+    if vamp is None:
+        return log_prior(z)
+    from .priors import mixture_log_prob
+
+    means, logvars = vamp.components_of(model)
+    return mixture_log_prob(z, means, logvars)
+
+
 def chunking(n: int, k: int, rows_per_chunk: int) -> tuple[int, int]:
     """(examples per batch, importance samples per chunk) so each decoder call sees about ``rows_per_chunk``
     rows (examples × samples) whatever k is: memory stays bounded."""
@@ -74,4 +86,4 @@ def log_weights(model, x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, c:
     params = model.decoder_params(z.reshape(s * b, -1), None if c is None else c.repeat(s, 1))
     params = params.view(s, b, *params.shape[1:])
     log_px = -model.likelihood.nll_samples(params, x, mask)
-    return log_px + log_prior(z) - log_q, log_px, params
+    return log_px + prior_log_prob(model, z) - log_q, log_px, params
