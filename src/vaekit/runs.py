@@ -56,7 +56,7 @@ CARD_FILES = (CARD, CARD_FALLBACK)  # in RUN_FILES, but removed or replaced only
 # files (CARD_FILES) only when they carry its mark (:func:`is_vaekit_card`).
 RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALUATION, "report.html",
              "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json",
-             CARD, CARD_FALLBACK)
+             CARD, CARD_FALLBACK, "gmm_samplers.safetensors")
 # The folders vaekit writes into a run directory (--log: TensorBoard's event files, MLflow's default file
 # store); ``--overwrite`` removes them with the files of RUN_FILES.
 RUN_DIRS = ("tensorboard", "mlruns", "report_assets")  # report_assets: an audio run's .wav clips
