@@ -233,7 +233,8 @@ def _run_series(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
 
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
-           "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series}
+           "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series,
+           "sparse-vae": _run_vae}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:

@@ -25,7 +25,7 @@ ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
 PriorName = Literal["normal", "vamp"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae"]
 
 
 class TrainConfig(BaseModel):
@@ -69,7 +69,7 @@ class TrainConfig(BaseModel):
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
                     "mult-dae / recvae (recommendation from a user,item interactions file), or series-vae / "
-                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts); unset: m2 with "
+                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts), sparse-vae (spike-and-slab latents); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 
@@ -160,6 +160,10 @@ class TrainConfig(BaseModel):
         description="prior p(z): normal (N(0, I)) or vamp (VampPrior: K learned pseudo-inputs, --vamp-components)")
     vamp_components: int = Field(default=500, ge=1, le=100_000,
         description="--prior vamp: number of pseudo-inputs K (mixture components)")
+
+    # sparse-vae (variational sparse coding, Tonolini et al. 2020): spike-and-slab prior and posterior
+    sparse_alpha: float = Field(default=0.2, gt=0.0, lt=1.0,
+        description="sparse-vae: sparsity target alpha, the prior probability that a latent dimension is active")
 
     # optimisation
     optimizer: OptimizerName = Field(default="adam", description="adam or adamw")

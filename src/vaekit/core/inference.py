@@ -44,6 +44,11 @@ def log_prior(z: torch.Tensor) -> torch.Tensor:
 def prior_log_prob(model, z: torch.Tensor) -> torch.Tensor:
     """log p(z) of ``model``'s prior summed over the last axis (nats): N(0, I), or its VampPrior's mixture
     (1/K) Σ_k q(z|u_k) (Tomczak & Welling 2018). The one place every bound, objective and sampler asks."""
+    alpha = getattr(model, "spike_prior", None)
+    if alpha is not None:  # sparse-vae: spike-and-slab (vaekit.core.sparse)
+        from .sparse import spike_slab_log_prior
+
+        return spike_slab_log_prior(z, alpha)
     vamp = getattr(model, "vamp", None)
     if vamp is None:
         return log_prior(z)
@@ -75,6 +80,18 @@ def draw(mu: torch.Tensor, logvar: torch.Tensor, s: int, noise: torch.Tensor | N
         eps = torch.randn(s, b, d, device=mu.device, dtype=mu.dtype)
     z = mu + eps * (0.5 * logvar).exp()
     return z, log_normal_std(eps, logvar)
+
+
+def posterior_draws(model, x: torch.Tensor, c: torch.Tensor | None = None):
+    """A function ``(s, noise) -> (z [s, b, latent], log q(z|x) [s, b])`` drawing from ``model``'s posterior of
+    the rows of ``x`` (encoded once): Gaussian, or spike-and-slab for a sparse VAE (exact spikes)."""
+    if getattr(model, "spike_prior", None) is not None:
+        from .sparse import spike_slab_draw
+
+        mu, logvar, gamma = model.posterior_all(x, c)
+        return lambda s, noise=None: spike_slab_draw(mu, logvar, gamma, s, noise)
+    mu, logvar = model.posterior_params(x, c)
+    return lambda s, noise=None: draw(mu, logvar, s, noise)
 
 
 def log_weights(model, x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, c: torch.Tensor | None = None,

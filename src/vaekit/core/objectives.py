@@ -75,6 +75,10 @@ def elbo_loss(model, batch: Batch, beta: float = 1.0, free_bits: float = 0.0) ->
     observed entries where ``batch.mask`` is given (MIWAE). With ``free_bits`` λ > 0 the objective's KL is
     Σ_u max(λ, batch-mean KL_u) (Kingma et al. 2016); ``recon`` and ``kl`` stay the true values.
     """
+    if getattr(model, "spike_prior", None) is not None:  # sparse-vae: spike-and-slab, closed-form KL
+        from .sparse import sparse_elbo_loss
+
+        return sparse_elbo_loss(model, batch, beta)
     mu, logvar = model.posterior_params(batch.x, batch.condition)
     eps = torch.randn_like(mu)
     z = mu + eps * (0.5 * logvar).exp()

@@ -146,6 +146,10 @@ def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0,
     ``cond_dim > 0`` makes it conditional on vectors of that size; ``schema`` (a table's column schema) is
     needed by the ``mixed`` likelihood."""
     shape = tuple(int(s) for s in shape)
+    if cfg.family == "sparse-vae":
+        from .sparse import build_sparse_vae
+
+        return build_sparse_vae(cfg, shape, cond_dim, schema)
     err = architecture_error(cfg, shape)
     if err:
         raise ValueError(err)
