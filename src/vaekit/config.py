@@ -25,7 +25,7 @@ ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
 PriorName = Literal["normal", "vamp"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae", "vae-gan"]
 
 
 class TrainConfig(BaseModel):
@@ -68,8 +68,9 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae / recvae (recommendation from a user,item interactions file), or series-vae / "
-                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts), sparse-vae (spike-and-slab latents); unset: m2 with "
+                    "mult-dae / recvae (recommendation from a user,item interactions file), series-vae / "
+                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts), sparse-vae "
+                    "(spike-and-slab latents) or vae-gan (VAE + image discriminator); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 
@@ -164,6 +165,15 @@ class TrainConfig(BaseModel):
     # sparse-vae (variational sparse coding, Tonolini et al. 2020): spike-and-slab prior and posterior
     sparse_alpha: float = Field(default=0.2, gt=0.0, lt=1.0,
         description="sparse-vae: sparsity target alpha, the prior probability that a latent dimension is active")
+
+    # vae-gan (Larsen et al. 2016; the adaptive adversarial weight of latent diffusion's autoencoder loss)
+    gan_start_epoch: int = Field(default=1, ge=0, le=100_000,
+        description="vae-gan: epochs of plain VAE training before the discriminator and adversarial terms start")
+    gan_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
+        description="vae-gan: factor on the adaptive adversarial weight (gradient-norm ratio at the decoder's "
+                    "last layer)")
+    gan_feature_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
+        description="vae-gan: weight of the reconstruction error in the discriminator's feature space")
 
     # optimisation
     optimizer: OptimizerName = Field(default="adam", description="adam or adamw")

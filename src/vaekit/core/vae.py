@@ -135,6 +135,9 @@ def resolve_channels(cfg: TrainConfig, shape: tuple[int, ...]) -> list[int]:
 
 def architecture_error(cfg: TrainConfig, shape: tuple[int, ...]) -> str | None:
     """Why ``cfg`` cannot build a model for examples of ``shape`` (None when it can)."""
+    if cfg.family == "vae-gan" and (len(shape) != 3 or min(shape[1:]) < 4):
+        return (f"the vae-gan family's discriminator needs images [C, H, W] of at least 4×4, got examples of shape "
+                f"{list(shape)}; use --family vae for this data")
     if cfg.model == "conv":
         return check_conv_shape(shape, resolve_channels(cfg, shape))
     return None
@@ -150,6 +153,13 @@ def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0,
         from .sparse import build_sparse_vae
 
         return build_sparse_vae(cfg, shape, cond_dim, schema)
+    if cfg.family == "vae-gan":
+        err = architecture_error(cfg, shape)
+        if err:
+            raise ValueError(err)
+        from .gan import build_vae_gan
+
+        return build_vae_gan(cfg, shape, cond_dim, schema)
     err = architecture_error(cfg, shape)
     if err:
         raise ValueError(err)
