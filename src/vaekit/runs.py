@@ -10,6 +10,7 @@ Layout of a run directory (stable: users' scripts rely on it)::
     results.json           train/validation/test −ELBO, reconstruction and KL (nats per example)
     samples.png, reconstructions.png   figures (image data)
     evaluation.json, report.html, classes.png, denoising.png, probe.json, trial.json   (see RUN_FILES)
+    gmm_samplers.safetensors   `sample --sampler gmm:K`'s fitted mixtures (vaekit.samplers)
     README.md              the model card (first line CARD_MARK; MODEL_CARD.md when README.md is the user's)
     tensorboard/, mlruns/  train --log tensorboard / --log mlflow (vaekit.tracking; see RUN_DIRS)
     .vaekit.lock           the writer's lock (PID inside); see :func:`lock_run`
