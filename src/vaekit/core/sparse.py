@@ -14,6 +14,7 @@ the code that encode/probe/reconstruct use. Nats throughout.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -48,12 +49,19 @@ def spike_slab_log_q(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, ga
 
 def spike_slab_draw(mu: torch.Tensor, logvar: torch.Tensor, gamma: torch.Tensor, s: int,
                     noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``s`` exact draws per row ``[s, b, latent]`` and their log q ``[s, b]``; ``noise`` ``[s, latent]`` gives
-    every row the same slab noise ε (the spikes' uniforms come from the global RNG)."""
+    """``s`` exact draws per row ``[s, b, latent]`` and their log q ``[s, b]``. With ``noise`` ``[s, latent]``
+    every row gets the same slab noise ε and the same spike uniforms (drawn from a generator seeded by the
+    noise's bytes): common random numbers, so a bound is a deterministic function of the example, as for a
+    Gaussian posterior. Without it both come from the global RNG."""
     b, d = mu.shape
-    eps = (noise.to(mu.device, mu.dtype).unsqueeze(1).expand(s, b, d) if noise is not None
-           else torch.randn(s, b, d, device=mu.device, dtype=mu.dtype))
-    on = torch.rand(s, b, d, device=mu.device, dtype=mu.dtype) < gamma
+    if noise is not None:
+        eps = noise.to(mu.device, mu.dtype).unsqueeze(1).expand(s, b, d)
+        seed = int.from_bytes(hashlib.sha256(noise.detach().cpu().float().numpy().tobytes()).digest()[:8], "little")
+        u = torch.rand(s, 1, d, generator=torch.Generator().manual_seed(seed)).to(mu.device, mu.dtype)
+    else:
+        eps = torch.randn(s, b, d, device=mu.device, dtype=mu.dtype)
+        u = torch.rand(s, b, d, device=mu.device, dtype=mu.dtype)
+    on = u < gamma
     z = torch.where(on, mu + eps * (0.5 * logvar).exp(), torch.zeros_like(eps))
     z = torch.where(on & (z == 0), torch.full_like(z, 1e-30), z)  # a slab draw of exactly 0 stays a slab draw
     return z, spike_slab_log_q(z, mu, logvar, gamma)
