@@ -43,6 +43,7 @@ def test_vamp_trains_its_bounds_are_ordered_and_it_samples_from_the_mixture(tmp_
     ev = vaekit.evaluate(run, iwae_k=64)
     assert ev["neg_iwae"] < ev["neg_elbo"]  # IWAE_64 ≥ ELBO on average (same prior in both)
     assert ev["neg_iwae"] > 0.5 * ev["neg_elbo"]  # and not absurdly far: the same log p(z) in both
+    assert "N(0, 1)" in ev["kl_per_dim_note"]
     loaded = vaekit.load(tmp_path / "v")
     a, b = run.sample(5, seed=3), loaded.sample(5, seed=3)
     assert a.shape == (5, 1, 8, 8) and torch.allclose(a, b)

@@ -228,6 +228,9 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
         **reconstruction_error(model, x, batch_size, c, mask),
     }
+    if getattr(model, "vamp", None) is not None:
+        res["kl_per_dim_note"] = ("KL of each dimension against N(0, 1), a diagnostic: the VampPrior's KL (in kl) "
+                                  "has no per-dimension form")
     if getattr(model, "spike_prior", None) is not None:  # sparse-vae: its own KL per dimension, and sparsity
         from ..core.sparse import sparse_summary
 
