@@ -121,8 +121,12 @@ def sample_quality(net: FeatureNet, meta: dict, real: torch.Tensor, fake: torch.
     ones in ``net``'s penultimate features; JSON-ready, every number labelled with the classifier's name."""
     from .frechet import feature_stats, frechet_distance, precision_recall
 
+    import warnings
+
     fr, ff = net.features(real), net.features(fake)
-    fd = frechet_distance(*feature_stats(fr), *feature_stats(ff))
+    with warnings.catch_warnings(record=True) as caught:  # scipy's sqrtm warns on singular covariances
+        warnings.simplefilter("always")
+        fd = frechet_distance(*feature_stats(fr), *feature_stats(ff))
     precision, recall = precision_recall(fr, ff, k)
     name = meta["name"]
     return {"classifier": name, "fd": fd, "precision": precision, "recall": recall, "k": k,
@@ -130,4 +134,6 @@ def sample_quality(net: FeatureNet, meta: dict, real: torch.Tensor, fake: torch.
             "labels": {"fd": f"FD ({name})", "precision": f"precision ({name}, k={k})",
                        "recall": f"recall ({name}, k={k})"},
             "note": "in the features of vaekit's own classifier for this dataset (not Inception): comparable only "
-                    "with numbers that name the same classifier"}
+                    "with numbers that name the same classifier",
+            **({"fd_warning": f"{caught[0].message} (feature covariances are singular: fewer examples than "
+                              "features, or features that never fire)"} if caught else {})}
