@@ -25,7 +25,8 @@ ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
 PriorName = Literal["normal", "vamp"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae", "vae-gan"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae",
+                     "vae-gan"]
 
 
 class TrainConfig(BaseModel):
