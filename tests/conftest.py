@@ -1,11 +1,13 @@
 import os
+import tempfile
 
 import pytest
 import torch
 
 # Two cores: keep intra-op threads from fighting pytest-xdist workers.
 torch.set_num_threads(1)
-os.environ.setdefault("VAEKIT_CACHE", os.path.join(os.path.dirname(__file__), ".cache-never-used"))
+# an empty cache of the tests' own (vaekit evaluate caches its sample-quality classifier there: never the tree)
+os.environ.setdefault("VAEKIT_CACHE", tempfile.mkdtemp(prefix="vaekit-test-cache-"))
 
 
 @pytest.fixture

@@ -203,7 +203,8 @@ def _run_vae(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
         prepare_run_dir(out, ctx.overwrite, info, ctx.held)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, prep.shape, prep.cond.dim if prep.cond is not None else 0, info["data"].get("schema"))
-    trainer = Trainer(model, cfg, ctx.device, run_dir=out, progress=ctx.progress, on_epoch_end=ctx.on_epoch_end)
+    trainer = Trainer(model, cfg, ctx.device, run_dir=out, progress=ctx.progress, on_epoch_end=ctx.on_epoch_end,
+                      family=FAMILIES[family_name(cfg)]())  # vae, sparse-vae, vae-gan (its two optimizers)
     if ctx.resume and not ctx.restart:
         trainer.load_checkpoint()
     result = trainer.fit(prep.splits[0], prep.splits[1])
@@ -233,7 +234,8 @@ def _run_series(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
 
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
-           "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series}
+           "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series,
+           "sparse-vae": _run_vae, "vae-gan": _run_vae}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:

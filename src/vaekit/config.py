@@ -24,7 +24,9 @@ KLScheduleName = Literal["linear", "cyclical"]
 ScheduleName = Literal["none", "exponential", "step", "plateau", "cosine"]
 OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
-FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae"]
+PriorName = Literal["normal", "vamp"]
+FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae",
+                     "vae-gan"]
 
 
 class TrainConfig(BaseModel):
@@ -67,8 +69,9 @@ class TrainConfig(BaseModel):
     # semi_supervised, else vae
     family: FamilyName | None = Field(default=None,
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
-                    "mult-dae / recvae (recommendation from a user,item interactions file), or series-vae / "
-                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts); unset: m2 with "
+                    "mult-dae / recvae (recommendation from a user,item interactions file), series-vae / "
+                    "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts), sparse-vae "
+                    "(spike-and-slab latents) or vae-gan (VAE + image discriminator); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 
@@ -152,6 +155,26 @@ class TrainConfig(BaseModel):
     iw_samples: int = Field(default=1, ge=1, le=10_000,
         description="importance samples of the training objective: 1 = ELBO, K > 1 = IWAE_K (MIWAE with "
                     "--missing mask)")
+
+    # the prior p(z): N(0, I), or a VampPrior (Tomczak & Welling 2018): a mixture of the encoder's posteriors
+    # at K learned pseudo-inputs (vaekit.core.priors)
+    prior: PriorName = Field(default="normal",
+        description="prior p(z): normal (N(0, I)) or vamp (VampPrior: K learned pseudo-inputs, --vamp-components)")
+    vamp_components: int = Field(default=500, ge=1, le=100_000,
+        description="--prior vamp: number of pseudo-inputs K (mixture components)")
+
+    # sparse-vae (variational sparse coding, Tonolini et al. 2020): spike-and-slab prior and posterior
+    sparse_alpha: float = Field(default=0.2, gt=0.0, lt=1.0,
+        description="sparse-vae: sparsity target alpha, the prior probability that a latent dimension is active")
+
+    # vae-gan (Larsen et al. 2016; the adaptive adversarial weight of latent diffusion's autoencoder loss)
+    gan_start_epoch: int = Field(default=1, ge=0, le=100_000,
+        description="vae-gan: epochs of plain VAE training before the discriminator and adversarial terms start")
+    gan_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
+        description="vae-gan: factor on the adaptive adversarial weight (gradient-norm ratio at the decoder's "
+                    "last layer)")
+    gan_feature_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
+        description="vae-gan: weight of the reconstruction error in the discriminator's feature space")
 
     # optimisation
     optimizer: OptimizerName = Field(default="adam", description="adam or adamw")
@@ -241,6 +264,11 @@ class TrainConfig(BaseModel):
                                     self.kl_schedule != "linear" or self.semi_supervised):
             raise ValueError("--iw-samples > 1 trains the IWAE bound, which has no β: drop --beta, --kl-warmup, "
                              "--kl-schedule, --free-bits and --semi-supervised")
+        if self.prior == "vamp" and (self.conditional or self.condition_columns or self.semi_supervised or
+                                     self.free_bits or (self.family or "vae") != "vae"):
+            raise ValueError("--prior vamp is for unconditional vae-family runs (its pseudo-inputs carry no "
+                             "condition, and its KL has no per-dimension form for free bits): drop --prior vamp, or "
+                             "--conditional, --condition-columns, --semi-supervised, --free-bits and --family")
         if self.missing == "mask" and (self.conditional or self.condition_columns or self.semi_supervised):
             raise ValueError("--missing mask cannot be combined with --conditional, --condition-columns or "
                              "--semi-supervised; drop one")

@@ -96,6 +96,32 @@ def _graph(g: dict) -> dict:
     return {"file": g["file"], "inputs": g["inputs"], "outputs": g["outputs"]}
 
 
+def _prior(trained: TrainedVAE) -> Any:
+    """The prior as model.json states it: "N(0, I)", or a VampPrior's K components (the encoder's posteriors
+    at its pseudo-inputs, computed once here so a consumer needs no encoder call)."""
+    vamp = getattr(trained.model, "vamp", None)
+    alpha = getattr(trained.model, "spike_prior", None)
+    if alpha is not None:  # sparse-vae: the encode graph's mean output is E[z|x] = gamma * mu
+        return {"kind": "spike-and-slab: each dimension 0 with probability 1 - alpha, else N(0, 1)", "alpha": alpha,
+                "note": "the encode graph's mean is E[z|x] = gamma * mu; its log_var is the slab's"}
+    if vamp is None:
+        return "N(0, I)"
+    with torch.no_grad():
+        means, logvars = vamp.components_of(trained.model)
+    return {"kind": "vamp: (1/K) sum_k N(z; means[k], exp(log_vars[k]))", "components": len(means),
+            "means": means.cpu().tolist(), "log_vars": logvars.cpu().tolist()}
+
+
+def _sampling(trained: TrainedVAE) -> str:
+    """How to sample: the standard text, with "z ~ N(0, I)" replaced for a VampPrior or spike-and-slab prior."""
+    if getattr(trained.model, "spike_prior", None) is not None:
+        return SAMPLING.replace("z ~ N(0, I), the prior", "z from the spike-and-slab prior (see prior)")
+    if getattr(trained.model, "vamp", None) is not None:
+        return SAMPLING.replace("z ~ N(0, I), the prior", "z from the prior's mixture (pick a component k "
+                                "uniformly, z = means[k] + exp(0.5 * log_vars[k]) * eps)")
+    return SAMPLING
+
+
 def describe(trained: TrainedVAE, graphs: dict[str, dict], opset: int, check: dict | None) -> dict[str, Any]:
     """The content of ``model.json`` for the exported ``graphs`` of ``trained``."""
     info = trained.info
@@ -109,8 +135,8 @@ def describe(trained: TrainedVAE, graphs: dict[str, dict], opset: int, check: di
                 "created": info.get("created"), "vaekit_version": info.get("vaekit_version"),
                 "family": "m2" if trained.classifier is not None else "vae"},
         "latent_dim": trained.latent_dim,
-        "prior": "N(0, I)",
-        "sampling": SAMPLING,
+        "prior": _prior(trained),
+        "sampling": _sampling(trained),
         "graphs": {name: _graph(g) for name, g in graphs.items()},
         "likelihood": _likelihood(trained),
         "data": _data(trained),

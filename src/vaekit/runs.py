@@ -10,6 +10,7 @@ Layout of a run directory (stable: users' scripts rely on it)::
     results.json           train/validation/test −ELBO, reconstruction and KL (nats per example)
     samples.png, reconstructions.png   figures (image data)
     evaluation.json, report.html, classes.png, denoising.png, probe.json, trial.json   (see RUN_FILES)
+    gmm_samplers.safetensors   `sample --sampler gmm:K`'s fitted mixtures (vaekit.samplers)
     README.md              the model card (first line CARD_MARK; MODEL_CARD.md when README.md is the user's)
     tensorboard/, mlruns/  train --log tensorboard / --log mlflow (vaekit.tracking; see RUN_DIRS)
     .vaekit.lock           the writer's lock (PID inside); see :func:`lock_run`
@@ -56,7 +57,7 @@ CARD_FILES = (CARD, CARD_FALLBACK)  # in RUN_FILES, but removed or replaced only
 # files (CARD_FILES) only when they carry its mark (:func:`is_vaekit_card`).
 RUN_FILES = (CONFIG, WEIGHTS, METRICS, STATE_JSON, STATE_TENSORS, RESULTS, EVALUATION, "report.html",
              "samples.png", "reconstructions.png", "classes.png", "denoising.png", "probe.json", "trial.json",
-             CARD, CARD_FALLBACK)
+             CARD, CARD_FALLBACK, "gmm_samplers.safetensors")
 # The folders vaekit writes into a run directory (--log: TensorBoard's event files, MLflow's default file
 # store); ``--overwrite`` removes them with the files of RUN_FILES.
 RUN_DIRS = ("tensorboard", "mlruns", "report_assets")  # report_assets: an audio run's .wav clips

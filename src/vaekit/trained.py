@@ -151,6 +151,15 @@ class TrainedVAE:
         xt = self.to_model_units(x)
 
         def enc(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
+            if sample and getattr(self.model, "spike_prior", None) is not None:  # sparse-vae: spike-and-slab draw
+                from .core.sparse import spike_slab_draw
+
+                m, lv, gamma = self.model.posterior_all(b, cb)
+                if generator is None:  # torch's global RNG, as the Gaussian draw below
+                    return spike_slab_draw(m, lv, gamma, 1)[0][0]
+                with torch.random.fork_rng(devices=[]):  # the draw's RNG seeded from the caller's generator
+                    torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+                    return spike_slab_draw(m.cpu(), lv.cpu(), gamma.cpu(), 1)[0][0].to(m.device)
             mu, logvar = self.model.posterior_params(b, cb)
             if not sample:
                 return mu
@@ -184,7 +193,7 @@ class TrainedVAE:
             check_memory(n * per, f"-n {n} samples", f"draw fewer at a time (-n {fits} fits)")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
-            z = torch.randn(n, self.latent_dim, generator=gen).to(self.device) * temperature
+            z = self.model.prior_draw(n, temperature, gen)
             params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
             return self.to_data_units(self.model.likelihood.mean_with_drawn_categories(params, gen))
         return self.to_data_units(self.model.sample(n, temperature, generator=gen, c=self.condition_rows(c, n)))

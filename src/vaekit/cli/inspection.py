@@ -226,8 +226,11 @@ def evaluate(
     iwae_k: int = typer.Option(100, "--iwae-k", help="importance samples of the IWAE bound (0 skips it)"),
     seed: int = typer.Option(0, "--seed", help="seed of the Monte-Carlo estimates"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    quality: bool = typer.Option(True, "--quality/--no-quality", help="image runs: FD and precision/recall of "
+                                 "samples in the features of vaekit's classifier for the dataset (trained once, cached)"),
+    sampler: str = typer.Option("prior", "--sampler", help="sampler of --quality's samples: prior, vamp or gmm:K"),
 ) -> None:
-    """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units."""
+    """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units, sample quality."""
     from .. import api
     from ..runs import json_text
     from .series import is_series_run, series_evaluate
@@ -248,12 +251,26 @@ def evaluate(
         return
     trained = api.load_vae(run)
     unsaved = _unsaved_note(run, "evaluation.json")  # said before computing, printed whatever happens
+    if sampler.strip().lower() != "prior":
+        from ..samplers import parse_sampler
+
+        parse_sampler(sampler)
     res = api.evaluate(trained, data, split=split, iwae_k=iwae_k, seed=seed, progress=_stderr_is_terminal())
+    if quality:  # image runs (vaekit.quality_api); None for others
+        from ..quality_api import run_quality
+
+        q = run_quality(trained, data, split, sampler, seed)
+        if q is not None:
+            res["sample_quality"] = q
     _save_or_say(run, "evaluation.json", res, unsaved)
     if as_json:
         typer.echo(json_text(res, indent=2))
         return
     _print_evaluation(res)
+    if "sample_quality" in res:
+        from ..quality_api import quality_lines
+
+        typer.echo("\n".join(quality_lines(res["sample_quality"])))
 
 
 def _unsaved_note(run: Path, name: str) -> str | None:

@@ -25,13 +25,20 @@ def sample(
     attributes: Optional[str] = typer.Option(None, "--attributes", help='attribute values, e.g. "a=0.5,b=1" (conditional runs)'),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="audio runs: length of each sample \\[default: 2]"),
+    sampler: str = typer.Option("prior", "--sampler", help="where z comes from: prior, vamp (a --prior vamp run) or "
+                                "gmm:K (a K-component Gaussian mixture on the training codes, fitted on first use "
+                                "and saved in the run)"),
 ) -> None:
-    """Draw new examples from a trained model (means of p(x|z), z from the prior)."""
+    """Draw new examples from a trained model (means of p(x|z), z from the prior or an ex-post sampler)."""
     from ..tasks.audio import is_audio_run
 
     if is_audio_run(run):
         from .audio import audio_sample
 
+        if sampler.strip().lower() != "prior":
+            from ..errors import UsageError
+
+            raise UsageError("--sampler applies to image, table and array runs; drop it for this audio run")
         return audio_sample(run, n, out, seconds, temperature, seed, label, overwrite)
     if seconds is not None:
         from ..errors import UsageError
@@ -40,7 +47,18 @@ def sample(
     check_out_file(out, overwrite, (".png", ".npy", ".csv"))
     from ..api import load_vae as load
 
+    if sampler.strip().lower() != "prior":
+        from ..samplers import parse_sampler
+
+        parse_sampler(sampler)  # a bad spec is refused before the run is loaded
     trained = load(run)
+    if sampler.strip().lower() != "prior":
+        from ..samplers import sample_with
+
+        x, note = sample_with(trained, sampler, n, temperature, seed)
+        write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"), trained.schema)
+        typer.echo(f"{note}\nwrote {n} samples ({sampler}) to {out}")
+        return
     c = user_condition(trained, label, attributes, n)
     x = trained.sample(n, temperature=temperature, seed=seed, c=c)
     write_array(x, out, trained.info["data"]["kind"], trained.info["data"].get("columns"), trained.schema)

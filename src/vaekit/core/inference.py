@@ -41,6 +41,23 @@ def log_prior(z: torch.Tensor) -> torch.Tensor:
     return (-0.5 * z * z - 0.5 * LOG2PI).sum(-1)
 
 
+def prior_log_prob(model, z: torch.Tensor) -> torch.Tensor:
+    """log p(z) of ``model``'s prior summed over the last axis (nats): N(0, I), or its VampPrior's mixture
+    (1/K) Σ_k q(z|u_k) (Tomczak & Welling 2018). The one place every bound, objective and sampler asks."""
+    alpha = getattr(model, "spike_prior", None)
+    if alpha is not None:  # sparse-vae: spike-and-slab (vaekit.core.sparse)
+        from .sparse import spike_slab_log_prior
+
+        return spike_slab_log_prior(z, alpha)
+    vamp = getattr(model, "vamp", None)
+    if vamp is None:
+        return log_prior(z)
+    from .priors import mixture_log_prob
+
+    means, logvars = vamp.components_of(model)
+    return mixture_log_prob(z, means, logvars)
+
+
 def chunking(n: int, k: int, rows_per_chunk: int) -> tuple[int, int]:
     """(examples per batch, importance samples per chunk) so each decoder call sees about ``rows_per_chunk``
     rows (examples × samples) whatever k is: memory stays bounded."""
@@ -65,6 +82,18 @@ def draw(mu: torch.Tensor, logvar: torch.Tensor, s: int, noise: torch.Tensor | N
     return z, log_normal_std(eps, logvar)
 
 
+def posterior_draws(model, x: torch.Tensor, c: torch.Tensor | None = None):
+    """A function ``(s, noise) -> (z [s, b, latent], log q(z|x) [s, b])`` drawing from ``model``'s posterior of
+    the rows of ``x`` (encoded once): Gaussian, or spike-and-slab for a sparse VAE (exact spikes)."""
+    if getattr(model, "spike_prior", None) is not None:
+        from .sparse import spike_slab_draw
+
+        mu, logvar, gamma = model.posterior_all(x, c)
+        return lambda s, noise=None: spike_slab_draw(mu, logvar, gamma, s, noise)
+    mu, logvar = model.posterior_params(x, c)
+    return lambda s, noise=None: draw(mu, logvar, s, noise)
+
+
 def log_weights(model, x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, c: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log w, log p(x|z), each ``[s, b]``; the likelihood's parameters ``[s, b, *shape]``) for draws ``z``
@@ -74,4 +103,4 @@ def log_weights(model, x: torch.Tensor, z: torch.Tensor, log_q: torch.Tensor, c:
     params = model.decoder_params(z.reshape(s * b, -1), None if c is None else c.repeat(s, 1))
     params = params.view(s, b, *params.shape[1:])
     log_px = -model.likelihood.nll_samples(params, x, mask)
-    return log_px + log_prior(z) - log_q, log_px, params
+    return log_px + prior_log_prob(model, z) - log_q, log_px, params

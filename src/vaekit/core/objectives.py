@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.batch import Batch
-from .inference import draw, in_eval_mode, log_weights
+from .inference import draw, in_eval_mode, log_normal_std, log_weights, prior_log_prob
 
 
 @dataclass
@@ -68,15 +68,24 @@ class Objective:
 
 
 def elbo_loss(model, batch: Batch, beta: float = 1.0, free_bits: float = 0.0) -> LossOutput:
-    """One-sample −ELBO of a batch with KL weight β (nats per example).
+    """One-sample −ELBO of a batch with KL weight β (nats per example). The KL is in closed form against
+    N(0, I) and a one-sample Monte-Carlo estimate against a VampPrior (free bits are refused for it).
 
     The reconstruction term scores ``batch.scored`` (the clean target of a denoising VAE), counting only
     observed entries where ``batch.mask`` is given (MIWAE). With ``free_bits`` λ > 0 the objective's KL is
     Σ_u max(λ, batch-mean KL_u) (Kingma et al. 2016); ``recon`` and ``kl`` stay the true values.
     """
+    if getattr(model, "spike_prior", None) is not None:  # sparse-vae: spike-and-slab, closed-form KL
+        from .sparse import sparse_elbo_loss
+
+        return sparse_elbo_loss(model, batch, beta)
     mu, logvar = model.posterior_params(batch.x, batch.condition)
-    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    eps = torch.randn_like(mu)
+    z = mu + eps * (0.5 * logvar).exp()
     recon = model.likelihood.nll(model.decoder_params(z, batch.condition), batch.scored, batch.mask)
+    if getattr(model, "vamp", None) is not None:  # no closed form: the one-sample log q(z|x) − log p(z)
+        kl = log_normal_std(eps, logvar) - prior_log_prob(model, z)
+        return LossOutput(loss=(recon + beta * kl).mean(), recon=recon, kl=kl)
     kl_dims = gaussian_kl(mu, logvar)
     kl = kl_dims.sum(1)
     if free_bits > 0:
@@ -93,7 +102,9 @@ def iwae_loss(model, batch: Batch, k: int) -> LossOutput:
     z, log_q = draw(mu, logvar, k)
     log_w, log_px, _ = log_weights(model, batch.scored, z, log_q, batch.condition, batch.mask)
     bound = torch.logsumexp(log_w, 0) - math.log(k)
-    return LossOutput(loss=-bound.mean(), recon=-log_px.mean(0), kl=gaussian_kl(mu, logvar).sum(1))
+    # KL: closed form against N(0, I); a VampPrior's is the K-sample mean of log q − log p = log p(x|z) − log w
+    kl = (log_px - log_w).mean(0) if getattr(model, "vamp", None) is not None else gaussian_kl(mu, logvar).sum(1)
+    return LossOutput(loss=-bound.mean(), recon=-log_px.mean(0), kl=kl)
 
 
 class ELBO(Objective):

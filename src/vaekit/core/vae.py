@@ -1,4 +1,5 @@
-"""The VAE: encoder → q(z|x) → reparameterised z → decoder → p(x|z), with a standard normal prior.
+"""The VAE: encoder → q(z|x) → reparameterised z → decoder → p(x|z), with a standard normal prior or a
+VampPrior (``--prior vamp``: :mod:`.priors`).
 
 Pure torch maths: no files, no progress bars, no CLI. All losses are in nats per example.
 """
@@ -13,6 +14,7 @@ from ..config import TrainConfig
 from ..data.batch import Batch
 from .objectives import LossOutput, elbo_loss, gaussian_kl, iwae_loss  # noqa: F401 (re-exported)
 from .likelihoods import Likelihood, build_likelihood
+from .priors import VampPrior, mixture_draw
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape, default_channels
 
 
@@ -28,6 +30,7 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.shape = tuple(shape)
         self.cond_dim = cond_dim  # > 0: a conditional VAE (Sohn et al. 2015); c joins encoder and decoder
+        self.vamp: VampPrior | None = None  # --prior vamp: K learned pseudo-inputs (set by build_model)
 
     # -- the three steps -------------------------------------------------------------------------
     def _c(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -57,10 +60,32 @@ class VAE(nn.Module):
         return self.likelihood(self.decoder_params(z, c))
 
     def prior(self) -> Distribution:
-        """p(z) = N(0, I)."""
+        """p(z): N(0, I), or the VampPrior's mixture of the encoder's posteriors at its pseudo-inputs."""
         p = next(self.parameters())
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        if self.vamp is None:
+            return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        from torch.distributions import Categorical, MixtureSameFamily
+
+        means, logvars = self.vamp.components_of(self)
+        comps = Independent(Normal(means, (0.5 * logvars).exp()), 1)
+        return MixtureSameFamily(Categorical(logits=torch.zeros(len(means), device=p.device, dtype=p.dtype)), comps)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the latent axis (nats); :func:`vaekit.core.inference.prior_log_prob`."""
+        from .inference import prior_log_prob
+
+        return prior_log_prob(self, z)
+
+    def prior_draw(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` codes from p(z) ``[n, latent_dim]`` on the model's device, drawn on the CPU (from
+        ``generator``, or the global RNG): N(0, temperature² I), or for a VampPrior a uniform component and
+        temperature-scaled noise around its mean."""
+        p = next(self.parameters())
+        if self.vamp is None:
+            return torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(p.device, p.dtype) * temperature
+        means, logvars = self.vamp.components_of(self)
+        return mixture_draw(means, logvars, n, temperature, generator).to(p.device, p.dtype)
 
     # -- objective (kept for callers of ``model(x)``; training uses :mod:`vaekit.core.objectives`) ---
     def forward(self, x: torch.Tensor, beta: float = 1.0, target: torch.Tensor | None = None,
@@ -87,10 +112,11 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
                c: torch.Tensor | None = None) -> torch.Tensor:
-        """Means of p(x|z[, c]) for ``n`` draws z ~ N(0, temperature² I); ``c`` is ``[n, cond_dim]``."""
+        """Means of p(x|z[, c]) for ``n`` draws z ~ p(z) (N(0, temperature² I) for the normal prior, see
+        :meth:`prior_draw`); ``c`` is ``[n, cond_dim]``."""
         p = next(self.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(p.device, p.dtype)
-        return self.decode(z * temperature, None if c is None else c.to(p.device)).mean
+        z = self.prior_draw(n, temperature, generator)
+        return self.decode(z, None if c is None else c.to(p.device)).mean
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None,
@@ -109,6 +135,9 @@ def resolve_channels(cfg: TrainConfig, shape: tuple[int, ...]) -> list[int]:
 
 def architecture_error(cfg: TrainConfig, shape: tuple[int, ...]) -> str | None:
     """Why ``cfg`` cannot build a model for examples of ``shape`` (None when it can)."""
+    if cfg.family == "vae-gan" and (len(shape) != 3 or min(shape[1:]) < 4):
+        return (f"the vae-gan family's discriminator needs images [C, H, W] of at least 4×4, got examples of shape "
+                f"{list(shape)}; use --family vae for this data")
     if cfg.model == "conv":
         return check_conv_shape(shape, resolve_channels(cfg, shape))
     return None
@@ -120,6 +149,17 @@ def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0,
     ``cond_dim > 0`` makes it conditional on vectors of that size; ``schema`` (a table's column schema) is
     needed by the ``mixed`` likelihood."""
     shape = tuple(int(s) for s in shape)
+    if cfg.family == "sparse-vae":
+        from .sparse import build_sparse_vae
+
+        return build_sparse_vae(cfg, shape, cond_dim, schema)
+    if cfg.family == "vae-gan":
+        err = architecture_error(cfg, shape)
+        if err:
+            raise ValueError(err)
+        from .gan import build_vae_gan
+
+        return build_vae_gan(cfg, shape, cond_dim, schema)
     err = architecture_error(cfg, shape)
     if err:
         raise ValueError(err)
@@ -131,4 +171,7 @@ def build_model(cfg: TrainConfig, shape: tuple[int, ...], cond_dim: int = 0,
         enc = ConvEncoder(shape, chans, cfg.hidden, cfg.latent_dim, cfg.dropout, cond_dim)
         dec = ConvDecoder(shape, chans, cfg.hidden, cfg.latent_dim, cfg.dropout, cond_dim)
     lik = build_likelihood(cfg.likelihood, shape, cfg.gaussian_std, schema)
-    return VAE(enc, dec, lik, cfg.latent_dim, shape, cond_dim)
+    vae = VAE(enc, dec, lik, cfg.latent_dim, shape, cond_dim)
+    if cfg.prior == "vamp":  # built last: a normal-prior run's initial weights are what they were
+        vae.vamp = VampPrior(cfg.vamp_components, shape, bounded=cfg.likelihood == "bernoulli")
+    return vae

@@ -3,11 +3,15 @@
     d² = ||μ₁ − μ₂||² + Tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^½)
 
 computed as FID's reference code does (Dougal Sutherland's stable version): the matrix square root by
-scipy.linalg.sqrtm, a small ridge when the product is singular, and a negligible imaginary part dropped."""
+scipy.linalg.sqrtm, a small ridge when the product is singular, and a negligible imaginary part dropped.
+
+Also here: precision and recall of generated samples (Kynkäänniemi et al. 2019) in the same features, and the
+feature statistics both use (vaekit's sample-quality metrics, :mod:`vaekit.evaluation.quality`)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -33,3 +37,39 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
                              f"(imaginary part up to {np.max(np.abs(covmean.imag)):.3g})")
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def feature_stats(f: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean ``[d]``, covariance ``[d, d]``, unbiased) of features ``[N, d]`` in float64."""
+    a = np.asarray(f.detach().cpu().numpy() if torch.is_tensor(f) else f, dtype=np.float64)
+    return a.mean(0), np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1])
+
+
+def _knn_radii(f: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance of each row of ``f`` to its k-th nearest other row."""
+    out = []
+    for i in range(0, len(f), chunk):
+        d = torch.cdist(f[i: i + chunk], f)
+        out.append(d.kthvalue(k + 1, dim=1).values)  # the 1st is the row itself (distance 0)
+    return torch.cat(out)
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """Whether each point lies in at least one ball (centre, radius)."""
+    out = []
+    for i in range(0, len(points), chunk):
+        d = torch.cdist(points[i: i + chunk], centres)
+        out.append((d <= radii.unsqueeze(0)).any(1))
+    return torch.cat(out)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): the manifold of a set is the union of balls
+    around its points with radius the distance to the k-th nearest neighbour; precision = fraction of
+    ``fake`` inside the real manifold, recall = fraction of ``real`` inside the fake one."""
+    real, fake = real.double(), fake.double()
+    if len(real) <= k or len(fake) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} real and generated examples")
+    precision = float(_covered(fake, real, _knn_radii(real, k)).double().mean())
+    recall = float(_covered(real, fake, _knn_radii(fake, k)).double().mean())
+    return precision, recall

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from .._memory import release_free_memory
-from ..core.inference import chunking, draw, in_eval_mode, log_weights
+from ..core.inference import chunking, draw, in_eval_mode, log_weights, posterior_draws  # noqa: F401
 from ..core.objectives import elbo_parts, elbo_summary, evaluate_elbo  # noqa: F401 (re-exported: vaekit.evaluation API)
 from ..core.vae import VAE, gaussian_kl
 
@@ -75,12 +75,12 @@ def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int =
         b = len(xb)
         cb = _rows(c, i, n_ex, dev)
         mb = _rows(mask, i, n_ex, dev)
-        mu, logvar = model.posterior_params(xb, cb)
+        draws = posterior_draws(model, xb, cb)  # Gaussian, or a sparse VAE's spike-and-slab
         acc = torch.full((b,), -math.inf, device=dev)
         total = torch.zeros(b, device=dev)
         for j in range(0, k, s_chunk):
             s = min(s_chunk, k - j)
-            z, log_q = draw(mu, logvar, s, None if noise is None else noise[j: j + s])
+            z, log_q = draws(s, None if noise is None else noise[j: j + s])
             log_w = log_weights(model, xb, z, log_q, cb, mb)[0]
             acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
             total += log_w.sum(0)
@@ -228,6 +228,13 @@ def evaluate(model: VAE, x: torch.Tensor, iwae_k: int = 0, batch_size: int = 102
         "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
         **reconstruction_error(model, x, batch_size, c, mask),
     }
+    if getattr(model, "vamp", None) is not None:
+        res["kl_per_dim_note"] = ("KL of each dimension against N(0, 1), a diagnostic: the VampPrior's KL (in kl) "
+                                  "has no per-dimension form")
+    if getattr(model, "spike_prior", None) is not None:  # sparse-vae: its own KL per dimension, and sparsity
+        from ..core.sparse import sparse_summary
+
+        res.update(sparse_summary(model, x, batch_size))
     _add_bounds(res, model, x, iwae_k, c, mask, iwae_n, marginal_classes, progress)
     res["likelihood"] = model.likelihood.name
     warnings = _evaluation_warnings(model, x, n_active, binarized)

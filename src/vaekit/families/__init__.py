@@ -16,11 +16,14 @@ from .m2 import M2Family
 from .mult_vae import MultDAEFamily, MultVAEFamily
 from .recvae import RecVAEFamily
 from .series import ForecastCVAEFamily, SeriesVAEFamily
+from .sparse_vae import SparseVAEFamily
+from .vae_gan import VAEGANFamily
 from .vae import VAEFamily
 
 FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family, "mult-vae": MultVAEFamily,
                                      "mult-dae": MultDAEFamily, "recvae": RecVAEFamily,
-                                     "series-vae": SeriesVAEFamily, "forecast-cvae": ForecastCVAEFamily}
+                                     "series-vae": SeriesVAEFamily, "forecast-cvae": ForecastCVAEFamily,
+                                     "sparse-vae": SparseVAEFamily, "vae-gan": VAEGANFamily}
 
 
 def family_name(cfg: TrainConfig) -> str:

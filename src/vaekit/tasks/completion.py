@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.inference import chunking, draw, in_eval_mode, log_normal_std, log_prior, log_weights
+from ..core.inference import chunking, draw, in_eval_mode, log_normal_std, log_weights, prior_log_prob
 from ..core.vae import VAE
 
 
@@ -126,8 +126,8 @@ def _chain(model: VAE, x: torch.Tensor, mask: torch.Tensor, steps: int, burn_in:
                 log_q_new = log_normal_std(eps, logvar)
                 eps_cur = (z_cur - mu) * (-0.5 * logvar).exp()
                 log_q_cur = log_normal_std(eps_cur, logvar)
-                log_joint_new = -lik.nll(params_new, cur) + log_prior(z_new)
-                log_joint_cur = -lik.nll(params_cur, cur) + log_prior(z_cur)
+                log_joint_new = -lik.nll(params_new, cur) + prior_log_prob(model, z_new)
+                log_joint_cur = -lik.nll(params_cur, cur) + prior_log_prob(model, z_cur)
                 log_rho = (log_joint_new - log_q_new) - (log_joint_cur - log_q_cur)
                 u = torch.rand(len(xo), generator=generator).to(dev)
                 accept = torch.log(u.clamp_min(1e-30)) < log_rho
