@@ -232,10 +232,19 @@ def _run_series(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
     return train_series(prep, info, ctx)
 
 
+def _run_sequences(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    from .sequence_api import train_sequences
+
+    return train_sequences(prep, info, ctx)
+
+
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
            "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series,
            "sparse-vae": _run_vae, "vae-gan": _run_vae}
+
+
+           "recvae": _run_recommender, "seq-vae": _run_sequences}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:
