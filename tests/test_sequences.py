@@ -60,6 +60,29 @@ def test_selfies_tokens_decode_to_the_same_molecule():
         assert Chem.CanonSmiles(back) == Chem.CanonSmiles(s)
 
 
+def test_a_selfies_run_samples_only_valid_molecules(tmp_path):
+    """SELFIES: every symbol string decodes to a molecule, so every non-empty sample parses (Krenn et al. 2020)."""
+    pytest.importorskip("selfies")
+    Chem = pytest.importorskip("rdkit.Chem")
+    from rdkit import rdBase
+
+    with rdBase.BlockLogs():
+        valid = [s for s in SMILES if Chem.MolFromSmiles(s) is not None][:60]
+    t = train(str(write_smiles(tmp_path / "m.smi", valid)), None, tokenizer="selfies", epochs=1, **TINY)
+    assert all(tok.startswith("[") for tok in t.info["data"]["vocab"][4:])
+    samples = t.sample_strings(30, seed=0)
+    assert all(Chem.MolFromSmiles(s) is not None for s in samples if s)
+    assert sum(bool(s) for s in samples) >= 20
+
+
+def test_char_tokens_round_trip():
+    from vaekit.data.sequences import tokenize
+
+    lines = ["hello world", "a,b;c", "ÆØÅ"]
+    voc = Vocabulary.fit([tokenize(s, "char") for s in lines], "char")
+    assert voc.strings(encode([tokenize(s, "char") for s in lines], voc)) == lines
+
+
 # -- padding and the loss ----------------------------------------------------------------------------------------
 def test_padding_does_not_enter_the_loss():
     torch.manual_seed(0)
