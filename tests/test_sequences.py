@@ -104,6 +104,21 @@ def test_padding_does_not_enter_the_loss():
                                        for i, n in enumerate((x != PAD).sum(1).tolist())]), atol=1e-4)
 
 
+def test_greedy_generation_follows_the_teacher_forced_decoder():
+    """Step-by-step decoding and the teacher-forced pass are the same network: on its own greedy output, the
+    teacher-forced logits pick every next token generation picked."""
+    torch.manual_seed(1)
+    model = SeqVAE(12, 20, 8, 16, 16, 2, 4).eval()
+    z = torch.randn(6, 4)
+    rows = model.generate(z, 20, temperature=0)
+    logits = model.logits(rows[:, :-1], z)
+    logits[:, :, :4] = -torch.inf  # pad, bos, unk are never generated; eos (2) is
+    logits[:, :, 2] = model.logits(rows[:, :-1], z)[:, :, 2]
+    picked = logits.argmax(2)
+    live = rows[:, 1:] != PAD
+    assert torch.equal(picked[live], rows[:, 1:][live])
+
+
 # -- a run -------------------------------------------------------------------------------------------------------
 def test_a_run_trains_and_reloads_with_its_vocabulary(seq_run):
     d, trained = seq_run
