@@ -126,7 +126,8 @@ def test_a_run_trains_and_reloads_with_its_vocabulary(seq_run):
     assert losses[-1] < losses[0] - 1.0  # nats per string
     info = json.loads((d / "run" / "config.json").read_text())["data"]
     assert info["kind"] == "sequences" and info["tokenizer"] == "smiles"
-    assert info["vocab"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and {"Cl", "Br", "[nH]", "%10"} <= set(info["vocab"])
+    assert info["vocab"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+    assert {"Cl", "Br", "[nH]", "%10"} <= set(info["vocab"])
     assert info["max_length"] == max(len(tokenize_smiles(s)) for s in SMILES) + 2
     res = json.loads((d / "run" / "results.json").read_text())
     assert res["test"]["elbo"] == pytest.approx(res["test"]["recon"] + res["test"]["kl"])
@@ -179,7 +180,8 @@ def test_seq_vae_defaults_are_the_scaled_moses_settings():
     from vaekit.families.seq_vae import SeqVAEFamily
 
     cfg = SeqVAEFamily().defaults(TrainConfig(family="seq-vae", latent_dim=8))
-    assert (cfg.hidden, cfg.latent_dim, cfg.batch_size, cfg.decoder_layers, cfg.grad_clip) == ([128, 256], 8, 512, 2, 50)
+    assert (cfg.hidden, cfg.latent_dim, cfg.batch_size, cfg.decoder_layers, cfg.grad_clip) == \
+        ([128, 256], 8, 512, 2, 50)
 
 
 # -- the CLI -----------------------------------------------------------------------------------------------------
@@ -201,6 +203,9 @@ def test_sample_reconstruct_encode_interpolate_from_the_cli(seq_run):
     path = (d / "p.smi").read_text().splitlines()
     assert len(path) == len(set(path)) >= 1
     assert_usage_error(run("interpolate", d / "run", "--from", "CCO", "--to", "CC[Si]"), "'[Si]'", "vocabulary")
+    (d / "bad.smi").write_text("CCO\nCC[Si](C)C\n")
+    assert_usage_error(run("encode", d / "run", "--data", d / "bad.smi", "--out", d / "bad.npy"),
+                       "bad.smi:2 has the token '[Si]', which is not in the run's vocabulary")
     assert_usage_error(run("sample", d / "run", "-n", 2, "--out", d / "x.png"), ".smi")
     assert_usage_error(run("report", d / "run"), "seq-vae run (strings)")
     assert_usage_error(run("interpolate", d / "run", "--from", "CCO", "--to", "CC", "--method", "spherical"),
@@ -208,7 +213,8 @@ def test_sample_reconstruct_encode_interpolate_from_the_cli(seq_run):
 
 
 def test_interpolate_of_an_image_run_still_takes_indices(tmp_path):
-    r = run("interpolate", tmp_path / "nope", "--data", "digits", "--from", "a", "--to", "1", "--out", tmp_path / "i.npy")
+    r = run("interpolate", tmp_path / "nope", "--data", "digits", "--from", "a", "--to", "1",
+            "--out", tmp_path / "i.npy")
     assert_usage_error(r, "--from takes the index of an example")
 
 

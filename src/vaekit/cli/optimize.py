@@ -19,7 +19,8 @@ def optimize(
     starts: int = typer.Option(100, "--starts", help="training molecules whose codes start the ascent"),
     steps: int = typer.Option(100, "--steps", help="gradient steps per start"),
     lr: float = typer.Option(0.05, "--lr", help="Adam's step size on z"),
-    fit_molecules: int = typer.Option(5000, "--fit-molecules", help="training molecules the property head is fitted on"),
+    fit_molecules: int = typer.Option(5000, "--fit-molecules",
+                                      help="training molecules the property head is fitted on"),
     seed: int = typer.Option(0, "--seed", help="seed of the draws of molecules and of the head's initialisation"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
@@ -55,7 +56,8 @@ def write_molecules(res, out: Path) -> None:
     from ..runs import atomic_write_text
 
     if out.suffix.lower() == ".csv":
-        text = f"smiles,{res.property},novel\n" + "".join(f"{s},{v:.6g},{int(n)}\n" for (s, v), n in zip(res.best, res.novel))
+        text = f"smiles,{res.property},novel\n" + "".join(f"{s},{v:.6g},{int(n)}\n"
+                                                           for (s, v), n in zip(res.best, res.novel))
     else:
         text = "".join(f"{s}\t{v:.6g}\n" for s, v in res.best)
     atomic_write_text(out, text)

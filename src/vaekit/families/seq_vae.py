@@ -229,7 +229,8 @@ class SeqVAEFamily(Family):
         if cfg.likelihood not in ("auto", "categorical"):
             raise UsageError(f"seq-vae models tokens with --likelihood categorical; drop --likelihood {cfg.likelihood}")
 
-    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...], cond: Any) -> tuple[nn.Module, nn.Module]:
+    def build_for_run(self, cfg: TrainConfig, info: dict, shape: tuple[int, ...],
+                      cond: Any) -> tuple[nn.Module, nn.Module]:
         model = self.build(cfg, len(info["data"]["vocab"]), int(shape[0]))
         return model, model
 

@@ -67,7 +67,8 @@ class SequenceKind(DataKind):
 
     def likelihood_error(self, likelihood: str, in_unit: bool) -> str | None:
         if likelihood != "categorical":
-            return f"strings are modelled with --likelihood categorical (one distribution per token); drop --likelihood {likelihood}"
+            return (f"strings are modelled with --likelihood categorical (one distribution per token); drop "
+                    f"--likelihood {likelihood}")
         return None
 
     def write(self, values: Any, out: Path, columns: list[str] | None = None,
