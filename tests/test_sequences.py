@@ -207,7 +207,13 @@ def test_sample_reconstruct_encode_interpolate_from_the_cli(seq_run):
     assert_usage_error(run("encode", d / "run", "--data", d / "bad.smi", "--out", d / "bad.npy"),
                        "bad.smi:2 has the token '[Si]', which is not in the run's vocabulary")
     assert_usage_error(run("sample", d / "run", "-n", 2, "--out", d / "x.png"), ".smi")
-    assert_usage_error(run("report", d / "run"), "seq-vae run (strings)")
+    assert_usage_error(run("report", d / "run"), "seq-vae run, which this command does not take", "strings")
+    r = run("evaluate", d / "run", "--split", "validation")
+    assert r.exit_code == 0, r.output
+    ev = json.loads((d / "run" / "evaluation.json").read_text())
+    stored = json.loads((d / "run" / "results.json").read_text())["validation"]
+    assert ev["elbo"] == pytest.approx(stored["elbo"]) and ev["strings"] == 20 and ev["same_data_as_training"]
+    assert "validation strings of" in r.output and "nats per string" in r.output
     assert_usage_error(run("interpolate", d / "run", "--from", "CCO", "--to", "CC", "--method", "spherical"),
                        "--method")
 

@@ -387,6 +387,11 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
         from .series_api import evaluate_series
 
         return evaluate_series(trained, data, split, seed)
+
+    from .tasks.sequences import evaluate_strings, is_sequence_info
+
+    if is_sequence_info(trained.info):  # strings: −ELBO per string and exact reconstructions
+        return evaluate_strings(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
         from .recommend_api import evaluate_recommender
 
@@ -415,6 +420,10 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
         from .series_report import report_series
 
         return report_series(trained, data, split, seed)
+    from .tasks.sequences import is_sequence_info
+
+    if is_sequence_info(trained.info):  # strings have no report.html yet: the refusal names what they have
+        load_vae(run_dir)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

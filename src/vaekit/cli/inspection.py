@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from .common import check_out_file, int_list, user_condition, user_errors, write_array, app
-from .sequences import is_sequence_run, sequence_interpolate
+from .sequences import is_sequence_run, sequence_evaluate, sequence_interpolate
 from ..errors import UsageError
 
 def _stderr_is_terminal() -> bool:
@@ -244,6 +244,8 @@ def evaluate(
 
     if is_series_run(run):  # a time series: rolling-origin forecast metrics or −ELBO per window (cli/series.py)
         return series_evaluate(run, data, split, seed, as_json)
+    if is_sequence_run(run):
+        return sequence_evaluate(run, data, split, seed, as_json, _unsaved_note, _save_or_say)
     trained = api.load(run)
     from ..families import FAMILIES, family_name
 

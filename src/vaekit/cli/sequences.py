@@ -103,6 +103,24 @@ def sequence_encode(run: Path, data: str, out: Path, draw: bool, seed: Optional[
     typer.echo(f"wrote {len(z)}×{z.shape[1]} latent codes to {out}")
 
 
+def sequence_evaluate(run: Path, data: Optional[str], split: str, seed: int, as_json: bool, unsaved_note,
+                      save_or_say) -> None:
+    """`vaekit evaluate` of a seq-vae run: −ELBO per string and exact reconstructions of ``split``, saved to
+    RUN/evaluation.json (``unsaved_note``/``save_or_say``: the command's own helpers for that file)."""
+    from .. import api
+    from ..runs import json_text
+
+    unsaved = unsaved_note(run, "evaluation.json")
+    res = api.evaluate(run, data, split=split, seed=seed)
+    save_or_say(run, "evaluation.json", res, unsaved)
+    if as_json:
+        typer.echo(json_text(res, indent=2))
+        return
+    typer.echo(f"{res['split']} strings of {res['data']} ({res['strings']}): -ELBO {res['elbo']:.2f} nats per string "
+               f"(recon {res['recon']:.2f} + KL {res['kl']:.2f}); greedy reconstruction exact for "
+               f"{res['reconstructed_exactly']:.1%} of {res['reconstruction_strings']}")
+
+
 def sequence_interpolate(run: Path, start: str, end: str, steps: int, out: Optional[Path], overwrite: bool,
                          **unused: object) -> None:
     """`vaekit interpolate` of a seq-vae run: the decoded path between two strings, each string once; printed,

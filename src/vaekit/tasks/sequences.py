@@ -23,12 +23,6 @@ def is_sequence_info(info: dict) -> bool:
     return isinstance(info, dict) and isinstance(info.get("data"), dict) and info["data"].get("kind") == "sequences"
 
 
-def not_for_strings(run: Any) -> str:
-    """Why a command over a VAE's examples refuses a seq-vae run, and what it can do instead."""
-    return (f"{run} is a seq-vae run (strings), which this command does not take; use `vaekit sample|reconstruct|"
-            f"encode|interpolate {run} ...` with strings (README, Molecules); its test -ELBO is in results.json")
-
-
 def check_sequence_run(trained: Any) -> None:
     """Refuse, in one line, a run that was not trained on strings."""
     if not is_sequence_info(trained.info):
@@ -132,6 +126,28 @@ def exact_reconstruction(trained: Any, x: torch.Tensor) -> float:
     voc = vocabulary(trained)
     rec = reconstruct_rows(trained, x)
     return sum(a == b for a, b in zip(voc.strings(x), rec)) / max(len(x), 1)
+
+
+def evaluate_strings(trained: Any, data: str | None = None, split: str = "test", seed: int = 0) -> dict[str, Any]:
+    """The one-sample −ELBO, reconstruction NLL and KL per string (nats; z drawn with ``seed``) of ``split`` of
+    ``data`` (default: the run's own file, split as in training), and the fraction of (up to 1000) of its strings
+    that greedy decoding of their posterior mean gives back exactly."""
+    from ..families.seq_vae import sequence_bound
+
+    check_sequence_run(trained)
+    names = ("train", "validation", "test")
+    if split not in names:
+        raise UsageError(f"--split must be one of {', '.join(names)}, got {split!r}")
+    source = trained.config.data if data is None else str(data)
+    ds = trained.load_data(source)
+    x = trained.kind.split(ds, trained.config)[names.index(split)].x
+    if len(x) == 0:
+        raise UsageError(f"the {split} split of {source} is empty; choose another --split")
+    same = ds.fingerprint() == trained.info["data"].get("fingerprint")
+    return {"data": source, "split": split, **({"same_data_as_training": True} if same else {}), "strings": len(x),
+            "units": "nats per string", **sequence_bound(trained.model, x.to(trained.device), seed=seed),
+            "reconstructed_exactly": exact_reconstruction(trained, x[:1000]),
+            "reconstruction_strings": min(len(x), 1000)}
 
 
 def interpolate_strings(trained: Any, start: str, end: str, steps: int = 10) -> list[tuple[float, str]]:
