@@ -248,3 +248,14 @@ def test_optimize_moves_molecules_to_a_higher_logp(tmp_path):
     assert "top 3 found:" in r.output and "decoding success" in r.output
     assert_usage_error(run("optimize", tmp_path / "run", "--property", "tpsa", "--out", tmp_path / "b.smi"),
                        "--property must be one of")
+
+
+def test_a_text_file_is_read_as_strings_only_for_seq_vae(tmp_path):
+    from vaekit.data import load_source
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello world\nhi there\n" * 10)
+    with pytest.raises(DataError, match="unsupported file type '.txt'"):
+        load_source(str(notes))
+    t = train(str(notes), None, tokenizer="char", epochs=1, **TINY)
+    assert t.info["data"]["vocab"][4] == " " and t.info["data"]["max_length"] == len("hello world") + 2

@@ -168,9 +168,13 @@ def base_suffix(path: Path) -> str:
     return sfx[-1] if sfx else ""
 
 
+#: files the sequences kind claims by their name: SMILES files (a .txt or .csv is only read for --family seq-vae)
+CLAIMED_SUFFIXES = (".smi", ".smiles")
+
+
 def is_sequence_path(path: Path | None) -> bool:
-    """Whether ``path`` is a file the sequences kind reads by its name (.smi, .smiles, .txt, gzipped too)."""
-    return path is not None and path.is_file() and base_suffix(path) in LINE_SUFFIXES
+    """Whether ``path`` is a file the sequences kind claims by its name (.smi, .smiles, gzipped too)."""
+    return path is not None and path.is_file() and base_suffix(path) in CLAIMED_SUFFIXES
 
 
 def _text(path: Path) -> str:

@@ -1,8 +1,8 @@
 """Sequences: strings (SMILES, SELFIES, any text) as padded int64 token rows ``[N, L]`` (:mod:`vaekit.data.sequences`),
 split at random like tables; a categorical likelihood per token; outputs as one string per line.
 
-Claim rule: a .smi/.smiles/.txt file (gzipped too) is claimed by this kind; a CSV column of strings is chosen by the
-family that needs it (``seq-vae``'s ``data_kind``), which passes the tokenizer. Without a tokenizer (another family)
+Claim rule: a .smi/.smiles file (gzipped too) is claimed by this kind; a .txt file or a CSV column of strings is
+chosen by the family that needs it (``seq-vae``'s ``data_kind``), which passes the tokenizer. Without a tokenizer (another family)
 the load is refused in one line naming ``--family seq-vae``.
 """
 
