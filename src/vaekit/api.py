@@ -241,10 +241,7 @@ def _run_sequences(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
            "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series,
-           "sparse-vae": _run_vae, "vae-gan": _run_vae}
-
-
-           "recvae": _run_recommender, "seq-vae": _run_sequences}
+           "sparse-vae": _run_vae, "vae-gan": _run_vae, "seq-vae": _run_sequences}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:
