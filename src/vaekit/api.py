@@ -232,10 +232,16 @@ def _run_series(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
     return train_series(prep, info, ctx)
 
 
+def _run_sequences(prep: Prepared, info: dict, ctx: RunContext) -> TrainedVAE:
+    from .sequence_api import train_sequences
+
+    return train_sequences(prep, info, ctx)
+
+
 #: how each model family's run is carried out (build, train through the one Trainer, finish the run directory)
 RUNNERS = {"vae": _run_vae, "m2": _run_m2, "mult-vae": _run_recommender, "mult-dae": _run_recommender,
            "recvae": _run_recommender, "series-vae": _run_series, "forecast-cvae": _run_series,
-           "sparse-vae": _run_vae, "vae-gan": _run_vae}
+           "sparse-vae": _run_vae, "vae-gan": _run_vae, "seq-vae": _run_sequences}
 
 
 def _saved_config(info: dict, run: Path) -> TrainConfig:
@@ -378,6 +384,11 @@ def evaluate(model: "TrainedVAE | str | os.PathLike", data: Any = None, *, split
         from .series_api import evaluate_series
 
         return evaluate_series(trained, data, split, seed)
+
+    from .tasks.sequences import evaluate_strings, is_sequence_info
+
+    if is_sequence_info(trained.info):  # strings: −ELBO per string and exact reconstructions
+        return evaluate_strings(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics
         from .recommend_api import evaluate_recommender
 
@@ -406,6 +417,10 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
         from .series_report import report_series
 
         return report_series(trained, data, split, seed)
+    from .tasks.sequences import is_sequence_info
+
+    if is_sequence_info(trained.info):  # strings have no report.html yet: the refusal names what they have
+        load_vae(run_dir)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

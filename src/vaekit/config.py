@@ -17,7 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from .errors import UsageError
 
 ModelName = Literal["mlp", "conv"]
-LikelihoodName = Literal["auto", "bernoulli", "gaussian", "mixed", "multinomial"]
+LikelihoodName = Literal["auto", "bernoulli", "gaussian", "mixed", "multinomial", "categorical"]
 BinarizeName = Literal["none", "dynamic", "static"]
 MissingName = Literal["error", "mask"]
 KLScheduleName = Literal["linear", "cyclical"]
@@ -26,7 +26,8 @@ OptimizerName = Literal["adam", "adamw"]
 PrecisionName = Literal["fp32", "bf16"]
 PriorName = Literal["normal", "vamp"]
 FamilyName = Literal["vae", "m2", "mult-vae", "mult-dae", "recvae", "series-vae", "forecast-cvae", "sparse-vae",
-                     "vae-gan"]
+                     "vae-gan", "seq-vae"]
+TokenizerName = Literal["smiles", "selfies", "char"]
 
 
 class TrainConfig(BaseModel):
@@ -71,7 +72,8 @@ class TrainConfig(BaseModel):
         description="model family: vae (MLP/conv, optionally conditional), m2 (semi-supervised), or mult-vae / "
                     "mult-dae / recvae (recommendation from a user,item interactions file), series-vae / "
                     "forecast-cvae (time series: anomalies and gaps / probabilistic forecasts), sparse-vae "
-                    "(spike-and-slab latents) or vae-gan (VAE + image discriminator); unset: m2 with "
+                    "(spike-and-slab latents), vae-gan (VAE + image discriminator) or seq-vae (strings: SMILES, "
+                    "SELFIES, text); unset: m2 with "
                     "--semi-supervised, "
                     "else vae")
 
@@ -113,6 +115,17 @@ class TrainConfig(BaseModel):
         description="series: encoder/decoder networks, conv (two 1-D convolutions) or gru (one GRU layer)")
     calendar_features: bool = Field(default=True,
         description="series: derive hour-of-day and day-of-week sin/cos covariates from the timestamps")
+
+    # sequences (family seq-vae: vaekit.data.kinds.sequences, vaekit.families.seq_vae)
+    tokenizer: TokenizerName = Field(default="smiles",
+        description="seq-vae: smiles (atom-level regex), selfies (SMILES converted to SELFIES symbols) or char")
+    sequence_column: str | None = Field(default=None,
+        description="seq-vae: the CSV column holding the strings (default: a column named smiles)")
+    word_dropout: float = Field(default=0.0, ge=0.0, lt=1.0,
+        description="seq-vae: probability of replacing a decoder input token by <unk> in training (Bowman et al. "
+                    "2016)")
+    embedding_dim: int = Field(default=32, ge=1, le=4096, description="seq-vae: token embedding size")
+    decoder_layers: int = Field(default=2, ge=1, le=16, description="seq-vae: GRU layers of the decoder")
 
     # semi-supervised M2 (Kingma et al. 2014): keep `labeled` training labels, learn from all examples
     # (semi_supervised: true is the m2 family)

@@ -37,7 +37,7 @@ class _Column(BaseModel):
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="allow")
-    kind: Literal["image", "table", "array", "interactions", "series", "audio"]
+    kind: Literal["image", "table", "array", "interactions", "series", "audio", "sequences"]
     shape: list[_Int] = Field(min_length=1, max_length=8)
     users: list[str] | None = None  # interactions: the id of each matrix row / column
     items: list[str] | None = None

@@ -344,6 +344,26 @@ class TrainedVAE:
             warnings.warn(f"{recs.duplicate_rows} repeated item(s) in the histories counted once", stacklevel=2)
         return recs.items
 
+    # -- strings (seq-vae runs: vaekit.tasks.sequences) ----------------------------------------------
+    def sample_strings(self, n: int = 100, temperature: float = 1.0, seed: int | None = None) -> list[str]:
+        """``n`` strings from a seq-vae run: z from the prior, tokens drawn from softmax(logits / temperature)
+        (0: greedy); SMILES for smiles and selfies runs."""
+        from .tasks.sequences import sample_strings
+
+        return sample_strings(self, n, temperature, seed)
+
+    def encode_strings(self, strings: list[str], sample: bool = False, seed: int | None = None) -> torch.Tensor:
+        """Latent codes ``[N, latent]`` of strings (posterior means; one draw each with ``sample``)."""
+        from .tasks.sequences import encode_strings
+
+        return encode_strings(self, strings, sample, torch.Generator().manual_seed(seed) if seed is not None else None)
+
+    def decode_latent(self, z: Any, temperature: float = 0.0, seed: int | None = None) -> list[str]:
+        """Strings decoded from latent codes ``z`` (greedy by default; ``temperature`` > 0 draws tokens)."""
+        from .tasks.sequences import decode_latent
+
+        return decode_latent(self, z, temperature, seed)
+
     def load_data(self, source: str, **kwargs: Any) -> Dataset:
         """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
         for k, v in self.kind.load_options(self.config, self.info).items():

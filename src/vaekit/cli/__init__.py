@@ -20,6 +20,7 @@ from . import recommend  # noqa: F401,E402 (vaekit recommend)
 from . import explore  # noqa: F401,E402 (vaekit explore)
 from . import series  # noqa: F401,E402 (vaekit forecast; the series branches of score and impute)
 from . import audio  # noqa: F401,E402 (vaekit convert; audio branches of reconstruct, sample, interpolate)
+from . import optimize  # noqa: F401,E402 (vaekit optimize: seq-vae runs of molecules)
 from .common import app
 
 __all__ = ["app", "main"]

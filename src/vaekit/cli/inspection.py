@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from .common import check_out_file, int_list, user_condition, user_errors, write_array, app
+from .sequences import is_sequence_run, sequence_evaluate, sequence_interpolate
 from ..errors import UsageError
 
 def _stderr_is_terminal() -> bool:
@@ -47,15 +48,21 @@ def _index(text: str, flag: str) -> int:
 @user_errors
 def interpolate(
     run: Path = typer.Argument(..., help="run directory"),
-    data: Optional[str] = typer.Option(None, "--data", help="data holding the two examples"),
-    from_: str = typer.Option(..., "--from", help="index of the first example (audio runs: a clip)"),
-    to: str = typer.Option(..., "--to", help="index of the second example (audio runs: a clip)"),
+    data: Optional[str] = typer.Option(None, "--data", help="data holding the two examples (not for seq-vae runs)"),
+    from_: str = typer.Option(..., "--from", help="index of the first example (audio runs: a clip; seq-vae: a string)"),
+    to: str = typer.Option(..., "--to", help="index of the second example (audio runs: a clip; seq-vae: a string)"),
     steps: int = typer.Option(10, "--steps", help="points on the path, ends included"),
     method: str = typer.Option("linear", "--method", help="linear, or spherical (for Gaussian latents)"),
-    out: Path = typer.Option(..., "--out", help="FILE.png or FILE.npy"),
+    out: Optional[Path] = typer.Option(None, "--out", help="FILE.png or FILE.npy (seq-vae: optional FILE.smi/.txt)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
-    """Decode the path between the latent codes (posterior means) of two examples."""
+    """Decode the path between the latent codes (posterior means) of two examples (seq-vae: two strings; the
+    decoded path is printed, each string once)."""
+    if is_sequence_run(run):
+        return sequence_interpolate(run, from_, to, steps, out, overwrite,
+                                    **{"--data": data, "--method": None if method == "linear" else method})
+    if out is None:
+        raise UsageError("interpolate needs --out FILE for this run")
     from ..tasks.audio import is_audio_run
 
     if is_audio_run(run):  # two clips in, one .wav morphing from the first to the second
@@ -237,6 +244,8 @@ def evaluate(
 
     if is_series_run(run):  # a time series: rolling-origin forecast metrics or −ELBO per window (cli/series.py)
         return series_evaluate(run, data, split, seed, as_json)
+    if is_sequence_run(run):
+        return sequence_evaluate(run, data, split, seed, as_json, _unsaved_note, _save_or_say)
     trained = api.load(run)
     from ..families import FAMILIES, family_name
 

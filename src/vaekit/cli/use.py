@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from .common import SPLIT_HELP, app, check_out_file, pick_split, user_condition, user_errors, write_array
+from .sequences import is_sequence_run, sequence_encode, sequence_reconstruct, sequence_sample
 
 
 @app.command()
@@ -18,8 +19,11 @@ def sample(
     run: Path = typer.Argument(..., help="run directory"),
     n: int = typer.Option(64, "-n", "--n", help="number of samples"),
     out: Path = typer.Option(..., "--out",
-                             help="FILE.png, FILE.npy or FILE.csv (audio runs: a folder, or FILE.wav)"),
-    temperature: float = typer.Option(1.0, "--temperature", help="scale of the prior draws"),
+                             help="FILE.png, FILE.npy or FILE.csv (audio runs: a folder, or FILE.wav; seq-vae: "
+                                  "FILE.smi or FILE.txt)"),
+    temperature: float = typer.Option(1.0, "--temperature",
+                                      help="scale of the prior draws (seq-vae: softmax temperature of each token, "
+                                           "0 = greedy)"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     label: Optional[str] = typer.Option(None, "--label", help="class to generate (conditional runs)"),
     attributes: Optional[str] = typer.Option(None, "--attributes", help='attribute values, e.g. "a=0.5,b=1" (conditional runs)'),
@@ -29,7 +33,12 @@ def sample(
                                 "gmm:K (a K-component Gaussian mixture on the training codes, fitted on first use "
                                 "and saved in the run)"),
 ) -> None:
-    """Draw new examples from a trained model (means of p(x|z), z from the prior or an ex-post sampler)."""
+    """Draw new examples from a trained model (means of p(x|z), z from the prior or an ex-post sampler; seq-vae runs:
+    strings)."""
+    if is_sequence_run(run):
+        return sequence_sample(run, n, out, temperature, seed, overwrite,
+                               **{"--label": label, "--attributes": attributes, "--seconds": seconds,
+                                  "--sampler": None if sampler == "prior" else sampler})
     from ..tasks.audio import is_audio_run
 
     if is_audio_run(run):
@@ -80,6 +89,8 @@ def reconstruct(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Reconstruct data through a trained model (mean of p(x|z) at the posterior mean)."""
+    if is_sequence_run(run):
+        return sequence_reconstruct(run, data, out, n, split, overwrite, **{"--image-size": image_size, "--label": label})
     from ..tasks.audio import is_audio_run
 
     if is_audio_run(run):  # a clip in, its reconstruction as a .wav out
@@ -119,6 +130,8 @@ def encode(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it exists"),
 ) -> None:
     """Latent codes of data: posterior means (or draws with --sample), one row per example."""
+    if is_sequence_run(run):
+        return sequence_encode(run, data, out, draw, seed, split, overwrite, **{"--image-size": image_size})
     check_out_file(out, overwrite, (".npy", ".csv"))
     import torch
 

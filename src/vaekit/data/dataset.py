@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError
 from .batch import Batch
 
-KINDS = ("image", "table", "array", "interactions", "series", "audio")
+KINDS = ("image", "table", "array", "interactions", "series", "audio", "sequences")
 
 
 @dataclass

@@ -4,7 +4,8 @@
 - ``m2``: the semi-supervised VAE of Kingma et al. (2014) — :mod:`.m2`;
 - ``mult-vae``, ``mult-dae``: recommendation from interactions (Liang et al. 2018) — :mod:`.mult_vae`;
 - ``recvae``: recommendation from interactions (Shenbin et al. 2020) — :mod:`.recvae`;
-- ``series-vae``, ``forecast-cvae``: time series (anomalies and gaps; probabilistic forecasts) — :mod:`.series`.
+- ``series-vae``, ``forecast-cvae``: time series (anomalies and gaps; probabilistic forecasts) — :mod:`.series`;
+- ``seq-vae``: strings (SMILES, SELFIES, text) with GRUs, after the MOSES VAE — :mod:`.seq_vae`.
 A new family is one module here and one line in :data:`FAMILIES`.
 """
 
@@ -18,12 +19,14 @@ from .recvae import RecVAEFamily
 from .series import ForecastCVAEFamily, SeriesVAEFamily
 from .sparse_vae import SparseVAEFamily
 from .vae_gan import VAEGANFamily
+from .seq_vae import SeqVAEFamily
 from .vae import VAEFamily
 
 FAMILIES: dict[str, type[Family]] = {"vae": VAEFamily, "m2": M2Family, "mult-vae": MultVAEFamily,
                                      "mult-dae": MultDAEFamily, "recvae": RecVAEFamily,
                                      "series-vae": SeriesVAEFamily, "forecast-cvae": ForecastCVAEFamily,
-                                     "sparse-vae": SparseVAEFamily, "vae-gan": VAEGANFamily}
+                                     "sparse-vae": SparseVAEFamily, "vae-gan": VAEGANFamily,
+                                     "seq-vae": SeqVAEFamily}
 
 
 def family_name(cfg: TrainConfig) -> str:

@@ -14,13 +14,15 @@ from .base import DataKind
 from .image import ImageKind
 from .interactions import InteractionsKind
 from .series import SeriesKind
+from .sequences import SequenceKind
 from .table import TableKind
 
 #: every kind, in the order sources are offered to them (the first that claims a source loads it);
 #: ``interactions`` claims nothing by itself: the family that needs it asks for it by name (``load_source(kind=)``)
 #: (``audio`` before ``image``: the image kind claims every folder)
 KINDS: dict[str, DataKind] = {k.name: k for k in (AudioKind(), ImageKind(), TableKind(), ArrayKind(),
-                                                  InteractionsKind(), SeriesKind())}
+                                                  InteractionsKind(), SeriesKind(),
+                                                  SequenceKind())}
 
 
 def kind_of(name: str) -> DataKind:
