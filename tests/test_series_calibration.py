@@ -69,6 +69,8 @@ def test_the_run_fits_it_on_the_validation_period_only_and_forecast_applies_it(t
                            report=False)
     cal = json.loads((tmp_path / "run" / CALIBRATION).read_text())
     assert cal["period"] == [384, 432] and cal["origins"] == 5 and cal["n"] == 5 * 12  # origins 408..420, every 3
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["validation"]["forecast_calibration"]["coverage_after"] == cal["coverage_after"]
     assert len(cal["levels"]) == len(cal["factors"]) and all(0 <= k <= 100 for k in cal["factors"])
     # change every test-period value: the map fitted at the end of training does not move; validation values do
     text = (tmp_path / "s.csv").read_text().splitlines()

@@ -80,6 +80,10 @@ def series_results(trained: TrainedVAE, prep: Any, result: Any) -> dict:
     if family_name(trained.config) == "forecast-cvae":
         sd = prep.ds.series
         a, b = trained.info["series"]["periods"][2]
+        cal = trained.info["series"].get("calibration")
+        if cal:
+            out["validation"]["forecast_calibration"] = {k: cal[k] for k in ("method", "origins", "n",
+                                                                              "coverage_before", "coverage_after")}
         out["test"]["forecast"] = rolling_origin(trained, sd, test_origins(trained, a, b), EVAL_SAMPLES,
                                                  trained.config.seed)
     return out
