@@ -14,6 +14,7 @@ from audio_helpers import SR, TINY, voice, write_speakers  # noqa: E402
 from cli_helpers import assert_usage_error, run  # noqa: E402
 
 from vaekit.data import load_source  # noqa: E402
+from vaekit.data.audio import patch_starts  # noqa: E402
 
 OPTS = dict(sample_rate=8000, n_mels=16, n_fft=256, hop=64, patch_frames=8)
 
@@ -81,6 +82,16 @@ def test_splits_hold_out_whole_recordings(tmp_path):
         assert set(parts[0].y.tolist()) == {0, 1}  # every class keeps training recordings
     again = kind_of("audio").split(ds, TrainConfig(val_fraction=0.2, test_fraction=0.2, seed=3))
     assert all(torch.equal(a.x, b.x) for a, b in zip(parts, again))  # seeded
+
+
+def test_patch_hop_sets_how_many_training_patches_a_clip_gives(tmp_path):
+    sf.write(tmp_path / "a.wav", voice("low", 1.0, 0), SR)
+    half = load_source(str(tmp_path / "a.wav"), audio=OPTS)
+    dense = load_source(str(tmp_path / "a.wav"), audio={**OPTS, "patch_hop": 1})
+    frames = int(1.0 * SR) // 64 + 1
+    assert half.audio["patch_hop"] == 4 and dense.audio["patch_hop"] == 1
+    assert len(dense) == frames - 8 + 1 and len(half) == len(patch_starts(frames, 8, 4))
+    assert torch.equal(dense.x[4], half.x[1])  # the same patch, cut from the same frames
 
 
 def test_too_few_recordings_and_older_runs_split_patches(tmp_path):

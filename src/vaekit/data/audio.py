@@ -4,7 +4,8 @@ A source is one audio file, a folder of them (files at its top: unlabelled; file
 subfolder's name is the label, e.g. the speaker, as for image folders) or a ``.txt`` list of audio paths (one
 per line, relative to the list's folder). Each file is read with ``soundfile`` (the optional ``audio``
 extra), mixed to mono, resampled to ``sample_rate`` (unset: every clip must already share one rate), turned
-into a log-mel spectrogram and cut into ``patch_frames``-frame patches with half a patch of overlap.
+into a log-mel spectrogram and cut into ``patch_frames``-frame patches every ``patch_hop`` frames (default:
+half a patch).
 Examples are ``[1, n_mels, patch_frames]`` in normalised log-mel units (:func:`to_model_scale`); the
 spectrogram settings are ``Dataset.audio``, saved in the run's ``config.json["data"]["audio"]``.
 """
@@ -30,13 +31,15 @@ OFFSET, SCALE = -4.0, 4.0
 
 
 def settings(sample_rate: int | None, n_mels: int, n_fft: int, hop: int, patch_frames: int,
-             split: str = "clips") -> dict[str, Any]:
+             split: str = "clips", patch_hop: int | None = None) -> dict[str, Any]:
     """The spectrogram settings of a run (``config.json["data"]["audio"]``). ``split``: "clips" (new runs:
     train/validation/test hold out whole recordings, :func:`clip_split`) or "patches" (runs saved before
-    that, whose settings lack the key: patches of one recording in every split)."""
+    that, whose settings lack the key: patches of one recording in every split). ``patch_hop``: frames between
+    training patches (None: half a patch, as runs saved without the key)."""
     return {"sample_rate": sample_rate, "n_mels": n_mels, "n_fft": n_fft, "hop": hop,
             "patch_frames": patch_frames, "mel_scale": "slaney", "power": 2.0, "log_floor": dsp.LOG_FLOOR,
-            "offset": OFFSET, "scale": SCALE, "split": split}
+            "offset": OFFSET, "scale": SCALE, "split": split,
+            "patch_hop": patch_hop or max(1, patch_frames // 2)}
 
 
 #: fewer recordings than this cannot fill three splits: their patches are split instead (documented fallback)
@@ -205,16 +208,17 @@ def check_long_enough(path: Path | str, frames: int, s: dict) -> None:
 
 
 def load_audio_source(path: Path, *, name: str, sample_rate: int | None = None, n_mels: int = 64,
-                      n_fft: int = 1024, hop: int = 256, patch_frames: int = 32, split: str = "clips") -> Dataset:
+                      n_fft: int = 1024, hop: int = 256, patch_frames: int = 32, split: str = "clips",
+                      patch_hop: int | None = None) -> Dataset:
     """An ``audio`` Dataset of half-overlapping log-mel patches ``[N, 1, n_mels, patch_frames]`` from ``path``
     (``Dataset.clips``: the index, in :func:`list_audio`'s order, of the recording each patch is from)."""
     files, labels, classes = list_audio(path)
     clips = {f: read_audio(f) for f in files}
     rate = common_rate({f: r for f, (_, r) in clips.items()}, sample_rate)
-    s = settings(rate, n_mels, n_fft, hop, patch_frames, split)
+    s = settings(rate, n_mels, n_fft, hop, patch_frames, split, patch_hop)
     if n_fft > 4 * rate:
         raise DataError(f"--n-fft {n_fft} is longer than 4 s at {rate} Hz; use a smaller --n-fft")
-    stride = max(1, patch_frames // 2)
+    stride = s["patch_hop"]
     total = sum(len(y) * rate // r // hop // stride + 1 for y, r in clips.values())
     check_memory(total * n_mels * patch_frames * 4 * 2, f"the log-mel patches of {path}", "use fewer recordings")
     xs, ys, ids = [], [], []

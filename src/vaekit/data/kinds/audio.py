@@ -12,7 +12,7 @@ import torch
 from ..dataset import Dataset, Split, split_dataset
 from .base import DataKind
 
-_KEYS = ("sample_rate", "n_mels", "n_fft", "hop", "patch_frames")
+_KEYS = ("sample_rate", "n_mels", "n_fft", "hop", "patch_frames", "patch_hop")
 
 
 def audio_options(config: Any) -> dict[str, Any]:
