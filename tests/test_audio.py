@@ -103,6 +103,11 @@ def test_too_few_recordings_and_older_runs_split_patches(tmp_path):
     ds = load_source(str(tmp_path / "one.wav"), audio=OPTS)
     parts = kind.split(ds, TrainConfig())
     assert all(len(p) > 0 for p in parts) and sum(len(p) for p in parts) == len(ds)
+    for name in ("a", "b", "c"):  # one recording per class: none can be held out, so patches are split
+        (tmp_path / "cls" / name).mkdir(parents=True)
+        sf.write(tmp_path / "cls" / name / "x.wav", voice("low", 1.0, 0), SR)
+    parts = kind.split(load_source(str(tmp_path / "cls"), audio=OPTS), TrainConfig())
+    assert all(len(p) > 0 for p in parts)
     # a run saved before recordings were held out has no "split" in its settings: it keeps the split of patches
     saved = {"data": {"audio": {**OPTS, "mel_scale": "slaney"}}}
     assert kind.load_options(TrainConfig(), saved)["audio"]["split"] == "patches"

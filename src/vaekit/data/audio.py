@@ -51,7 +51,8 @@ def clip_split(labels: list[int | None], val_fraction: float, test_fraction: flo
     """(train, validation, test) recording indices: a seeded permutation of the ``len(labels)`` recordings,
     ``round(fraction × recordings)`` (at least one) held out for validation, then for test, skipping a
     recording whose class would be left without a training recording. None when there are fewer than
-    :data:`MIN_CLIPS_TO_SPLIT` recordings (the caller then splits patches)."""
+    :data:`MIN_CLIPS_TO_SPLIT` recordings or no recording can be held out for validation or for test (the
+    caller then splits patches)."""
     n = len(labels)
     if n < MIN_CLIPS_TO_SPLIT:
         return None
@@ -69,6 +70,8 @@ def clip_split(labels: list[int | None], val_fraction: float, test_fraction: flo
             continue  # the last training recording of its class stays in training
         held[part].append(i)
         left[labels[i]] -= 1
+    if not held[0] or not held[1]:  # e.g. one recording per class: none can be held out
+        return None
     out = set(held[0]) | set(held[1])
     return [i for i in range(n) if i not in out], sorted(held[0]), sorted(held[1])
 
@@ -210,7 +213,7 @@ def check_long_enough(path: Path | str, frames: int, s: dict) -> None:
 def load_audio_source(path: Path, *, name: str, sample_rate: int | None = None, n_mels: int = 64,
                       n_fft: int = 1024, hop: int = 256, patch_frames: int = 32, split: str = "clips",
                       patch_hop: int | None = None) -> Dataset:
-    """An ``audio`` Dataset of half-overlapping log-mel patches ``[N, 1, n_mels, patch_frames]`` from ``path``
+    """An ``audio`` Dataset of overlapping log-mel patches ``[N, 1, n_mels, patch_frames]`` from ``path``
     (``Dataset.clips``: the index, in :func:`list_audio`'s order, of the recording each patch is from)."""
     files, labels, classes = list_audio(path)
     clips = {f: read_audio(f) for f in files}
