@@ -2,6 +2,7 @@
 the same latent size; reconstruction of held-out sentences and voice conversion read by a speaker classifier.
 
     python -m bench.audio [--epochs 30] [--sentences 24] [--held-out 6] [--latent 16] [--gl-iters 32]
+                          [--patch-hop 4] [--corpus espeak|real]
 
 The corpus: Debian's ``espeak-ng`` says every sentence in each of three voices (different voice, pitch and
 speed: the "speakers"); its 22.05 kHz output is resampled to 16 kHz (n_fft 1024, hop 256, 64 mel bands,
@@ -13,6 +14,9 @@ that phase reconstruction leaves). Conversion: each test clip of the conditional
 speaker, read by a speaker classifier (logistic regression on MFCC means and deviations) trained on the real
 training clips; the same classifier's accuracy on the real and reconstructed test clips is the control.
 The real-time factor is encode + decode + Griffin-Lim seconds per second of audio, ``--threads`` torch threads.
+PCA is fitted on the VAE run's own training split (the run holds out some training clips for validation and
+test). ``--corpus real``: alsa-utils clips and the pyannote.audio sample instead (:mod:`bench.audio_real`),
+reconstruction only.
 """
 
 from __future__ import annotations
@@ -91,6 +95,9 @@ class PCA:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.audio", description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", choices=("espeak", "real"), default="espeak",
+                   help="espeak: the espeak-ng speakers; real: alsa-utils clips + the pyannote.audio sample "
+                        "(bench/audio_real.py; reconstruction only: no labels, no conversion)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--sentences", type=int, default=24, help=f"sentences per speaker (at most {len(SENTENCES)})")
     p.add_argument("--held-out", type=int, default=6, help="of which the last N are test clips")
@@ -101,6 +108,13 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--gaussian-std", type=float, default=None,
                    help="fixed std of the Gaussian likelihood (normalised log-mel units); unset: learned")
+    p.add_argument("--patch-hop", type=int, default=4,
+                   help="frames between training patches (vaekit's default: half a patch, 16)")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    p.add_argument("--cvae-beta", type=float, default=None,
+                   help="the conditional VAE's KL weight (unset: --beta); larger pushes the speaker out of z "
+                        "into the label")
+    p.add_argument("--kl-warmup", type=int, default=0, help="epochs over which beta ramps up from 0")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", type=Path, default=None, help="write two test clips' spectrograms to this PNG")
     args = p.parse_args(argv)
@@ -116,12 +130,20 @@ def main(argv=None) -> dict:
 
     t_start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp())
-    train_dir, test_dir = make_corpus(tmp / "corpus", min(args.sentences, len(SENTENCES)), args.held_out)
+    real = args.corpus == "real"
+    if real:
+        from .audio_real import make_real_corpus
+
+        train_dir, test_dir = make_real_corpus(tmp / "corpus")
+    else:
+        train_dir, test_dir = make_corpus(tmp / "corpus", min(args.sentences, len(SENTENCES)), args.held_out)
     corpus_seconds = time.perf_counter() - t_start
     print(f"corpus: {corpus_seconds:.1f} s", flush=True)
     arch = dict(model="conv", channels=[16, 32, 64], hidden=[256]) if args.model == "conv" else \
         dict(model="mlp", hidden=[512])
-    common = dict(**SETTINGS, **arch, lr=args.lr, gaussian_std=args.gaussian_std, latent_dim=args.latent, epochs=args.epochs,
+    common = dict(**SETTINGS, **arch, lr=args.lr, gaussian_std=args.gaussian_std, latent_dim=args.latent,
+                  epochs=args.epochs,
+                  beta=args.beta, kl_warmup=args.kl_warmup, patch_hop=args.patch_hop,
                   patience=None, batch_size=32, griffin_lim_iters=args.gl_iters, seed=args.seed, report=False,
                   threads=args.threads)
     seconds = {}
@@ -130,10 +152,15 @@ def main(argv=None) -> dict:
     seconds["vae"] = time.perf_counter() - t0
     print(f"VAE trained: {seconds['vae']:.1f} s", flush=True)
     t0 = time.perf_counter()
-    cvae = vaekit.train(str(train_dir), tmp / "cvae", conditional=True, **common)
+    cvae_opts = {**common, **({"beta": args.cvae_beta} if args.cvae_beta is not None else {})}
+    cvae = None if real else vaekit.train(str(train_dir), tmp / "cvae", conditional=True, **cvae_opts)
     seconds["cvae"] = time.perf_counter() - t0
-    train_ds = load_source(str(train_dir), audio=SETTINGS)
-    pca = PCA(train_ds.x, args.latent)
+    from vaekit.data.kinds import kind_of
+
+    # PCA is fitted on the VAE's own training split (the run holds out some training recordings for
+    # validation and test): the same patches
+    train_ds = load_source(str(train_dir), audio=vae.info["data"]["audio"])
+    pca = PCA(kind_of("audio").split(train_ds, vae.config)[0].x, args.latent)
 
     test_files, test_labels, names = list_audio(test_dir)
     train_files, train_labels, _ = list_audio(train_dir)
@@ -153,9 +180,13 @@ def main(argv=None) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    clf.fit(np.stack([mfcc_features(at16k(f)) for f in train_files]), train_labels)
+    if not real:
+        clf.fit(np.stack([mfcc_features(at16k(f)) for f in train_files]), train_labels)
+    else:
+        test_labels = [None] * len(test_files)
 
-    rows = {m: {"spectral_distance": [], "mcd_db": []} for m in ("copy synthesis", "PCA", "VAE", "conditional VAE")}
+    rows = {m: {"spectral_distance": [], "mcd_db": []}
+            for m in ("copy synthesis", "PCA", "VAE") + (() if real else ("conditional VAE",))}
     heard = {"real": [], "VAE": [], "conditional VAE": []}
     conversions, rtf, examples = [], [], []
     for f, label in zip(test_files, test_labels):
@@ -167,11 +198,17 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         outs["VAE"], lm_vae = reconstruct_clip(vae, clip)
         rtf.append((time.perf_counter() - t0) / (clip.samples / 16000))
-        outs["conditional VAE"], lm_cvae = reconstruct_clip(cvae, clip)
+        if not real:
+            outs["conditional VAE"], lm_cvae = reconstruct_clip(cvae, clip)
         for m, y in outs.items():
             sd, mcd = scores(ref, y)
             rows[m]["spectral_distance"].append(sd)
             rows[m]["mcd_db"].append(mcd)
+        print(f"{f.parent.name}/{f.name}: {time.perf_counter() - t_start:.0f} s", flush=True)
+        if real:
+            if len(examples) < 2 and (not examples or examples[-1][0].name[:4] != f.name[:4]):
+                examples.append((f, [("input", clip.lm), ("PCA", lm_pca), ("VAE", lm_vae)], None))
+            continue
         heard["real"].append(int(clf.predict(mfcc_features(ref)[None])[0]) == label)
         for m in ("VAE", "conditional VAE"):
             heard[m].append(int(clf.predict(mfcc_features(outs[m])[None])[0]) == label)
@@ -179,30 +216,35 @@ def main(argv=None) -> dict:
             if target != label:
                 y, _ = reconstruct_clip(cvae, clip, label=name)
                 conversions.append(int(clf.predict(mfcc_features(y)[None])[0]) == target)
-        print(f"{f.parent.name}/{f.name}: {time.perf_counter() - t_start:.0f} s", flush=True)
         if len(examples) < 2 and (not examples or examples[-1][2] != label):
             examples.append((f, [("input", clip.lm), ("PCA", lm_pca), ("VAE", lm_vae), ("conditional VAE", lm_cvae)],
                              label))
     table = [(m, float(np.mean(v["spectral_distance"])), float(np.mean(v["mcd_db"]))) for m, v in rows.items()]
-    speaker = {m: float(np.mean(v)) for m, v in heard.items()}
-    result = {"settings": SETTINGS, "model": arch, "lr": args.lr, "gaussian_std": args.gaussian_std, "speakers": SPEAKERS, "epochs": args.epochs,
+    speaker = {m: float(np.mean(v)) if v else None for m, v in heard.items()}
+    result = {"settings": SETTINGS, "model": arch, "lr": args.lr, "gaussian_std": args.gaussian_std,
+              "beta": args.beta, "cvae_beta": args.cvae_beta, "kl_warmup": args.kl_warmup,
+              "patch_hop": args.patch_hop, "corpus": args.corpus,
+              "speakers": None if real else SPEAKERS, "epochs": args.epochs,
               "latent": args.latent,
               "gl_iters": args.gl_iters, "threads": args.threads, "train_clips": len(train_files),
-              "test_clips": len(test_files), "train_patches": len(train_ds.x),
+              "test_clips": len(test_files), "train_patches": len(kind_of("audio").split(train_ds, vae.config)[0]),
               "reconstruction": {m: {"spectral_distance": sd, "mcd_db": mcd} for m, sd, mcd in table},
-              "speaker_accuracy": speaker, "conversion_to_target": float(np.mean(conversions)),
+              "speaker_accuracy": speaker, "conversion_to_target": float(np.mean(conversions)) if conversions else None,
               "conversions": len(conversions), "real_time_factor_vae": float(np.mean(rtf)),
               "train_seconds": seconds, "corpus_seconds": corpus_seconds,
               "total_seconds": time.perf_counter() - t_start}
-    C.print_table(f"held-out sentences ({len(test_files)} clips, latent {args.latent}, {args.epochs} epochs): lower is "
+    C.print_table(f"held-out {'clips' if real else 'sentences'} ({len(test_files)} clips, latent {args.latent}, "
+                  f"{args.epochs} epochs): lower is "
                   "better", [(m, f"{sd:.3f}", f"{mcd:.2f}") for m, sd, mcd in table],
                   ("model", "spectral distance", "MCD (dB)"))
-    C.print_table("speaker classifier (MFCC + logistic regression, trained on real training clips)",
-                  [("real test clips, own speaker", f"{speaker['real']:.2f}"),
-                   ("VAE reconstructions, own speaker", f"{speaker['VAE']:.2f}"),
-                   ("conditional VAE reconstructions, own speaker", f"{speaker['conditional VAE']:.2f}"),
-                   (f"conversions read as the target ({len(conversions)})", f"{result['conversion_to_target']:.2f}")],
-                  ("clips", "accuracy"))
+    if not real:
+        C.print_table("speaker classifier (MFCC + logistic regression, trained on real training clips)",
+                      [("real test clips, own speaker", f"{speaker['real']:.2f}"),
+                       ("VAE reconstructions, own speaker", f"{speaker['VAE']:.2f}"),
+                       ("conditional VAE reconstructions, own speaker", f"{speaker['conditional VAE']:.2f}"),
+                       (f"conversions read as the target ({len(conversions)})",
+                        f"{result['conversion_to_target']:.2f}")],
+                      ("clips", "accuracy"))
     print(f"real-time factor (encode + decode + {args.gl_iters} Griffin-Lim iterations, {args.threads} threads): "
           f"{result['real_time_factor_vae']:.3f}; training {seconds['vae']:.0f} s + {seconds['cvae']:.0f} s; "
           f"total {result['total_seconds']:.0f} s")
@@ -212,7 +254,7 @@ def main(argv=None) -> dict:
         rows_png = [(f"{f.parent.name}/{f.name}: {title}", lm) for f, lms, _ in examples for title, lm in lms]
         args.figure.write_bytes(spectrogram_png(rows_png, s))
         result["figure"] = str(args.figure)
-    C.write_result("audio", result)
+    C.write_result("audio" if not real else "audio_real", result)
     return result
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 sf = pytest.importorskip("soundfile")
 
@@ -13,6 +14,7 @@ from audio_helpers import SR, TINY, voice, write_speakers  # noqa: E402
 from cli_helpers import assert_usage_error, run  # noqa: E402
 
 from vaekit.data import load_source  # noqa: E402
+from vaekit.data.audio import patch_starts  # noqa: E402
 
 OPTS = dict(sample_rate=8000, n_mels=16, n_fft=256, hop=64, patch_frames=8)
 
@@ -60,6 +62,57 @@ def test_bad_audio_inputs_are_one_line_errors(tmp_path):
     assert_usage_error(run("train", "--data", tmp_path / "mixed", "--out", tmp_path / "r4", *no_rate),
                        "different sample rates", "--sample-rate")
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 5))
+
+
+def test_splits_hold_out_whole_recordings(tmp_path):
+    from vaekit.config import TrainConfig
+    from vaekit.data.kinds import kind_of
+
+    root = write_speakers(tmp_path / "sp", clips=5)
+    ds = load_source(str(root), audio=OPTS)
+    assert ds.audio["split"] == "clips" and ds.clips.unique().tolist() == list(range(10))
+    for seed in range(4):
+        cfg = TrainConfig(val_fraction=0.2, test_fraction=0.2, seed=seed)
+        parts = kind_of("audio").split(ds, cfg)
+        # which recording each split's patches came from: rows are matched back to ds.x exactly
+        ids = [{int(ds.clips[(ds.x == row).flatten(1).all(1)][0]) for row in p.x} for p in parts]
+        assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+        assert sorted(ids[0] | ids[1] | ids[2]) == list(range(10))
+        assert [len(i) for i in ids] == [6, 2, 2] and sum(len(p) for p in parts) == len(ds)
+        assert set(parts[0].y.tolist()) == {0, 1}  # every class keeps training recordings
+    again = kind_of("audio").split(ds, TrainConfig(val_fraction=0.2, test_fraction=0.2, seed=3))
+    assert all(torch.equal(a.x, b.x) for a, b in zip(parts, again))  # seeded
+
+
+def test_patch_hop_sets_how_many_training_patches_a_clip_gives(tmp_path):
+    sf.write(tmp_path / "a.wav", voice("low", 1.0, 0), SR)
+    half = load_source(str(tmp_path / "a.wav"), audio=OPTS)
+    dense = load_source(str(tmp_path / "a.wav"), audio={**OPTS, "patch_hop": 1})
+    frames = int(1.0 * SR) // 64 + 1
+    assert half.audio["patch_hop"] == 4 and dense.audio["patch_hop"] == 1
+    assert len(dense) == frames - 8 + 1 and len(half) == len(patch_starts(frames, 8, 4))
+    assert torch.equal(dense.x[4], half.x[1])  # the same patch, cut from the same frames
+
+
+def test_too_few_recordings_and_older_runs_split_patches(tmp_path):
+    from vaekit.config import TrainConfig
+    from vaekit.data.kinds import kind_of
+
+    kind = kind_of("audio")
+    sf.write(tmp_path / "one.wav", voice("low", 1.0, 0), SR)  # one recording: its patches are split (documented)
+    ds = load_source(str(tmp_path / "one.wav"), audio=OPTS)
+    parts = kind.split(ds, TrainConfig())
+    assert all(len(p) > 0 for p in parts) and sum(len(p) for p in parts) == len(ds)
+    for name in ("a", "b", "c"):  # one recording per class: none can be held out, so patches are split
+        (tmp_path / "cls" / name).mkdir(parents=True)
+        sf.write(tmp_path / "cls" / name / "x.wav", voice("low", 1.0, 0), SR)
+    parts = kind.split(load_source(str(tmp_path / "cls"), audio=OPTS), TrainConfig())
+    assert all(len(p) > 0 for p in parts)
+    # a run saved before recordings were held out has no "split" in its settings: it keeps the split of patches
+    saved = {"data": {"audio": {**OPTS, "mel_scale": "slaney"}}}
+    assert kind.load_options(TrainConfig(), saved)["audio"]["split"] == "patches"
+    new = {"data": {"audio": {**OPTS, "split": "clips"}}}
+    assert kind.load_options(TrainConfig(), new)["audio"]["split"] == "clips"
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +185,13 @@ def test_report_has_players_spectrograms_and_audio_metrics(audio_run):
         assert sf.info(str(rundir / rel)).samplerate == SR
     assert 'id="fig-audio-0"' in page and "data:image/png;base64," in page
     audio = json.loads((rundir / "evaluation.json").read_text())["audio"]
-    assert [c["clip"] for c in audio["clips"]] == ["high0.wav", "low0.wav"]
+    # the report's clips are the run's test recordings (held out from training)
+    from vaekit.data.audio import clip_split
+
+    test = clip_split([0, 0, 0, 1, 1, 1], 0.1, 0.1, 0)[2]
+    assert audio["held_out"] and [c["clip"] for c in audio["clips"]] == \
+        [["high0.wav", "high1.wav", "high2.wav", "low0.wav", "low1.wav", "low2.wav"][i] for i in test]
+    assert "Held-out clips" in page
     for key in ("spectral_distance", "mcd_db", "real_time_factor"):
         assert np.isfinite(audio["mean"][key]) and audio["mean"][key] > 0
     # --overwrite removes the assets with the run's other files

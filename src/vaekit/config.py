@@ -58,6 +58,9 @@ class TrainConfig(BaseModel):
     hop: int = Field(default=256, ge=8, le=16384, description="audio: STFT hop (samples between frames)")
     patch_frames: int = Field(default=32, ge=2, le=4096,
         description="audio: spectrogram frames per training patch (one example)")
+    patch_hop: int | None = Field(default=None, ge=1, le=4096,
+        description="audio: frames between the starts of consecutive training patches (unset: half a patch); "
+                    "smaller gives more, more overlapping patches per clip")
     griffin_lim_iters: int = Field(default=32, ge=0, le=10_000,
         description="audio: Griffin-Lim iterations when decoded spectrograms become sound")
 

@@ -4,7 +4,8 @@ A source is one audio file, a folder of them (files at its top: unlabelled; file
 subfolder's name is the label, e.g. the speaker, as for image folders) or a ``.txt`` list of audio paths (one
 per line, relative to the list's folder). Each file is read with ``soundfile`` (the optional ``audio``
 extra), mixed to mono, resampled to ``sample_rate`` (unset: every clip must already share one rate), turned
-into a log-mel spectrogram and cut into ``patch_frames``-frame patches with half a patch of overlap.
+into a log-mel spectrogram and cut into ``patch_frames``-frame patches every ``patch_hop`` frames (default:
+half a patch).
 Examples are ``[1, n_mels, patch_frames]`` in normalised log-mel units (:func:`to_model_scale`); the
 spectrogram settings are ``Dataset.audio``, saved in the run's ``config.json["data"]["audio"]``.
 """
@@ -29,11 +30,50 @@ LIST_SUFFIXES = (".txt",)
 OFFSET, SCALE = -4.0, 4.0
 
 
-def settings(sample_rate: int | None, n_mels: int, n_fft: int, hop: int, patch_frames: int) -> dict[str, Any]:
-    """The spectrogram settings of a run (``config.json["data"]["audio"]``)."""
+def settings(sample_rate: int | None, n_mels: int, n_fft: int, hop: int, patch_frames: int,
+             split: str = "clips", patch_hop: int | None = None) -> dict[str, Any]:
+    """The spectrogram settings of a run (``config.json["data"]["audio"]``). ``split``: "clips" (new runs:
+    train/validation/test hold out whole recordings, :func:`clip_split`) or "patches" (runs saved before
+    that, whose settings lack the key: patches of one recording in every split). ``patch_hop``: frames between
+    training patches (None: half a patch, as runs saved without the key)."""
     return {"sample_rate": sample_rate, "n_mels": n_mels, "n_fft": n_fft, "hop": hop,
             "patch_frames": patch_frames, "mel_scale": "slaney", "power": 2.0, "log_floor": dsp.LOG_FLOOR,
-            "offset": OFFSET, "scale": SCALE}
+            "offset": OFFSET, "scale": SCALE, "split": split,
+            "patch_hop": patch_hop or max(1, patch_frames // 2)}
+
+
+#: fewer recordings than this cannot fill three splits: their patches are split instead (documented fallback)
+MIN_CLIPS_TO_SPLIT = 3
+
+
+def clip_split(labels: list[int | None], val_fraction: float, test_fraction: float,
+               seed: int) -> tuple[list[int], list[int], list[int]] | None:
+    """(train, validation, test) recording indices: a seeded permutation of the ``len(labels)`` recordings,
+    ``round(fraction × recordings)`` (at least one) held out for validation, then for test, skipping a
+    recording whose class would be left without a training recording. None when there are fewer than
+    :data:`MIN_CLIPS_TO_SPLIT` recordings or no recording can be held out for validation or for test (the
+    caller then splits patches)."""
+    n = len(labels)
+    if n < MIN_CLIPS_TO_SPLIT:
+        return None
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
+    n_val, n_test = max(1, round(val_fraction * n)), max(1, round(test_fraction * n))
+    while n - n_val - n_test < 1:
+        n_val, n_test = (n_val - 1, n_test) if n_val >= n_test and n_val > 1 else (n_val, n_test - 1)
+    left = {k: labels.count(k) for k in set(labels)}  # recordings of each class still in training
+    held: list[list[int]] = [[], []]
+    for i in perm:
+        part = 0 if len(held[0]) < n_val else 1 if len(held[1]) < n_test else None
+        if part is None:
+            break
+        if labels[i] is not None and left[labels[i]] <= 1:
+            continue  # the last training recording of its class stays in training
+        held[part].append(i)
+        left[labels[i]] -= 1
+    if not held[0] or not held[1]:  # e.g. one recording per class: none can be held out
+        return None
+    out = set(held[0]) | set(held[1])
+    return [i for i in range(n) if i not in out], sorted(held[0]), sorted(held[1])
 
 
 def to_model_scale(lm: torch.Tensor, s: dict) -> torch.Tensor:
@@ -171,26 +211,30 @@ def check_long_enough(path: Path | str, frames: int, s: dict) -> None:
 
 
 def load_audio_source(path: Path, *, name: str, sample_rate: int | None = None, n_mels: int = 64,
-                      n_fft: int = 1024, hop: int = 256, patch_frames: int = 32) -> Dataset:
-    """An ``audio`` Dataset of half-overlapping log-mel patches ``[N, 1, n_mels, patch_frames]`` from ``path``."""
+                      n_fft: int = 1024, hop: int = 256, patch_frames: int = 32, split: str = "clips",
+                      patch_hop: int | None = None) -> Dataset:
+    """An ``audio`` Dataset of overlapping log-mel patches ``[N, 1, n_mels, patch_frames]`` from ``path``
+    (``Dataset.clips``: the index, in :func:`list_audio`'s order, of the recording each patch is from)."""
     files, labels, classes = list_audio(path)
     clips = {f: read_audio(f) for f in files}
     rate = common_rate({f: r for f, (_, r) in clips.items()}, sample_rate)
-    s = settings(rate, n_mels, n_fft, hop, patch_frames)
+    s = settings(rate, n_mels, n_fft, hop, patch_frames, split, patch_hop)
     if n_fft > 4 * rate:
         raise DataError(f"--n-fft {n_fft} is longer than 4 s at {rate} Hz; use a smaller --n-fft")
-    stride = max(1, patch_frames // 2)
+    stride = s["patch_hop"]
     total = sum(len(y) * rate // r // hop // stride + 1 for y, r in clips.values())
     check_memory(total * n_mels * patch_frames * 4 * 2, f"the log-mel patches of {path}", "use fewer recordings")
-    xs, ys = [], []
+    xs, ys, ids = [], [], []
     for i, f in enumerate(files):
         y, r = clips.pop(f)
         lm = clip_log_mel(y, r, s)
         check_long_enough(f, lm.shape[1], s)
         starts = patch_starts(lm.shape[1], patch_frames, stride)
         xs += [lm[:, t: t + patch_frames] for t in starts]
+        ids += [i] * len(starts)
         if labels is not None:
             ys += [labels[i]] * len(starts)
     x = torch.stack(xs).unsqueeze(1).contiguous()
     y_t = torch.tensor(ys, dtype=torch.int64) if labels is not None else None
-    return Dataset(x=x, y=y_t, kind="audio", name=name, classes=classes, audio=s)
+    return Dataset(x=x, y=y_t, kind="audio", name=name, classes=classes, audio=s,
+                   clips=torch.tensor(ids, dtype=torch.int64))

@@ -50,6 +50,8 @@ class Dataset:
     series: Any = None
     # audio: the spectrogram settings its log-mel patches were made with (data.audio.settings)
     audio: dict | None = None
+    # audio: the index of the recording each example (patch) was cut from, [N] int64 (splits hold out clips)
+    clips: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

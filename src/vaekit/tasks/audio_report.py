@@ -1,13 +1,14 @@
 """The audio part of an audio run's report: clips you can listen to, their spectrograms and their numbers.
 
-For up to three clips of the run's data (the first of each class, else the first three files; at most
+For up to three clips of the run's test split (whole recordings held out from training; the first of each
+class, else the first three files; at most
 ``MAX_SECONDS`` of each), the input at the run's rate and its reconstruction are written to
 ``RUN/report_assets/*.wav`` and shown as ``<audio>`` players (relative links, so the folder can be moved
 whole), with a spectrogram figure (input above reconstruction). A label-conditional run adds the first clip
 converted to every other label, every run a 2 s sample. The numbers (multi-scale spectral distance, MCD and
 the real-time factor of encode + decode + Griffin-Lim, per clip and their mean) go into
-``evaluation.json["audio"]``. Patches of one clip are in all three splits (the split is of patches), so
-these clips are not held out: held-out numbers come from ``bench/audio.py``'s unseen sentences.
+``evaluation.json["audio"]``. A run with fewer than 3 recordings, or one saved before splits held out
+recordings, splits patches: its clips are then the training data's, and the report says so.
 """
 
 from __future__ import annotations
@@ -27,15 +28,24 @@ MAX_SECONDS = 8.0
 MAX_CLIPS = 3
 
 
-def pick_clips(source: Path) -> list[Path]:
-    """The first clip of each class (or the first files), at most :data:`MAX_CLIPS`."""
+def pick_clips(source: Path, trained=None) -> tuple[list[Path], bool]:
+    """(the first clip of each class, or the first files, at most :data:`MAX_CLIPS`; whether they are held out):
+    of the run's test recordings when its split holds out recordings, else of all of them."""
+    from ..data.audio import clip_split
+
     files, labels, _ = list_audio(source)
+    parts = None
+    if trained is not None and settings_of(trained).get("split", "patches") == "clips":
+        cfg = trained.config
+        parts = clip_split(labels or [None] * len(files), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    if parts is not None:
+        files, labels = [files[i] for i in parts[2]], None if labels is None else [labels[i] for i in parts[2]]
     if labels is None:
-        return files[:MAX_CLIPS]
+        return files[:MAX_CLIPS], parts is not None
     firsts: dict[int, Path] = {}
     for f, label in zip(files, labels):
         firsts.setdefault(label, f)
-    return list(firsts.values())[:MAX_CLIPS]
+    return list(firsts.values())[:MAX_CLIPS], parts is not None
 
 
 def _cropped(trained, path: Path) -> Clip:
@@ -82,8 +92,10 @@ def audio_report(trained) -> tuple[dict[str, Any], str]:
     s = settings_of(trained)
     rate = s["sample_rate"]
     source = Path(trained.info["data"].get("source") or "")
+    held_out = False
     try:
-        clips = [_cropped(trained, f) for f in pick_clips(source)] if source.exists() else []
+        picked, held_out = pick_clips(source, trained) if source.exists() else ([], False)
+        clips = [_cropped(trained, f) for f in picked]
     except Exception as exc:  # noqa: BLE001 - the report says why, training is not failed by it
         return {"note": f"clips not read: {exc}"}, (f"<h2 id='audio'>Audio</h2><p>the recordings of "
                                                      f"{html.escape(str(source))} could not be read "
@@ -92,7 +104,10 @@ def audio_report(trained) -> tuple[dict[str, Any], str]:
         return {"note": f"{source} not found"}, f"<h2 id='audio'>Audio</h2><p>{html.escape(str(source))} not found</p>"
     assets = trained.run_dir / ASSETS
     assets.mkdir(exist_ok=True)
-    parts = ["<h2 id='audio'>Audio</h2><p>Clips of the training data (not held out: see bench/audio.py), at "
+    whose = ("Held-out clips (test recordings, unseen in training)" if held_out else
+             "Clips of the training data (not held out: fewer than 3 recordings, or a run from before recordings "
+             "were held out)")
+    parts = [f"<h2 id='audio'>Audio</h2><p>{whose}, at "
              f"{rate} Hz, at most {MAX_SECONDS:g} s each; sound from the decoded spectrogram by "
              f"{trained.config.griffin_lim_iters} Griffin-Lim iterations.</p>"]
     rows: list[dict] = []
@@ -135,4 +150,6 @@ def audio_report(trained) -> tuple[dict[str, Any], str]:
                  "within 40 dB of its loudest; real-time factor: "
                  "seconds of encode + decode + Griffin-Lim per second of audio (below 1: faster than real time).</p>")
     return {"clips": rows, "mean": mean, "sample_rate": rate, "griffin_lim_iters": trained.config.griffin_lim_iters,
-            "note": "clips of the training data (patches of every clip are in all splits)"}, "".join(parts)
+            "held_out": held_out,
+            "note": "test recordings, held out from training" if held_out else
+            "clips of the training data (patches of every clip are in all splits)"}, "".join(parts)
