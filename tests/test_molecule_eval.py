@@ -1,0 +1,85 @@
+"""A seq-vae run of molecules wired to the MOSES metrics: `vaekit evaluate` prints and saves them, `vaekit report`
+writes report.html and the model card, the VAE methods of TrainedVAE name the string methods, `vaekit optimize`
+marks novelty on canonical SMILES."""
+
+import itertools
+import json
+
+import pytest
+
+from cli_helpers import assert_usage_error, run
+from vaekit import train
+
+BASES = ["CCO", "CC(=O)O", "c1ccccc1", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "Clc1ccccc1Br", "c1ccc2[nH]ccc2c1",
+         "CCN(CC)CC", "O=C(O)c1ccccc1O", "c1ccncc1", "NCCc1ccc(O)c(O)c1"]
+TAILS = ["", "C", "CC", "O", "CCl", "CBr", "CN", "CCO", "F", "CC(C)C"]
+SMILES = [b + t for t, b in itertools.product(TAILS, BASES)]  # 100 strings
+TINY = dict(family="seq-vae", latent_dim=4, hidden=[16, 16], embedding_dim=8, decoder_layers=1, batch_size=32,
+            epochs=1, report=False)
+
+
+@pytest.fixture(scope="module")
+def mol_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mol")
+    (d / "mols.smi").write_text("\n".join(SMILES) + "\n")
+    trained = train(str(d / "mols.smi"), d / "run", **TINY)
+    return d, trained
+
+
+def test_evaluate_prints_and_saves_the_moses_metrics_of_samples(mol_run):
+    pytest.importorskip("rdkit")
+    d, trained = mol_run
+    r = run("evaluate", d / "run", "--samples", 60, "--no-fcd", "--seed", 3)
+    assert r.exit_code == 0, r.output
+    assert "nats per string" in r.output and "MOSES metrics of 60 samples" in r.output and "valid " in r.output
+    ev = json.loads((d / "run" / "evaluation.json").read_text())
+    assert "elbo" in ev and "reconstructed_exactly" in ev  # today's numbers stay
+    mol = ev["molecules"]
+    m = mol["metrics"]
+    assert mol["samples"] == 60 and "FCD/Test" not in m and "SNN/Test" in m and "Novelty" in m
+    assert 0 <= m["valid"] <= 1
+    # the same numbers as the metric functions on the same samples (seeded), test and training splits
+    from vaekit.evaluation.molecules import canonical_valid, molecule_metrics
+    from vaekit.tasks.molecule_eval import split_strings
+
+    gen = trained.sample_strings(60, 1.0, 3)
+    tr, te = split_strings(trained)
+    assert len(tr) == 80 and len(te) == 10 and set(te) <= set(SMILES)
+    from vaekit.molecules.chem import to_mol
+
+    ref = molecule_metrics(gen, tr, [s for s in te if to_mol(s) is not None], fcd=False)
+    assert m["valid"] == pytest.approx(ref["valid"]) == pytest.approx(len(canonical_valid(gen)) / 60)
+    for k in ("Novelty", "SNN/Test", "IntDiv"):
+        assert (m[k] is None) == (ref[k] != ref[k]) and (m[k] is None or m[k] == pytest.approx(ref[k]))
+    r = run("evaluate", d / "run", "--samples", 0)
+    assert r.exit_code == 0 and "MOSES" not in r.output
+    assert "molecules" not in json.loads((d / "run" / "evaluation.json").read_text())
+
+
+def test_evaluate_without_rdkit_keeps_the_elbo_and_names_the_extra(mol_run, monkeypatch):
+    import vaekit.molecules.chem as chem
+
+    real = chem.importlib.import_module
+
+    def no_rdkit(name, *a):
+        if name.split(".")[0] == "rdkit":
+            raise ImportError("No module named 'rdkit'")
+        return real(name, *a)
+
+    monkeypatch.setattr(chem.importlib, "import_module", no_rdkit)
+    d, _ = mol_run
+    r = run("evaluate", d / "run", "--samples", 10)
+    assert r.exit_code == 0, r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "MOSES metrics skipped" in err[0] and "vaekit[molecules]" in err[0]
+    assert "nats per string" in r.stdout
+
+
+def test_a_char_run_keeps_todays_evaluate_output(tmp_path):
+    (tmp_path / "w.txt").write_text("\n".join(["abc", "abd", "bca", "cab", "dab", "bad"] * 5) + "\n")
+    train(str(tmp_path / "w.txt"), tmp_path / "run", **{**TINY, "tokenizer": "char"})
+    r = run("evaluate", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert "nats per string" in r.output and "MOSES" not in r.output
+    assert "molecules" not in json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert_usage_error(run("evaluate", tmp_path / "run", "--samples", -1), "--samples")
