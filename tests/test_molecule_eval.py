@@ -6,6 +6,7 @@ import itertools
 import json
 
 import pytest
+import torch
 
 from cli_helpers import assert_usage_error, run
 from vaekit import train
@@ -83,3 +84,39 @@ def test_a_char_run_keeps_todays_evaluate_output(tmp_path):
     assert "nats per string" in r.output and "MOSES" not in r.output
     assert "molecules" not in json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert_usage_error(run("evaluate", tmp_path / "run", "--samples", -1), "--samples")
+
+
+def test_tensor_methods_of_a_string_run_name_the_string_methods(mol_run):
+    from vaekit.errors import UsageError
+
+    _, trained = mol_run
+    with pytest.raises(UsageError, match=r"sample_strings\(n, temperature, seed\)"):
+        trained.sample(5)
+    with pytest.raises(UsageError, match=r"decode_latent\(encode_strings\(strings\)\)"):
+        trained.reconstruct(["CCO"])
+    with pytest.raises(UsageError, match=r"decode_latent\(z\)"):
+        trained.decode([[0.0] * 4])
+    with pytest.raises(UsageError, match="encode_strings"):
+        trained.encode([[1, 2, 3]])
+    z = trained.encode(["CCO", "c1ccccc1"])  # strings: the same as encode_strings
+    assert z.shape == (2, 4) and torch.equal(z, trained.encode_strings(["CCO", "c1ccccc1"]))
+    assert torch.equal(trained.encode("CCO"), trained.encode_strings(["CCO"]))
+
+
+def test_optimize_marks_a_training_molecule_spelled_anew_as_not_novel(mol_run):
+    """The decoder writes ethanol as 'OCC'; the training split has it as 'CCO': the same molecule, not novel."""
+    pytest.importorskip("rdkit")
+    from vaekit.tasks import optimize as opt
+    from vaekit.tasks.sequences import encode_rows, vocabulary
+
+    _, trained = mol_run
+    from vaekit.tasks.molecule_eval import split_strings
+
+    assert "CCO" in split_strings(trained)[0]
+
+    def fake_decode(_trained, z):
+        return ["OCC", "CCCCCCCCCCCCOCCCCCCCC"] * (len(z) // 2) + ["OCC"] * (len(z) % 2)
+
+    res = opt._optimize(trained, "logp", 4, 2, 0.1, 100, 0, vocabulary, encode_rows, fake_decode)
+    novel = dict(zip([s for s, _ in res.best], res.novel))
+    assert novel == {"CCCCCCCCCCCCOCCCCCCCC": True, "OCC": False}
