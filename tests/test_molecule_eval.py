@@ -78,7 +78,11 @@ def test_evaluate_without_rdkit_keeps_the_elbo_and_names_the_extra(mol_run, monk
 
 def test_a_char_run_keeps_todays_evaluate_output(tmp_path):
     (tmp_path / "w.txt").write_text("\n".join(["abc", "abd", "bca", "cab", "dab", "bad"] * 5) + "\n")
-    train(str(tmp_path / "w.txt"), tmp_path / "run", **{**TINY, "tokenizer": "char"})
+    train(str(tmp_path / "w.txt"), tmp_path / "run", **{**TINY, "tokenizer": "char", "report": True})
+    page = (tmp_path / "run" / "report.html").read_text()  # training wrote the report and the card
+    assert "Sampled strings" in page and "Interpolation" in page and "Sampled molecules" not in page
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "`char`" in card and "MOSES" not in card and "sample_strings" in card
     r = run("evaluate", tmp_path / "run")
     assert r.exit_code == 0, r.output
     assert "nats per string" in r.output and "MOSES" not in r.output
@@ -120,3 +124,32 @@ def test_optimize_marks_a_training_molecule_spelled_anew_as_not_novel(mol_run):
     res = opt._optimize(trained, "logp", 4, 2, 0.1, 100, 0, vocabulary, encode_rows, fake_decode)
     novel = dict(zip([s for s, _ in res.best], res.novel))
     assert novel == {"CCCCCCCCCCCCOCCCCCCCC": True, "OCC": False}
+
+
+def test_report_of_a_molecule_run_has_drawings_properties_path_and_card(mol_run):
+    pytest.importorskip("rdkit")
+    d, _ = mol_run
+    r = run("report", d / "run")
+    assert r.exit_code == 0, r.output
+    page = (d / "run" / "report.html").read_text()
+    for part in ("Training curve", "Sampled molecules", "Property distributions", "Interpolation between two test",
+                 "SNN/Test", "Novelty", "exact reconstruction"):
+        assert part in page, part
+    assert page.count("data:image/png;base64,") == 3  # curve, molecule grid, property histograms
+    ev = json.loads((d / "run" / "evaluation.json").read_text())
+    assert ev["molecules"]["samples"] == 1000 and "FCD/Test" not in ev["molecules"]["metrics"]
+    card = (d / "run" / "README.md").read_text()
+    for part in ("`smiles`", "vocabulary", "maximum length", "## Metrics", "Novelty", "fraction of the distinct valid",
+                 "## Intended use and limits", "model.sample_strings(100"):
+        assert part in card, part
+
+
+def test_the_card_warns_of_posterior_collapse_when_kl_is_near_zero():
+    from vaekit.evaluation.sequence_card import sequence_card
+
+    info = {"config": {"latent_dim": 4, "hidden": [16, 16]}, "data": {"kind": "sequences", "tokenizer": "smiles",
+                                                                       "vocab": ["<pad>"] * 9, "max_length": 12}}
+    low = {"test": {"elbo": 30.0, "recon": 29.99, "kl": 0.01}, "epochs_run": 1, "best_epoch": 1}
+    assert "posterior collapse" in sequence_card("r", info, low, None)
+    high = {"test": {"elbo": 30.0, "recon": 25.0, "kl": 5.0}, "epochs_run": 1, "best_epoch": 1}
+    assert "posterior collapse" not in sequence_card("r", info, high, None)
