@@ -153,3 +153,23 @@ def test_the_card_warns_of_posterior_collapse_when_kl_is_near_zero():
     assert "posterior collapse" in sequence_card("r", info, low, None)
     high = {"test": {"elbo": 30.0, "recon": 25.0, "kl": 5.0}, "epochs_run": 1, "best_epoch": 1}
     assert "posterior collapse" not in sequence_card("r", info, high, None)
+
+
+def test_tune_searches_a_seq_vae_by_its_validation_elbo(mol_run, tmp_path):
+    from vaekit.tuning import tune
+    from vaekit.tuning.space import SEQUENCE_SPACE_YAML, parse_space
+    from vaekit.config import load_yaml
+
+    d, _ = mol_run
+    default = parse_space(load_yaml(SEQUENCE_SPACE_YAML), "default")
+    assert {p.name for p in default.params} == {"lr", "latent_dim", "hidden", "word_dropout", "kl_warmup"}
+    space = {"lr": {"kind": "log-float", "low": 1e-3, "high": 1e-2}, "word_dropout": {"kind": "float", "low": 0.0,
+             "high": 0.2, "step": 0.1}, "hidden": [16, 16], "latent_dim": 4, "epochs": 1}
+    res = tune(str(d / "mols.smi"), tmp_path / "tune", space=space, trials=2, sampler="random", seed=0, quiet=True,
+               report=False, config={"family": "seq-vae", "embedding_dim": 8, "decoder_layers": 1, "batch_size": 32})
+    assert res.metric == "val_elbo" and res.finished == 2
+    best = json.loads((res.best_run / "results.json").read_text())
+    assert res.best_value == best["validation"]["elbo"]
+    r = run("tune", "--data", d / "mols.smi", "--family", "seq-vae", "--trials", 1, "--out", tmp_path / "t2",
+            "--metric", "val_iwae")
+    assert_usage_error(r, "watches the validation −ELBO per string")
