@@ -51,8 +51,8 @@ def data_facts(info: dict) -> list[list[str]]:
     vocab = d.get("vocab") or []
     n = d.get("n") or d.get("examples")
     return [["source", f"`{d.get('source')}`"],
-            ["tokenizer", f"`{d.get('tokenizer')}`" + (" (decoded strings are SMILES)" if d.get("tokenizer") == "selfies"
-                                                       else "")],
+            ["tokenizer", f"`{d.get('tokenizer')}`"
+             + (" (decoded strings are SMILES)" if d.get("tokenizer") == "selfies" else "")],
             ["vocabulary", f"{len(vocab)} tokens (with `<pad>`, `<bos>`, `<eos>`, `<unk>`)"],
             ["maximum length", f"{d.get('max_length')} tokens, `<bos>` and `<eos>` included"],
             ["split", f"random, seeded ({cfg.get('seed', 0)}): validation {cfg.get('val_fraction', 0.1)}, test "
@@ -85,7 +85,8 @@ def _molecule_defs(ev: dict | None) -> list[str]:
     mol = (ev or {}).get("molecules")
     if not mol:
         return []
-    return [f"MOSES metrics (Polykovskiy et al. 2020) of strings sampled from the prior, against the {mol['reference']}:"] + \
+    return [f"MOSES metrics (Polykovskiy et al. 2020) of strings sampled from the prior, against the "
+            f"{mol['reference']}:"] + \
         [f"  - **{k}**: {d}" for k, d in mol.get("definitions", {}).items()]
 
 
@@ -114,8 +115,8 @@ def sequence_card(name: str, info: dict, results: dict | None, ev: dict | None) 
     out += [f"- {x}" for x in _ELBO_DEFS] + [f"- {x}" if not x.startswith("  ") else x for x in _molecule_defs(ev)]
     out += [""]
     if results and "epochs_run" in results:
-        out += [f"Training ran {results['epochs_run']} epochs, best epoch {results.get('best_epoch')} by the validation "
-                f"−ELBO{' (stopped early)' if results.get('stopped_early') else ''}.", ""]
+        out += [f"Training ran {results['epochs_run']} epochs, best epoch {results.get('best_epoch')} by the "
+                f"validation −ELBO{' (stopped early)' if results.get('stopped_early') else ''}.", ""]
     out += ["## Intended use and limits", ""]
     kl = collapsed(results, ev)
     if kl is not None:

@@ -79,7 +79,8 @@ def molecule_evaluation(trained: Any, samples: int = DEFAULT_SAMPLES, fcd: bool 
     metrics = molecule_metrics(generated, train, test, fcd=fcd and len(test) >= 2)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
     return {"samples": len(generated), "temperature": temperature, "seed": seed, "fcd": bool(fcd),
-            "reference": f"test split ({len(test)} of {len(test_all)} strings valid); novelty against the training split ({len(train)})",
+            "reference": f"test split ({len(test)} of {len(test_all)} strings valid); novelty against the training "
+                         f"split ({len(train)})",
             "metrics": metrics, "definitions": {k: DEFINITIONS[k] for k in metrics if k in DEFINITIONS}}
 
 

@@ -128,7 +128,8 @@ def _metric_for(cfg: TrainConfig, metric: str | None) -> str:
     from ..families import FAMILIES, family_name
 
     if FAMILIES[family_name(cfg)].data_kind in ("series", "sequences"):  # −ELBO per window / per string
-        kind, unit = ("series", "window") if FAMILIES[family_name(cfg)].data_kind == "series" else (cfg.family, "string")
+        series = FAMILIES[family_name(cfg)].data_kind == "series"
+        kind, unit = ("series", "window") if series else (cfg.family, "string")
         if metric not in (None, "val_elbo", "val_recon"):
             raise UsageError(f"--metric {metric} is not computed for {cfg.family} runs; a {kind} search watches the "
                              f"validation −ELBO per {unit} (--metric val_elbo, or val_recon)")
