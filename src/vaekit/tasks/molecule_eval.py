@@ -11,8 +11,9 @@ from typing import Any
 MOLECULE_TOKENIZERS = ("smiles", "selfies")
 #: default number of sampled molecules ``vaekit evaluate`` scores
 DEFAULT_SAMPLES = 1000
-#: sampled molecules scored when a training run ends (no FCD there: it stays a few seconds)
-END_OF_TRAINING_SAMPLES = 200
+#: sampled molecules scored when a training run ends, against at most this many test molecules (no FCD there:
+#: RDKit's properties cost ≈ 2-5 ms per molecule, so the end of a run stays seconds however large the test split)
+END_OF_TRAINING_SAMPLES, END_OF_TRAINING_REFERENCE = 200, 1000
 
 #: one-line definitions of the metrics (for the printout, the report and the model card)
 DEFINITIONS = {
@@ -52,10 +53,11 @@ def split_strings(trained: Any, data: str | None = None) -> tuple[list[str], lis
 
 def molecule_evaluation(trained: Any, samples: int = DEFAULT_SAMPLES, fcd: bool = True, seed: int = 0,
                         temperature: float = 1.0, data: str | None = None,
-                        generated: list[str] | None = None) -> dict[str, Any]:
+                        generated: list[str] | None = None, max_reference: int | None = None) -> dict[str, Any]:
     """The MOSES metrics of ``samples`` strings drawn from the prior (seeded, ``temperature``) against the run's
     test split, novelty against its training split; ``fcd`` adds FCD/Test (≈20 ms per molecule on a CPU).
-    ``generated`` scores given strings instead of sampling. Returns ``{"samples", "temperature", "seed",
+    ``generated`` scores given strings instead of sampling; ``max_reference`` keeps the first that many test
+    strings (the split is random, so a random subset). Returns ``{"samples", "temperature", "seed",
     "metrics": {...}, "definitions": {...}}``; a one-line UsageError when RDKit (or fcd_torch) is missing."""
     import math
 
@@ -71,6 +73,7 @@ def molecule_evaluation(trained: Any, samples: int = DEFAULT_SAMPLES, fcd: bool 
             raise UsageError(f"--samples must be between 1 and 1000000, got {samples}")
         generated = trained.sample_strings(samples, temperature, seed)
     train, test_all = split_strings(trained, data)
+    test_all = test_all[:max_reference] if max_reference else test_all
     with quiet_rdkit():
         test = [s for s in test_all if to_mol(s) is not None]  # a reference RDKit cannot read is left out
     if not test:
