@@ -207,7 +207,7 @@ def test_sample_reconstruct_encode_interpolate_from_the_cli(seq_run):
     assert_usage_error(run("encode", d / "run", "--data", d / "bad.smi", "--out", d / "bad.npy"),
                        "bad.smi:2 has the token '[Si]', which is not in the run's vocabulary")
     assert_usage_error(run("sample", d / "run", "-n", 2, "--out", d / "x.png"), ".smi")
-    assert_usage_error(run("report", d / "run"), "seq-vae run, which this command does not take", "strings")
+    assert_usage_error(run("traverse", d / "run", "--out", d / "t.png"), "seq-vae run, which this command does not take")
     r = run("evaluate", d / "run", "--split", "validation")
     assert r.exit_code == 0, r.output
     ev = json.loads((d / "run" / "evaluation.json").read_text())

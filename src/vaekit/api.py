@@ -419,8 +419,10 @@ def report(run_dir: str | os.PathLike, *, data: Any = None, split: str = "test",
         return report_series(trained, data, split, seed)
     from .tasks.sequences import is_sequence_info
 
-    if is_sequence_info(trained.info):  # strings have no report.html yet: the refusal names what they have
-        load_vae(run_dir)
+    if is_sequence_info(trained.info):  # strings: −ELBO, MOSES metrics, molecule drawings, card
+        from .sequence_report import report_sequences
+
+        return report_sequences(trained, data, split, seed)
     if not FAMILIES[family_name(trained.config)].example_model:  # recommendation: ranking metrics and card
         from .recommend_api import report_recommender
 

@@ -38,6 +38,10 @@ def train_sequences(prep: Any, info: dict, ctx: Any) -> TrainedVAE:
     if out is not None:
         save_tensors(out / WEIGHTS, trained.model.state_dict())
         write_json(out / RESULTS, sequence_results(trained, prep.splits, result))
+        from .sequence_report import end_of_sequence_run
+        from .tasks.molecule_eval import END_OF_TRAINING_REFERENCE, END_OF_TRAINING_SAMPLES
+
+        end_of_sequence_run(trained, ctx.end.get("report", True), END_OF_TRAINING_SAMPLES, END_OF_TRAINING_REFERENCE)
         trainer.save_checkpoint(finished=True)
     return trained
 

@@ -148,6 +148,10 @@ class TrainedVAE:
     def encode(self, x: Any, sample: bool = False, generator: torch.Generator | None = None,
                c: Any = None) -> torch.Tensor:
         """Latent codes ``[N, latent_dim]``: posterior means, or one draw from q(z|x) with ``sample``."""
+        if self._strings_run("encode", x):  # a seq-vae run given strings: encode_strings
+            from .tasks.sequences import encode_strings
+
+            return encode_strings(self, [x] if isinstance(x, str) else list(x), sample, generator)
         xt = self.to_model_units(x)
 
         def enc(b: torch.Tensor, cb: torch.Tensor | None) -> torch.Tensor:
@@ -171,6 +175,7 @@ class TrainedVAE:
     @torch.no_grad()
     def decode(self, z: Any, c: Any = None) -> torch.Tensor:
         """Mean of p(x|z[, c]) for latent codes ``z`` ``[N, latent_dim]``, in data units."""
+        self._strings_run("decode")
         zt = _tensor(z)
         if zt.dim() != 2 or zt.shape[1] != self.latent_dim:
             raise UsageError(f"latent codes must have shape [N, {self.latent_dim}], got {list(zt.shape)}")
@@ -181,6 +186,7 @@ class TrainedVAE:
     def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None, c: Any = None) -> torch.Tensor:
         """``n`` new examples: means of p(x|z[, c]) with z ~ N(0, temperature² I), in data units. Mixed-type
         tables: text columns are a one-hot draw from p(category|z), not its probabilities."""
+        self._strings_run("sample")
         if n < 1:
             raise UsageError(f"-n must be at least 1, got {n}")
         if not math.isfinite(temperature) or temperature <= 0:
@@ -216,6 +222,7 @@ class TrainedVAE:
     @torch.no_grad()
     def reconstruct(self, x: Any, c: Any = None, c_out: Any = None) -> torch.Tensor:
         """Mean of p(x|z, c_out) at the posterior mean of each input (under ``c``), in data units."""
+        self._strings_run("reconstruct")
         xt = self.to_model_units(x)
         cin = self.condition_rows(c, len(xt))
         cout = cin if c_out is None else self.condition_rows(c_out, len(xt))
@@ -345,6 +352,13 @@ class TrainedVAE:
         return recs.items
 
     # -- strings (seq-vae runs: vaekit.tasks.sequences) ----------------------------------------------
+    def _strings_run(self, method: str, x: Any = None) -> bool:
+        """For a seq-vae run: True when ``encode`` is given strings (it delegates), otherwise a one-line
+        UsageError naming the string methods; False for every other run."""
+        from .tasks.sequences import refuse_tensor_method
+
+        return refuse_tensor_method(self, method, x)
+
     def sample_strings(self, n: int = 100, temperature: float = 1.0, seed: int | None = None) -> list[str]:
         """``n`` strings from a seq-vae run: z from the prior, tokens drawn from softmax(logits / temperature)
         (0: greedy); SMILES for smiles and selfies runs."""

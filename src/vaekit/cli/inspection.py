@@ -236,6 +236,10 @@ def evaluate(
     quality: bool = typer.Option(True, "--quality/--no-quality", help="image runs: FD and precision/recall of "
                                  "samples in the features of vaekit's classifier for the dataset (trained once, cached)"),
     sampler: str = typer.Option("prior", "--sampler", help="sampler of --quality's samples: prior, vamp or gmm:K"),
+    samples: int = typer.Option(1000, "--samples", help="seq-vae runs of molecules: molecules sampled for the "
+                                "MOSES metrics (0 skips them)"),
+    fcd: bool = typer.Option(False, "--fcd/--no-fcd", help="seq-vae runs of molecules: add FCD/Test (about 20 ms "
+                             "per molecule on a CPU)"),
 ) -> None:
     """Honest numbers for a trained model: -ELBO, IWAE log-likelihood bound, bits/dim, active units, sample quality."""
     from .. import api
@@ -245,7 +249,7 @@ def evaluate(
     if is_series_run(run):  # a time series: rolling-origin forecast metrics or −ELBO per window (cli/series.py)
         return series_evaluate(run, data, split, seed, as_json)
     if is_sequence_run(run):
-        return sequence_evaluate(run, data, split, seed, as_json, _unsaved_note, _save_or_say)
+        return sequence_evaluate(run, data, split, seed, as_json, _unsaved_note, _save_or_say, samples, fcd)
     trained = api.load(run)
     from ..families import FAMILIES, family_name
 

@@ -104,21 +104,39 @@ def sequence_encode(run: Path, data: str, out: Path, draw: bool, seed: Optional[
 
 
 def sequence_evaluate(run: Path, data: Optional[str], split: str, seed: int, as_json: bool, unsaved_note,
-                      save_or_say) -> None:
-    """`vaekit evaluate` of a seq-vae run: −ELBO per string and exact reconstructions of ``split``, saved to
-    RUN/evaluation.json (``unsaved_note``/``save_or_say``: the command's own helpers for that file)."""
+                      save_or_say, samples: int = 0, fcd: bool = False) -> None:
+    """`vaekit evaluate` of a seq-vae run: −ELBO per string and exact reconstructions of ``split``, and for a run of
+    molecules (SMILES/SELFIES) the MOSES metrics of ``samples`` sampled molecules (``fcd``: with FCD/Test), saved
+    to RUN/evaluation.json (``unsaved_note``/``save_or_say``: the command's own helpers for that file)."""
     from .. import api
     from ..runs import json_text
 
+    if samples < 0:
+        raise UsageError(f"--samples must be 0 (no MOSES metrics) or more, got {samples}")
     unsaved = unsaved_note(run, "evaluation.json")
-    res = api.evaluate(run, data, split=split, seed=seed)
+    trained = _load(run)
+    res = api.evaluate(trained, data, split=split, seed=seed)
+    note = None
+    from ..tasks.molecule_eval import is_molecule_info, metrics_line, molecule_evaluation
+
+    if samples and is_molecule_info(trained.info):
+        try:
+            res["molecules"] = molecule_evaluation(trained, samples, fcd, seed, data=data)
+        except UsageError as err:  # RDKit / fcd_torch missing: the −ELBO still stands, the metrics are named
+            if "vaekit[molecules]" not in str(err):
+                raise
+            note = f"MOSES metrics skipped: {err}"
     save_or_say(run, "evaluation.json", res, unsaved)
+    if note:
+        typer.echo(note, err=True)
     if as_json:
         typer.echo(json_text(res, indent=2))
         return
     typer.echo(f"{res['split']} strings of {res['data']} ({res['strings']}): -ELBO {res['elbo']:.2f} nats per string "
                f"(recon {res['recon']:.2f} + KL {res['kl']:.2f}); greedy reconstruction exact for "
                f"{res['reconstructed_exactly']:.1%} of {res['reconstruction_strings']}")
+    if "molecules" in res:
+        typer.echo(metrics_line(res["molecules"]))
 
 
 def sequence_interpolate(run: Path, start: str, end: str, steps: int, out: Optional[Path], overwrite: bool,

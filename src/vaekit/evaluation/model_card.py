@@ -273,6 +273,10 @@ def model_card(run_dir: str | os.PathLike, info: dict) -> str:
         from .recommend_card import recommend_card
 
         return recommend_card(name, info, results, ev)
+    if info.get("data", {}).get("kind") == "sequences":  # strings: −ELBO per string, MOSES metrics
+        from .sequence_card import sequence_card
+
+        return sequence_card(name, info, results, ev)
     if "series" in info:  # a time series: forecast metrics or −ELBO per window, periods instead of splits
         from .series_card import series_card
 

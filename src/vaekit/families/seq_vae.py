@@ -199,7 +199,6 @@ class SeqVAEFamily(Family):
     name = "seq-vae"
     data_kind = "sequences"
     example_model = False
-    tunable = False  # vaekit tune's default space (hidden [128], …) is a VAE's; not searched yet
     other_commands = ("it is a run of strings: use `vaekit sample|reconstruct|encode|interpolate|evaluate {run} ...` "
                       "(README, Molecules); its test -ELBO is in results.json")
     unsupported = {

@@ -114,7 +114,7 @@ def optimize_property(trained: Any, prop: str = "qed", starts: int = 100, steps:
 def _optimize(trained, prop, starts, steps, lr, fit_molecules, seed, vocabulary, encode_rows, decode_latent):
     x = trained.kind.split(trained.load_data(trained.config.data), trained.config)[0].x
     gen = torch.Generator().manual_seed(seed)
-    train_set = set(vocabulary(trained).strings(x))
+    train_set = _canonical_set(vocabulary(trained).strings(x))  # novelty compares molecules, not spellings
     x = x[torch.randperm(len(x), generator=gen)[:fit_molecules]]
     strings = vocabulary(trained).strings(x)
     values = torch.tensor(rdkit_property_values(prop, strings), dtype=torch.float32)
@@ -154,4 +154,20 @@ def _optimize(trained, prop, starts, steps, lr, fit_molecules, seed, vocabulary,
     return OptimizeResult(prop, ranked, (strings[i_best], float(values[i_best])),
                           len(valid_final) / len(final), float(values[first].mean()),
                           sum(valid_final) / len(valid_final) if valid_final else math.nan, r2,
-                          [s not in train_set for s, _ in ranked])
+                          [_canonical_or_self(s) not in train_set for s, _ in ranked])
+
+
+def _canonical_or_self(smiles: str) -> str:
+    """RDKit's canonical SMILES of ``smiles`` (the string itself when RDKit cannot read it)."""
+    from ..molecules.chem import canonical, quiet_rdkit
+
+    with quiet_rdkit():
+        return canonical(smiles) or smiles
+
+
+def _canonical_set(smiles: list[str]) -> set[str]:
+    """Canonical SMILES of the training strings, to tell a novel molecule from a training one spelled anew."""
+    from ..molecules.chem import canonical, quiet_rdkit
+
+    with quiet_rdkit():
+        return {canonical(s) or s for s in smiles}

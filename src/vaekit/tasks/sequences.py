@@ -30,6 +30,25 @@ def check_sequence_run(trained: Any) -> None:
                          "string methods apply to seq-vae runs only")
 
 
+#: what each tensor method of TrainedVAE is, for a seq-vae run, in string methods
+STRING_METHODS = {"sample": "sample_strings(n, temperature, seed)",
+                  "encode": "encode_strings(strings) (or encode(list_of_strings))",
+                  "decode": "decode_latent(z)",
+                  "reconstruct": "decode_latent(encode_strings(strings))"}
+
+
+def refuse_tensor_method(trained: Any, method: str, x: Any = None) -> bool:
+    """Whether ``trained.<method>`` should delegate to a string method (``encode`` given strings); a one-line
+    UsageError naming the string method for any other tensor method of a seq-vae run; False for other runs."""
+    if not is_sequence_info(trained.info):
+        return False
+    if method == "encode" and (isinstance(x, str) or (isinstance(x, (list, tuple)) and x
+                                                      and all(isinstance(s, str) for s in x))):
+        return True
+    raise UsageError(f"{method}() works on tensors and this is a seq-vae run of strings; use "
+                     f"{STRING_METHODS[method]} instead")
+
+
 def vocabulary(trained: Any) -> Vocabulary:
     """The run's vocabulary (saved in ``config.json["data"]``)."""
     check_sequence_run(trained)

@@ -82,6 +82,18 @@ patience: 10
 """
 
 
+#: the default space of seq-vae (strings): around the MOSES VAE scaled for a CPU; hidden = ENCODER,DECODER GRU units
+SEQUENCE_SPACE_YAML = """\
+# vaekit's default search space for seq-vae (used when --space is not given)
+lr:           {kind: log-float, low: 3.0e-4, high: 3.0e-3, points: 3}
+latent_dim:   {kind: categorical, choices: [32, 64, 128]}
+hidden:       {kind: categorical, choices: [[64, 128], [128, 256]]}
+word_dropout: {kind: float, low: 0.0, high: 0.3, step: 0.1}
+kl_warmup:    {kind: int, low: 0, high: 4, step: 2}
+epochs: 10
+patience: 3
+"""
+
 @dataclass(frozen=True)
 class Param:
     """One hyperparameter: its setting name, kind and range (or choices)."""

@@ -30,7 +30,7 @@ from ..runs import read_json, write_json
 from .job import MAXIMIZED, METRICS, PRUNERS, SAMPLERS, Job, TuneResult
 from .job import make_pruner, make_sampler  # noqa: F401 (importable from here too)
 from .report import results
-from .space import RECOMMEND_SPACE_YAML, SERIES_SPACE_YAML, SearchSpace, load_space, parse_space
+from .space import RECOMMEND_SPACE_YAML, SEQUENCE_SPACE_YAML, SERIES_SPACE_YAML, SearchSpace, load_space, parse_space
 from .storage import GRACE_S, HEARTBEAT_S  # noqa: F401 (importable from here too)
 from .storage import mask_url, open_storage, open_study, trial_counts
 from .workers import run_worker  # noqa: F401 (importable from here too)
@@ -127,10 +127,12 @@ def _metric_for(cfg: TrainConfig, metric: str | None) -> str:
     """The metric a search of ``cfg``'s family watches: NDCG@100 for recommenders, an ELBO-type one otherwise."""
     from ..families import FAMILIES, family_name
 
-    if FAMILIES[family_name(cfg)].data_kind == "series":  # −ELBO per window of the validation period
+    if FAMILIES[family_name(cfg)].data_kind in ("series", "sequences"):  # −ELBO per window / per string
+        series = FAMILIES[family_name(cfg)].data_kind == "series"
+        kind, unit = ("series", "window") if series else (cfg.family, "string")
         if metric not in (None, "val_elbo", "val_recon"):
-            raise UsageError(f"--metric {metric} is not computed for {cfg.family} runs; a series search watches the "
-                             "validation −ELBO per window (--metric val_elbo, or val_recon)")
+            raise UsageError(f"--metric {metric} is not computed for {cfg.family} runs; a {kind} search watches the "
+                             f"validation −ELBO per {unit} (--metric val_elbo, or val_recon)")
         return metric or "val_elbo"
     ranking = not FAMILIES[family_name(cfg)].example_model
     if metric is None:
@@ -158,6 +160,8 @@ def _settings(space: Any, config: Any, data: str | None, epochs: int | None, see
     fam = FAMILIES[family_name(make_config({**given, **({"data": data} if data else {})}))]
     if space is None and fam.data_kind == "series":
         sp = parse_space(load_yaml(SERIES_SPACE_YAML), "default time-series space")
+    elif space is None and fam.data_kind == "sequences":
+        sp = parse_space(load_yaml(SEQUENCE_SPACE_YAML), "default seq-vae space")
     elif space is None and not fam.example_model:
         sp = parse_space(load_yaml(RECOMMEND_SPACE_YAML), "default recommendation space")
     given_flags = {k: v for k, v in (("data", data), ("epochs", epochs)) if v is not None}
