@@ -5,6 +5,7 @@ training, a fixed binarization of the test images), training time; a figure of s
 
     python -m bench.sharper                                  # the full run (all 60k images, 20 epochs)
     python -m bench.sharper --train 6000 --epochs 3 --n-eval 1000 --iwae-k 20   # the reduced run (~5 min, 2 cores)
+    python -m bench.sharper --train 6000 --epochs 3 --n-eval 1000 --iwae-k 20 --models plain,gan   # two rows
 
 Optional: ``--probe-latents 32,200`` adds the linear-probe accuracy (1000 labels) of the plain and sparse VAE at
 each latent size (Tonolini et al.'s claim: sparse codes do not degrade when the latent space is too large).
@@ -39,6 +40,9 @@ def main(argv=None) -> dict:
     p.add_argument("--probe-latents", default="", help="e.g. 32,200: probe accuracy of vae and sparse-vae")
     p.add_argument("--figure", default="bench/results/sharper_samples.png")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default="plain,gmm,vamp,gan,sparse",
+                   help="which rows, e.g. plain,gan (the GMM row needs plain)")
+    p.add_argument("--gan-weight", type=float, default=None, help="VAE-GAN: --gan-weight (default: vaekit's)")
     args = p.parse_args(argv)
 
     import torch
@@ -71,6 +75,15 @@ def main(argv=None) -> dict:
     variants = {"plain VAE": {}, "VAE + GMM sampler": None, "VampPrior": dict(prior="vamp", vamp_components=args.vamp),
                 "VAE-GAN": dict(family="vae-gan", gan_start_epoch=max(1, args.epochs // 4)),
                 "sparse VAE": dict(family="sparse-vae", sparse_alpha=0.2)}
+    if args.gan_weight is not None:
+        variants["VAE-GAN"]["gan_weight"] = args.gan_weight
+    keys = dict(zip(("plain", "gmm", "vamp", "gan", "sparse"), variants))
+    chosen = [k.strip() for k in args.models.split(",") if k.strip()]
+    if unknown := [k for k in chosen if k not in keys]:
+        p.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(keys)}")
+    if "gmm" in chosen and "plain" not in chosen:
+        p.error("--models: gmm samples the plain VAE's run; add plain")
+    variants = {keys[k]: variants[keys[k]] for k in keys if k in chosen}
     rows, out, figure, runs = [], {"settings": vars(args), "classifier": meta, "results": {}}, [], {}
     for name, extra in variants.items():
         if extra is None:  # the plain VAE's run, sampled from a GMM on its training codes

@@ -63,5 +63,19 @@ def test_evaluate_reports_named_sample_quality_with_a_cached_classifier(tmp_path
     r2 = cli("evaluate", out, "--iwae-k", 0)
     assert r2.exit_code == 0 and f"FD ({name}): {q['fd']:.3f}" in r2.stdout
     assert "from the cache" in r2.stdout
+    assert ("note: the FD is unreliable here" in r2.stdout) == ("fd_warning" in q)
     r3 = cli("evaluate", out, "--iwae-k", 0, "--no-quality", "--json")
     assert "sample_quality" not in json.loads(r3.stdout)
+
+
+def test_evaluate_prints_the_fd_warning_as_one_note_line():
+    from vaekit.quality_api import quality_lines
+
+    q = {"fd": 12.0, "precision": 0.5, "recall": 0.25, "n_generated": 50, "n_real": 50, "sampler": "prior",
+         "split": "test", "classifier_accuracy": 0.9, "classifier_cached": True,
+         "labels": {"fd": "FD (c)", "precision": "precision (c)", "recall": "recall (c)"}}
+    assert not any("note" in line for line in quality_lines(q))
+    lines = quality_lines({**q, "fd_warning": "Matrix is singular\nand may not have a square root. (why)"})
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == 1 and "\n" not in notes[0] and "Matrix is singular and may not" in notes[0]
+    assert "128 features (50 samples, 50 images)" in notes[0]

@@ -48,3 +48,19 @@ def test_cli_sampler_flag_and_its_refusals(gmm_run, tmp_path):
     assert_usage_error(cli("sample", gmm_run, "--sampler", "vamp", "--out", tmp_path / "t.npy"), "--prior vamp")
     r = cli("sample", gmm_run, "-n", 3, "--sampler", "prior", "--seed", 1, "--out", tmp_path / "p.npy")
     assert r.exit_code == 0, r.output
+
+
+def test_gmm_samples_of_a_mixed_table_draw_categories_like_prior_samples(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["a,color"] + [f"{v:.3f},{c}" for v, c in zip(rng.normal(size=120), rng.choice(["r", "g", "b"], 120))]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    trained = vaekit.train(str(tmp_path / "t.csv"), out=tmp_path / "run", latent_dim=2, hidden=[16], epochs=2,
+                           seed=0, report=False)
+    block = [c for c in trained.schema if c.get("kind") != "numeric"][0]
+    lo, hi = block["start"], block["stop"]
+    for spec in ("gmm:2", "prior"):
+        x, _ = sample_with(trained, spec, 40, seed=3)
+        cats = x[:, lo:hi]
+        assert set(cats.unique().tolist()) <= {0.0, 1.0} and torch.equal(cats.sum(1), torch.ones(40)), spec
+    # the prior path is the one `trained.sample` takes: same seed, same samples
+    assert torch.equal(sample_with(trained, "prior", 40, seed=3)[0], trained.sample(40, seed=3))

@@ -38,7 +38,7 @@ def test_vae_gan_trains_with_two_optimizers_resumes_exactly_and_samples(tmp_path
         vaekit.train(out=tmp_path / "cut", on_epoch_end=stop_after_two, **GAN)
     resumed = vaekit.train(out=tmp_path / "cut", resume=True, report=False)
     sd = resumed.model.state_dict()
-    assert "discriminator.head.weight" in sd and int(sd["gan_step"]) == int(full.model.gan_step)
+    assert "discriminator.head.parametrizations.weight.original" in sd and int(sd["gan_step"]) == int(full.model.gan_step)
     for (k, a), b in zip(full.model.state_dict().items(), sd.values()):
         assert torch.equal(a, b), k
     loaded = vaekit.load(tmp_path / "full")
@@ -55,3 +55,44 @@ def test_vae_gan_refuses_non_images_and_settings_it_cannot_honour(tmp_path):
         vaekit.train(str(tmp_path / "flat.npy"), family="vae-gan", epochs=1, report=False)
     with pytest.raises(UsageError, match="--lr-schedule is not supported by the vae-gan family"):
         vaekit.train(**dict(GAN, lr_schedule="cosine"))
+
+
+def test_a_vae_gan_run_written_before_the_spectral_norm_field_loads_with_its_old_settings(tmp_path):
+    run = tmp_path / "old"
+    old = vaekit.train(out=run, **dict(GAN, epochs=2, gan_spectral_norm=False, gan_adversarial="both"))
+    info = json.loads((run / "config.json").read_text())
+    for k in ("gan_spectral_norm", "gan_adversarial"):
+        del info["config"][k]  # as an earlier version wrote it
+    (run / "config.json").write_text(json.dumps(info))
+    loaded = vaekit.load(run)
+    assert not loaded.config.gan_spectral_norm and loaded.config.gan_adversarial == "both"
+    assert torch.equal(loaded.sample(3, seed=1), old.sample(3, seed=1))
+
+
+def test_the_adversarial_term_scores_prior_samples_only_by_default():
+    from vaekit.config import make_config
+    from vaekit.core.gan import build_vae_gan
+    from vaekit.families.vae_gan import GANBatch, VAEGANObjective
+
+    class Fixed(torch.nn.Module):  # logits by call: the real images 0, the reconstructions 5, the prior samples 1
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            value = (0.0, 5.0, 1.0)[self.calls % 3]
+            self.calls += 1
+            return x.flatten(1), x.flatten(1).sum(1) * 0 + value
+
+    x = torch.rand(4, 1, 8, 8)
+    batch = GANBatch(x=x, target=x, real=x, phase="gen")
+    advs = {}
+    for mode in ("prior", "both"):
+        cfg = make_config(**dict(GAN, likelihood="bernoulli", gan_adversarial=mode, report=None))
+        model = build_vae_gan(cfg, (1, 8, 8))
+        if mode == "prior":
+            assert hasattr(model.discriminator.head, "parametrizations")  # spectral norm by default
+        model.discriminator = Fixed()
+        sums = VAEGANObjective(cfg, steps_per_epoch=0).step(model, batch, 1.0).sums
+        advs[mode] = float(sums[4] / sums[6])
+    assert advs == {"prior": -1.0, "both": -3.0}  # −mean D(prior) vs −(mean D(rec) + mean D(prior)) / 2

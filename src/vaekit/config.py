@@ -186,11 +186,16 @@ class TrainConfig(BaseModel):
     # vae-gan (Larsen et al. 2016; the adaptive adversarial weight of latent diffusion's autoencoder loss)
     gan_start_epoch: int = Field(default=1, ge=0, le=100_000,
         description="vae-gan: epochs of plain VAE training before the discriminator and adversarial terms start")
-    gan_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
+    gan_weight: float = Field(default=0.5, ge=0.0, le=1000.0,
         description="vae-gan: factor on the adaptive adversarial weight (gradient-norm ratio at the decoder's "
                     "last layer)")
     gan_feature_weight: float = Field(default=1.0, ge=0.0, le=1000.0,
         description="vae-gan: weight of the reconstruction error in the discriminator's feature space")
+    gan_adversarial: Literal["prior", "both"] = Field(default="prior",
+        description="vae-gan: which decodings the generator's adversarial term scores: prior (samples from p(z); "
+                    "reconstructions get the feature term only) or both (also the reconstructions; MSE +31%)")
+    gan_spectral_norm: bool = Field(default=True,
+        description="vae-gan: spectral normalization on the discriminator's layers (Miyato et al. 2018)")
 
     # optimisation
     optimizer: OptimizerName = Field(default="adam", description="adam or adamw")
@@ -377,3 +382,8 @@ def load_yaml(text: str) -> Any:
 
     UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+# The settings a vae-gan run written before these fields existed was trained with: its config.json lacks them,
+# and its weights (a discriminator without spectral normalization) load only with these values.
+GAN_LEGACY: dict[str, Any] = {"gan_adversarial": "both", "gan_spectral_norm": False}

@@ -63,4 +63,14 @@ def quality_lines(q: dict) -> list[str]:
     return [f"{lab['fd']}: {q['fd']:.3f}",
             f"{lab['precision']}: {q['precision']:.3f}   {lab['recall']}: {q['recall']:.3f}",
             f"  ({q['n_generated']} samples from {q['sampler']} vs {q['n_real']} {q['split']} images; classifier "
-            f"accuracy {q['classifier_accuracy']:.3f}, {'from the cache' if q['classifier_cached'] else 'trained now'})"]
+            f"accuracy {q['classifier_accuracy']:.3f}, {'from the cache' if q['classifier_cached'] else 'trained now'})"
+            ] + ([fd_note(q)] if q.get("fd_warning") else [])
+
+
+def fd_note(q: dict) -> str:
+    """The one line ``evaluate`` prints when the FD's covariances were singular (``fd_warning`` is set)."""
+    from .evaluation.quality import FEATURES
+
+    why = " ".join(str(q["fd_warning"]).split())
+    return (f"note: the FD is unreliable here: {why}; it needs more examples than the classifier's "
+            f"{FEATURES} features ({q['n_generated']} samples, {q['n_real']} images): evaluate a larger split or --data")

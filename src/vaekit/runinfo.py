@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
-from .config import TrainConfig
+from .config import GAN_LEGACY, TrainConfig
 from .conditions import Conditioning
 from .errors import RunError
 from .runs import CONFIG
@@ -133,7 +133,10 @@ def check_run_info(info: dict, run: str | Path) -> TrainConfig:
     except ValidationError as err:
         raise RunError(f"{where} is damaged: {_problem(err)}; retrain the run") from None
     try:
-        return TrainConfig(**info["config"])
+        cfg = info["config"]
+        if isinstance(cfg, dict) and cfg.get("family") == "vae-gan":  # written before the fields existed
+            cfg = {**GAN_LEGACY, **cfg}
+        return TrainConfig(**cfg)
     except ValidationError as err:
         raise RunError(f"{where} is damaged: {_problem(err, 'config.')}; retrain the run") from None
     except TypeError as err:  # e.g. a non-string key

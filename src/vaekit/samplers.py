@@ -109,13 +109,18 @@ def _check(params: dict[str, torch.Tensor], k: int, d: int, path: Path) -> None:
 def sample_codes(trained, spec: str, n: int, temperature: float = 1.0,
                  seed: int | None = None) -> tuple[torch.Tensor, str]:
     """(``n`` latent codes from sampler ``spec``, a note saying where they came from)."""
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    return _codes(trained, spec, n, temperature, gen)
+
+
+def _codes(trained, spec: str, n: int, temperature: float,
+           gen: torch.Generator | None) -> tuple[torch.Tensor, str]:
     kind, k = parse_sampler(spec)
     if trained.model.cond_dim:
         raise UsageError("--sampler applies to unconditional runs; this run is conditional: drop --sampler")
     if kind == "vamp" and getattr(trained.model, "vamp", None) is None:
         raise UsageError("--sampler vamp needs a run trained with --prior vamp; this run's prior is N(0, I) "
                          "(use --sampler prior or gmm:K)")
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
     if kind in ("prior", "vamp"):
         return trained.model.prior_draw(n, temperature, gen).cpu(), "drawn from the model's prior"
     params, note = gmm_sampler(trained, k)
@@ -124,12 +129,16 @@ def sample_codes(trained, spec: str, n: int, temperature: float = 1.0,
 
 def sample_with(trained, spec: str, n: int, temperature: float = 1.0,
                 seed: int | None = None) -> tuple[torch.Tensor, str]:
-    """(``n`` examples in data units decoded from sampler ``spec``'s codes (means of p(x|z)), the note)."""
+    """(``n`` examples in data units decoded from sampler ``spec``'s codes (means of p(x|z); mixed-type tables:
+    text columns drawn from p(category|z), as :meth:`TrainedVAE.sample` does), the note)."""
     import math
 
     if n < 1:
         raise UsageError(f"-n must be at least 1, got {n}")
     if not math.isfinite(temperature) or temperature <= 0:
         raise UsageError(f"--temperature must be a positive finite number, got {temperature}")
-    z, note = sample_codes(trained, spec, n, temperature, seed)
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    z, note = _codes(trained, spec, n, temperature, gen)
+    if trained.schema is not None:  # the same generator draws the codes, then the categories
+        return trained.decode_drawn(z, gen), note
     return trained.decode(z), note

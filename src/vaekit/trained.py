@@ -183,6 +183,13 @@ class TrainedVAE:
                                           self.condition_rows(c, len(zt))))
 
     @torch.no_grad()
+    def decode_drawn(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mixed-type tables: decoded codes ``z`` in data units, numeric columns at their mean and text columns
+        a one-hot draw from p(category|z) (``generator``'s draws) — what a sample is, whichever sampler gave z."""
+        params = self._batched(lambda b, _: self.model.decoder_params(b), z.to(self.device), None)
+        return self.to_data_units(self.model.likelihood.mean_with_drawn_categories(params, generator))
+
+    @torch.no_grad()
     def sample(self, n: int = 64, temperature: float = 1.0, seed: int | None = None, c: Any = None) -> torch.Tensor:
         """``n`` new examples: means of p(x|z[, c]) with z ~ N(0, temperature² I), in data units. Mixed-type
         tables: text columns are a one-hot draw from p(category|z), not its probabilities."""
@@ -199,9 +206,7 @@ class TrainedVAE:
             check_memory(n * per, f"-n {n} samples", f"draw fewer at a time (-n {fits} fits)")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         if self.schema is not None:  # mixed table: numeric columns at their mean, text columns drawn
-            z = self.model.prior_draw(n, temperature, gen)
-            params = self._batched(lambda b, _: self.model.decoder_params(b), z, None)
-            return self.to_data_units(self.model.likelihood.mean_with_drawn_categories(params, gen))
+            return self.decode_drawn(self.model.prior_draw(n, temperature, gen), gen)
         return self.to_data_units(self.model.sample(n, temperature, generator=gen, c=self.condition_rows(c, n)))
 
     @torch.no_grad()

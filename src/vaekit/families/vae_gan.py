@@ -6,7 +6,9 @@ Generator step (encoder + decoder, one optimizer): −ELBO's parts (the likeliho
 keeps an honest −ELBO/IWAE), plus, once the discriminator has started (after ``--gan-start-epoch`` epochs):
 - a reconstruction term in the discriminator's feature space, ``--gan-feature-weight`` × ||D_f(x) − D_f(x̃)||²
   per example (x̃ the reconstruction's mean);
-- the adversarial term −mean D(x̃') over reconstructions and prior samples (hinge generator loss), weighted
+- the adversarial term −mean D(x̃') over prior samples (``--gan-adversarial prior``, the default) or over
+  reconstructions and prior samples (``both``, as before; it pushes reconstructions off the data's mean:
+  reconstruction MSE +31% vs +6% at the same FD gain, README "Sharper samples") (hinge generator loss), weighted
   by λ = ||∇_w L_rec|| / (||∇_w L_adv|| + 1e-4) (clamped to [0, 1e4], not differentiated) × ``--gan-weight``,
   with w the decoder's last weight: the adversarial gradient at the decoder's output is kept at the scale of
   the reconstruction's, so no weight needs hand-tuning per dataset.
@@ -82,6 +84,7 @@ class VAEGANObjective(ELBO):
         super().__init__()
         self.start_steps = cfg.gan_start_epoch * steps_per_epoch
         self.gan_weight, self.feature_weight = cfg.gan_weight, cfg.gan_feature_weight
+        self.adversarial = cfg.gan_adversarial
 
     def step(self, model, batch: GANBatch, beta: float) -> StepOutput:
         active = int(model.gan_step) >= self.start_steps
@@ -131,7 +134,8 @@ class VAEGANObjective(ELBO):
             logit_prior = disc(prior)[1]
             feat = ((f_rec - f_real) ** 2).sum(1)
             rec_loss = (nll + self.feature_weight * feat).mean()
-            adv = -0.5 * (logit_rec.mean() + logit_prior.mean())
+            adv = (-logit_prior.mean() if self.adversarial == "prior" else
+                   -0.5 * (logit_rec.mean() + logit_prior.mean()))
             lam = adaptive_weight(rec_loss, adv, model.last_decoder_weight()) * self.gan_weight
             loss = rec_loss + beta * kl.mean() + lam * adv
         else:
