@@ -4,6 +4,10 @@
 - :mod:`.use`: sample, reconstruct, encode, denoise;
 - :mod:`.inspection`: evaluate, report, interpolate, traverse, latent-map, probe, classify;
 - :mod:`.complete`: impute, inpaint; :mod:`.anomaly`: score; :mod:`.tune`: tune; :mod:`.export`: export (ONNX);
+- :mod:`.recommend`: recommend; :mod:`.explore`: explore (the browser explorer); :mod:`.series`: forecast (and the
+  series branches of score/impute/evaluate); :mod:`.audio`: convert (and the audio branches of sample, reconstruct,
+  interpolate); :mod:`.sequences`: the string branches of sample/reconstruct/encode/interpolate; :mod:`.optimize`:
+  optimize (molecules);
 - :mod:`.common`: the app, the one place failures become one line and an exit code, shared helpers.
 
 Flag names and the run-directory layout are stable: users' scripts rely on them. Bad input ends in one
