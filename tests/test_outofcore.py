@@ -41,6 +41,7 @@ def test_mapped_and_sharded_splits_are_the_in_memory_ones(data):
     ref = load_source(str(tmp / "x.npy"))
     mapped = load_source(str(tmp / "x.npy"), mmap_plan=PLAN, cache_dir=cache)
     assert mapped.fingerprint() == ref.fingerprint()
+    assert mapped.known_in_unit is True  # found while streaming: no scan of the map for the likelihood
     for a, b in zip(_splits(ref), _splits(mapped)):
         assert torch.equal(a.x, b.x)
         idx = torch.tensor([5, 0, 3])  # a batch gathers its rows from the memory map
@@ -116,3 +117,16 @@ def test_bad_shards_are_one_line_errors(tmp_path, monkeypatch):
                        "cannot read")
     assert_usage_error(run("train", "--data", "digits", "--out", tmp_path / "r", "--mmap", "--epochs", 1, "-q"),
                        "--mmap reads a .npy file")
+
+
+def test_a_split_beyond_half_the_memory_is_not_pinned(monkeypatch):
+    """On CUDA, a training split that does not fit on the GPU is pinned in host memory only when it takes at
+    most half of the memory available: a memory-mapped split larger than that stays where it is."""
+    from vaekit.data import _common
+    from vaekit.training.parts import may_pin
+
+    t = torch.zeros(1000)  # 4000 bytes
+    monkeypatch.setattr(_common, "available_memory", lambda: 8000)
+    assert may_pin(t) and not may_pin(None)
+    monkeypatch.setattr(_common, "available_memory", lambda: 7999)
+    assert not may_pin(t)

@@ -53,10 +53,11 @@ class Dataset:
     # audio: the index of the recording each example (patch) was cut from, [N] int64 (splits hold out clips)
     clips: torch.Tensor | None = None
     # data larger than memory (data.outofcore): ``x`` is a memory map whose rows lie in the order of the run's
-    # seeded split (a SplitOrder says where each example lies), and the content fingerprint computed while
-    # streaming it (that of the same data in memory)
+    # seeded split (a SplitOrder says where each example lies), and what streaming it found: the content
+    # fingerprint (that of the same data in memory) and its range
     split_order: Any = None
     known_fingerprint: str | None = None
+    known_in_unit: bool | None = None  # whether every value of x lies in [0, 1], when known without a scan
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import tempfile
 from dataclasses import dataclass
@@ -151,17 +152,18 @@ def _converter(first: np.ndarray, where: Path, image_size: int | None):
     return conv_image, tuple(conv_image(first[:1]).shape[1:]), "image"
 
 
-def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, out: np.ndarray | None,
-            position: np.ndarray | None) -> tuple[hashlib._Hash, np.ndarray | None]:
-    """Convert, check and hash every row, writing them to ``out`` at ``position`` (or into a new in-memory
-    array when ``out`` is None); returns the hash (fed like :meth:`Dataset.fingerprint` feeds ``x``)."""
+def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, keep: bool
+            ) -> tuple[hashlib._Hash, np.ndarray | None, bool]:
+    """Convert, check and hash every row in order, a chunk at a time (kept in a new in-memory array when
+    ``keep``); returns the hash (fed like :meth:`Dataset.fingerprint` feeds ``x``), that array, and whether
+    every value lies in [0, 1]."""
     conv, shape, kind = _converter(xs[0], where, image_size)
     n = sum(len(x) for x in xs)
     h = hashlib.sha256()
     h.update(f"x:{np.dtype(np.float32).str}:{[n, *shape]};".encode())
-    if out is None:
-        out = np.empty((n, *shape), dtype=np.float32)
+    out = np.empty((n, *shape), dtype=np.float32) if keep else None
     at, lo, hi, float_images = 0, np.inf, -np.inf, kind == "image" and xs[0].dtype != np.uint8
+    in_unit = True
     for raw in _chunks(xs):
         if raw.dtype.kind == "f" and not np.isfinite(raw).all():
             raise DataError(f"x in {where} has NaN or infinite value(s) (rows {at}-{at + len(raw) - 1} of the "
@@ -175,14 +177,35 @@ def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, out: np.n
                 raise DataError(f"image array x in {where} has values outside [0, 1] (at least [{lo:g}, {hi:g}]); "
                                 "scale it to [0, 1] (or save uint8 pixels 0-255), or pass a 2-D [N, D] array")
         h.update(memoryview(np.ascontiguousarray(c)).cast("B"))
-        if position is None:
+        if out is not None:
             out[at:at + len(c)] = c
-        else:
-            rows = position[at:at + len(c)]
-            order = np.argsort(rows)  # ascending writes: neighbouring pages together
-            out[rows[order]] = c[order]
+        elif in_unit and c.size:
+            in_unit = bool(c.min() >= 0) and bool(c.max() <= 1)
         at += len(c)
-    return h, out
+    return h, out, in_unit
+
+
+def _write_ordered(xs: list[np.ndarray], conv, perm: np.ndarray, f, row_bytes: int) -> None:
+    """Write the converted rows ``perm[0], perm[1], ...`` one after the other to ``f`` (at its position), a
+    chunk at a time: each chunk's source rows gathered in ascending order (page locality), and the written
+    pages synced and dropped from the page cache every chunk, so writing a file larger than memory never holds
+    more than a chunk of dirty pages (a memory cgroup charges them to the process)."""
+    starts = np.cumsum([0] + [len(x) for x in xs])
+    step = max(1, CHUNK_BYTES // row_bytes)
+    for j in range(0, len(perm), step):
+        rows = perm[j:j + step]
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        part = np.searchsorted(starts, sorted_rows, side="right") - 1
+        pieces = [xs[k][sorted_rows[part == k] - starts[k]] for k in np.unique(part)]
+        c = conv(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
+        placed = np.empty_like(c)
+        placed[order] = c
+        f.write(memoryview(np.ascontiguousarray(placed)).cast("B"))
+        f.flush()
+        os.fdatasync(f.fileno())
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _finish_fingerprint(h: hashlib._Hash, ds: Dataset) -> str:
@@ -213,7 +236,7 @@ def load_shards(folder: Path, *, image_size: int | None = None, name: str | None
     as :func:`~vaekit.data.sources.load_array_file` converts one file."""
     paths = shard_files(folder)
     xs, y_raw, y_names = _parts(paths, False, folder)
-    _, x = _stream(xs, folder, image_size, None, None)
+    _, x, _ = _stream(xs, folder, image_size, keep=True)
     kwargs: dict = {}
     _labels(kwargs, y_raw, y_names, len(x), folder)
     return Dataset(x=torch.from_numpy(x), kind="array" if x.ndim == 2 else "image", name=name or str(folder),
@@ -254,12 +277,15 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
     data, meta_path = root / f"{key}.npy", root / f"{key}.json"
     meta = _read_meta(meta_path)
     if meta is None or not data.is_file():
-        meta = _write_cache(xs, path, image_size, position.numpy(), root, data, meta_path, kwargs)
+        meta = _write_cache(xs, path, image_size, perm.numpy(), root, data, meta_path, kwargs)
     x = np.load(data, mmap_mode="c", allow_pickle=False)
-    ds = Dataset(x=torch.from_numpy(x), kind=meta["kind"], name=name or str(path), **kwargs)
-    ds.split_order = SplitOrder(position)
-    ds.known_fingerprint = meta["fingerprint"]
-    return ds
+    mapping = getattr(x, "_mmap", None)
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        # batches touch scattered rows: without this every page fault reads ahead read_ahead_kb (8 MB here)
+        # around the row, and a training epoch under a memory limit read 20x the file
+        mapping.madvise(mmap.MADV_RANDOM)
+    return Dataset(x=torch.from_numpy(x), kind=meta["kind"], name=name or str(path), split_order=SplitOrder(position),
+                   known_fingerprint=meta["fingerprint"], known_in_unit=meta.get("in_unit_interval"), **kwargs)
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -270,10 +296,11 @@ def _read_meta(path: Path) -> dict | None:
     return meta if isinstance(meta, dict) and {"kind", "fingerprint"} <= set(meta) else None
 
 
-def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, position: np.ndarray, root: Path,
+def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, perm: np.ndarray, root: Path,
                  data: Path, meta_path: Path, kwargs: dict) -> dict:
-    """Stream the source into ``data`` (split-ordered float32 ``.npy``) and its ``.json``, both atomically."""
-    _, shape, kind = _converter(xs[0], where, image_size)
+    """Check and hash the source in order (:func:`_stream`), then write ``data`` (a float32 ``.npy`` holding
+    row ``perm[j]`` at ``j``) and its ``.json``, both atomically."""
+    conv, shape, kind = _converter(xs[0], where, image_size)
     n = sum(len(x) for x in xs)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -282,10 +309,11 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, posi
     except OSError as exc:
         raise DataError(one_line(f"cannot write the memory-mapped cache in {root}: {exc}; pass --cache-dir")) from None
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *shape))
-        h, _ = _stream(xs, where, image_size, out, position)
-        out.flush()
-        del out
+        h, _, in_unit = _stream(xs, where, image_size, keep=False)
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(np.float32).str, "fortran_order": False,
+                                                     "shape": (n, *shape)})
+            _write_ordered(xs, conv, perm, f, 4 * int(np.prod(shape)))
         fingerprint = _finish_fingerprint(h, Dataset(x=torch.zeros(n, 1), kind=kind, **kwargs))
         os.replace(tmp, data)
     except OSError as exc:
@@ -295,7 +323,8 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, posi
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    meta = {"kind": kind, "fingerprint": fingerprint, "source": str(where), "shape": [n, *shape]}
+    meta = {"kind": kind, "fingerprint": fingerprint, "in_unit_interval": in_unit, "source": str(where),
+            "shape": [n, *shape]}
     tmp_meta = meta_path.with_name(f".tmp-{meta_path.name}")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, meta_path)
