@@ -325,7 +325,8 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, perm
         raise
     meta = {"kind": kind, "fingerprint": fingerprint, "in_unit_interval": in_unit, "source": str(where),
             "shape": [n, *shape]}
-    tmp_meta = meta_path.with_name(f".tmp-{meta_path.name}")
-    tmp_meta.write_text(json.dumps(meta))
+    fd, tmp_meta = tempfile.mkstemp(dir=root, prefix=".tmp-", suffix=".json")  # ranks may write it at once
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(meta))
     os.replace(tmp_meta, meta_path)
     return meta
