@@ -35,7 +35,10 @@ def _splits(ds):
     return split_dataset(ds, val_fraction=PLAN[1], test_fraction=PLAN[2], seed=PLAN[0])
 
 
-def test_mapped_and_sharded_splits_are_the_in_memory_ones(data):
+def test_mapped_and_sharded_splits_are_the_in_memory_ones(data, monkeypatch):
+    from vaekit.data import outofcore
+
+    monkeypatch.setattr(outofcore, "CHUNK_BYTES", 200)  # chunks of 4 rows: many chunks and shuffle buckets
     tmp, x = data
     cache = tmp / "cache"
     ref = load_source(str(tmp / "x.npy"))

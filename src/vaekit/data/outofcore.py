@@ -152,11 +152,11 @@ def _converter(first: np.ndarray, where: Path, image_size: int | None):
     return conv_image, tuple(conv_image(first[:1]).shape[1:]), "image"
 
 
-def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, keep: bool
+def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, keep: bool, sink=None
             ) -> tuple[hashlib._Hash, np.ndarray | None, bool]:
     """Convert, check and hash every row in order, a chunk at a time (kept in a new in-memory array when
-    ``keep``); returns the hash (fed like :meth:`Dataset.fingerprint` feeds ``x``), that array, and whether
-    every value lies in [0, 1]."""
+    ``keep``, else handed to ``sink(first_row, rows)``); returns the hash (fed like :meth:`Dataset.fingerprint`
+    feeds ``x``), that array, and whether every value lies in [0, 1]."""
     conv, shape, kind = _converter(xs[0], where, image_size)
     n = sum(len(x) for x in xs)
     h = hashlib.sha256()
@@ -179,33 +179,54 @@ def _stream(xs: list[np.ndarray], where: Path, image_size: int | None, keep: boo
         h.update(memoryview(np.ascontiguousarray(c)).cast("B"))
         if out is not None:
             out[at:at + len(c)] = c
-        elif in_unit and c.size:
-            in_unit = bool(c.min() >= 0) and bool(c.max() <= 1)
+        else:
+            if in_unit and c.size:
+                in_unit = bool(c.min() >= 0) and bool(c.max() <= 1)
+            if sink is not None:
+                sink(at, c)
         at += len(c)
     return h, out, in_unit
 
 
-def _write_ordered(xs: list[np.ndarray], conv, perm: np.ndarray, f, row_bytes: int) -> None:
-    """Write the converted rows ``perm[0], perm[1], ...`` one after the other to ``f`` (at its position), a
-    chunk at a time: each chunk's source rows gathered in ascending order (page locality), and the written
-    pages synced and dropped from the page cache every chunk, so writing a file larger than memory never holds
-    more than a chunk of dirty pages (a memory cgroup charges them to the process)."""
-    starts = np.cumsum([0] + [len(x) for x in xs])
-    step = max(1, CHUNK_BYTES // row_bytes)
-    for j in range(0, len(perm), step):
-        rows = perm[j:j + step]
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        part = np.searchsorted(starts, sorted_rows, side="right") - 1
-        pieces = [xs[k][sorted_rows[part == k] - starts[k]] for k in np.unique(part)]
-        c = conv(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
-        placed = np.empty_like(c)
-        placed[order] = c
-        f.write(memoryview(np.ascontiguousarray(placed)).cast("B"))
-        f.flush()
-        os.fdatasync(f.fileno())
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+def _sync_and_drop(f) -> None:
+    """Write ``f``'s dirty pages to disk and drop them from the page cache: a memory cgroup charges dirty page
+    cache to the writer, so writing a file larger than the limit must not keep it."""
+    f.flush()
+    os.fdatasync(f.fileno())
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+class _Buckets:
+    """An external shuffle with sequential I/O only: rows arriving in source order are appended to the bucket
+    of their output position (``rows_per`` consecutive positions each, a few tens of MB); then each bucket is
+    read back, its rows put in place in memory and written out in order. Random reads of a memory map would
+    fault row by row (with the kernel's readaround, 8 MB per fault here, a 3 GB file read 60 GB)."""
+
+    def __init__(self, folder: Path, position: np.ndarray, row_bytes: int):
+        self.folder, self.position = folder, position
+        self.rows_per = max(1, CHUNK_BYTES // row_bytes)
+        count = (len(position) + self.rows_per - 1) // self.rows_per
+        self.files = [open(folder / f"{k}.bin", "wb") for k in range(count)]
+
+    def add(self, at: int, rows: np.ndarray) -> None:
+        bucket = self.position[at:at + len(rows)] // self.rows_per
+        for k in np.unique(bucket):
+            self.files[k].write(memoryview(np.ascontiguousarray(rows[bucket == k])).cast("B"))
+            _sync_and_drop(self.files[k])
+
+    def write(self, out, shape: tuple[int, ...]) -> None:
+        for f in self.files:
+            f.close()
+        bucket_of = self.position // self.rows_per
+        for k in range(len(self.files)):
+            path = self.folder / f"{k}.bin"
+            rows = np.fromfile(path, dtype=np.float32).reshape(-1, *shape)  # in source order
+            placed = np.empty_like(rows)
+            placed[self.position[bucket_of == k] - k * self.rows_per] = rows
+            out.write(memoryview(placed).cast("B"))
+            _sync_and_drop(out)
+            path.unlink()
 
 
 def _finish_fingerprint(h: hashlib._Hash, ds: Dataset) -> str:
@@ -277,7 +298,7 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
     data, meta_path = root / f"{key}.npy", root / f"{key}.json"
     meta = _read_meta(meta_path)
     if meta is None or not data.is_file():
-        meta = _write_cache(xs, path, image_size, perm.numpy(), root, data, meta_path, kwargs)
+        meta = _write_cache(xs, path, image_size, position.numpy(), root, data, meta_path, kwargs)
     x = np.load(data, mmap_mode="c", allow_pickle=False)
     mapping = getattr(x, "_mmap", None)
     if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
@@ -296,11 +317,11 @@ def _read_meta(path: Path) -> dict | None:
     return meta if isinstance(meta, dict) and {"kind", "fingerprint"} <= set(meta) else None
 
 
-def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, perm: np.ndarray, root: Path,
+def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, position: np.ndarray, root: Path,
                  data: Path, meta_path: Path, kwargs: dict) -> dict:
-    """Check and hash the source in order (:func:`_stream`), then write ``data`` (a float32 ``.npy`` holding
-    row ``perm[j]`` at ``j``) and its ``.json``, both atomically."""
-    conv, shape, kind = _converter(xs[0], where, image_size)
+    """Check and hash the source in order (:func:`_stream`) while bucketing its rows, then write ``data`` (a
+    float32 ``.npy`` holding source row ``i`` at ``position[i]``) and its ``.json``, both atomically."""
+    _, shape, kind = _converter(xs[0], where, image_size)
     n = sum(len(x) for x in xs)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -309,11 +330,17 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, perm
     except OSError as exc:
         raise DataError(one_line(f"cannot write the memory-mapped cache in {root}: {exc}; pass --cache-dir")) from None
     try:
-        h, _, in_unit = _stream(xs, where, image_size, keep=False)
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(np.float32).str, "fortran_order": False,
-                                                     "shape": (n, *shape)})
-            _write_ordered(xs, conv, perm, f, 4 * int(np.prod(shape)))
+        with tempfile.TemporaryDirectory(dir=root, prefix=".tmp-") as scratch:
+            buckets = _Buckets(Path(scratch), position, 4 * int(np.prod(shape)))
+            try:
+                h, _, in_unit = _stream(xs, where, image_size, keep=False, sink=buckets.add)
+                with open(tmp, "wb") as f:
+                    np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(np.float32).str,
+                                                             "fortran_order": False, "shape": (n, *shape)})
+                    buckets.write(f, shape)
+            finally:
+                for f in buckets.files:
+                    f.close()
         fingerprint = _finish_fingerprint(h, Dataset(x=torch.zeros(n, 1), kind=kind, **kwargs))
         os.replace(tmp, data)
     except OSError as exc:
