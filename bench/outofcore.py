@@ -7,7 +7,8 @@ A random float32 array of ``--gb`` GB (rows of ``--dim`` values in [0, 1]) is wr
 folder; then `vaekit train --mmap` runs in a fresh process inside a memory cgroup limited to ``--limit-gb`` (cgroup
 v1 ``memory.limit_in_bytes`` or v2 ``memory.max``; root only: the limit covers the process's own memory *and*
 the page cache it fills, so a run that kept the data resident would be killed). The first run streams the file
-into vaekit's split-ordered cache (same folder) and trains; ``--again``: a second run reuses that cache. Reported per run:
+into vaekit's split-ordered cache (same folder) and trains; ``--again``: a second run reuses that cache.
+Reported per run:
 its wall time, the peak RSS (``ru_maxrss``: anonymous memory plus the pages of the mapped file it touched and
 the kernel had not yet reclaimed), the peak anonymous memory (``RssAnon`` sampled every 0.1 s) and the cgroup's
 peak charge. ``--in-memory`` adds the same run without ``--mmap`` under the same limit (expected: killed, or
@@ -17,9 +18,7 @@ refused). Everything written (data, cache, run, cgroup) is removed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -132,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         group, limit_file, peak_file = make_cgroup(limit)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "VAEKIT_CACHE": str(work / "cache")}
         base = [sys.executable, "-m", "vaekit", "train", "--data", str(work / "big.npy"), "--epochs", str(args.epochs),
-                "--hidden", args.hidden, "--latent-dim", "4", "--batch-size", str(args.batch_size), "--no-early-stopping",
+                "--hidden", args.hidden, "--latent-dim", "4", "--batch-size", str(args.batch_size),
+                "--no-early-stopping",
                 "--report-iwae-k", "0", "--cache-dir", str(work / "cache"), "-q"]
         runs = [("mmap, first (writes the cache)", ["--mmap"])]
         if args.again:

@@ -71,9 +71,9 @@ def test_mapped_run_trains_the_same_weights(data, tmp_path, monkeypatch):
     vaekit.train(data=str(tmp / "x.npy"), out=tmp_path / "map", mmap=True, **SETTINGS)
     vaekit.train(data=str(tmp / "shards"), out=tmp_path / "shard", mmap=True, **SETTINGS)
     w = load_tensors(tmp_path / "mem" / WEIGHTS)
-    for run in ("map", "shard"):
-        other = load_tensors(tmp_path / run / WEIGHTS)
-        assert all(torch.equal(w[k], other[k]) for k in w), run
+    for name in ("map", "shard"):
+        other = load_tensors(tmp_path / name / WEIGHTS)
+        assert all(torch.equal(w[k], other[k]) for k in w), name
 
 
 def test_cache_is_reused_and_rebuilt_when_a_file_changes(data):

@@ -5,13 +5,14 @@ a batch ``x[idx]`` reads only its rows.
 Streaming converts rows exactly as the in-memory loader does (:func:`~vaekit.data.sources.load_array_file`:
 float32, uint8 images / 255, NHWC → NCHW, the same one-line refusals), hashes them into the same content
 fingerprint as :meth:`Dataset.fingerprint`, and writes row ``perm[j]`` at position ``j`` (``perm`` the seeded
-permutation of :func:`~vaekit.data.dataset.split_dataset`): the validation rows first, then test, then train.
-:class:`SplitOrder` tells ``split_dataset`` where each original row lies, so the splits it returns are views
+permutation of :func:`~vaekit.data.dataset.split_dataset`): the validation rows first, then test, then train
+(through :class:`_Buckets`, an external shuffle with sequential I/O only). :class:`SplitOrder` tells ``split_dataset`` where each original row lies, so the splits it returns are views
 (no copy) with the same rows in the same order as in memory: training is unchanged.
 
 The cache lives in ``<cache dir>/outofcore/<key>.npy`` (+ ``.json``), ``key`` hashing the source files'
 names, sizes and modification times, ``--image-size``, the seed and the split fractions: a changed file makes
-a new cache. It is written to a temporary name and renamed (atomic).
+a new cache. It is written to a temporary name and renamed (atomic). The map is advised ``MADV_RANDOM``:
+batches fault their rows without the kernel's readaround.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def _parts(paths: list[Path], mapped: bool, folder: Path | None
                             "give every shard the same shape and dtype")
         if xs and (ys and ys[0] is not None) != (y is not None):
             raise DataError(f"shards of {folder} disagree: {paths[0].name} {'has' if ys[0] is not None else 'lacks'} "
-                            f"labels y and {p.name} {'has' if y is not None else 'lacks'}; give y in every shard or none")
+                            f"labels y and {p.name} {'has' if y is not None else 'lacks'}; "
+                            "give y in every shard or none")
         xs.append(x)
         ys.append(y)
         names = names if names is not None else y_names
@@ -345,8 +347,9 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, posi
         os.replace(tmp, data)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise DataError(one_line(f"cannot write the memory-mapped cache {data} ({format_bytes(n * 4 * int(np.prod(shape)))}): "
-                                 f"{exc}; free disk space or pass --cache-dir")) from None
+        size = format_bytes(n * 4 * int(np.prod(shape)))
+        raise DataError(one_line(f"cannot write the memory-mapped cache {data} ({size}): {exc}; free disk space "
+                                 "or pass --cache-dir")) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
