@@ -121,9 +121,13 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     distributed.preflight(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend)
     kind_options = kind_of(family.data_kind).load_options(cfg, {}) if family.data_kind else {}
     kind_options.setdefault("audio", audio_options(cfg)["audio"])  # spectrogram settings, if the data is audio
+    if cfg.mmap and in_memory is None:  # data larger than memory: vaekit.data.outofcore
+        kind_options["mmap_plan"] = (cfg.seed, cfg.val_fraction, cfg.test_fraction)
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)
+    if cfg.mmap and ds.split_order is None:
+        raise UsageError(f"--mmap reads a .npy file or a folder of .npy/.npz shards, not {cfg.data}; drop --mmap")
     prep = prepare(cfg, ds, resolve_likelihood=not resume)
     # a torchrun world is joined once every rank has its data (errors before this are said by rank 0 alone)
     dist, dist_device = distributed.start(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend,

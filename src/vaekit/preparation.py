@@ -113,7 +113,7 @@ def _prepare_sparse(cfg: TrainConfig, ds: Dataset, splits, resolve_likelihood: b
 
 def resolve_auto_likelihood(cfg: TrainConfig, ds: Dataset) -> TrainConfig:
     """``cfg`` with ``likelihood: auto`` resolved by the data kind, after checking an explicit choice fits."""
-    in_unit = in_unit_interval(ds.x)
+    in_unit = in_unit_interval(ds.x) if ds.known_in_unit is None else ds.known_in_unit  # --mmap: no scan
     lik = cfg.likelihood
     mixed = has_categorical(ds.schema)
     kind = kind_of(ds.kind)

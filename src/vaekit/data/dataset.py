@@ -52,6 +52,12 @@ class Dataset:
     audio: dict | None = None
     # audio: the index of the recording each example (patch) was cut from, [N] int64 (splits hold out clips)
     clips: torch.Tensor | None = None
+    # data larger than memory (data.outofcore): ``x`` is a memory map whose rows lie in the order of the run's
+    # seeded split (a SplitOrder says where each example lies), and what streaming it found: the content
+    # fingerprint (that of the same data in memory) and its range
+    split_order: Any = None
+    known_fingerprint: str | None = None
+    known_in_unit: bool | None = None  # whether every value of x lies in [0, 1], when known without a scan
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -90,6 +96,8 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """SHA-256 hex digest over the shapes, dtypes and bytes of x, y, test_x and test_y."""
+        if self.known_fingerprint is not None:
+            return self.known_fingerprint
         h = hashlib.sha256()
         if self.interactions is not None:  # sparse: the matrix's structure and its ids
             for arr in self.interactions.fingerprint_parts():
@@ -144,8 +152,26 @@ class Split:
         return b if idx is None else b.rows(idx)
 
 
-def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor, a: torch.Tensor | None = None) -> Split:
-    return Split(x=x[idx], y=None if y is None else y[idx], a=None if a is None else a[idx])
+def _take(x: torch.Tensor, y: torch.Tensor | None, idx: torch.Tensor, a: torch.Tensor | None = None,
+          order: Any = None) -> Split:
+    rows = x[idx] if order is None else order.take(x, idx)  # a split-ordered memory map: a view of it
+    return Split(x=rows, y=None if y is None else y[idx], a=None if a is None else a[idx])
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The examples of (validation, test, train) of :func:`split_dataset` without an official test set
+    (its fractions already checked; ``n`` >= 3): consecutive parts of one seeded permutation."""
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=gen)
+    n_val = max(1, round(val_fraction * n))
+    n_test = max(1, round(test_fraction * n))
+    while n - n_val - n_test < 1:  # keep at least one training example
+        if n_val >= n_test and n_val > 1:
+            n_val -= 1
+        else:
+            n_test -= 1
+    return perm[:n_val], perm[n_val:n_val + n_test], perm[n_val + n_test:]
 
 
 def split_dataset(
@@ -172,26 +198,19 @@ def split_dataset(
     if n < 3:
         raise DataError(f"dataset {ds.name or '(unnamed)'} has {n} example(s); at least 3 are needed to split it")
 
-    gen = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(n, generator=gen)
-    n_val = max(1, round(val_fraction * n))
     if official:
-        n_val = min(n_val, n - 1)
-        val = _take(ds.x, ds.y, perm[:n_val])
-        train = _take(ds.x, ds.y, perm[n_val:])
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+        n_val = min(max(1, round(val_fraction * n)), n - 1)
+        val = _take(ds.x, ds.y, perm[:n_val], order=ds.split_order)
+        train = _take(ds.x, ds.y, perm[n_val:], order=ds.split_order)
         assert ds.test_x is not None
         test = Split(x=ds.test_x, y=ds.test_y)
         return train, val, test
 
-    n_test = max(1, round(test_fraction * n))
-    while n - n_val - n_test < 1:  # keep at least one training example
-        if n_val >= n_test and n_val > 1:
-            n_val -= 1
-        else:
-            n_test -= 1
-    val = _take(ds.x, ds.y, perm[:n_val], ds.attributes)
-    test = _take(ds.x, ds.y, perm[n_val : n_val + n_test], ds.attributes)
-    train = _take(ds.x, ds.y, perm[n_val + n_test :], ds.attributes)
+    val_idx, test_idx, train_idx = split_indices(n, val_fraction, test_fraction, seed)
+    val = _take(ds.x, ds.y, val_idx, ds.attributes, ds.split_order)
+    test = _take(ds.x, ds.y, test_idx, ds.attributes, ds.split_order)
+    train = _take(ds.x, ds.y, train_idx, ds.attributes, ds.split_order)
     return train, val, test
 
 

@@ -104,7 +104,7 @@ def _pickled(what: str) -> str:
     return f"{what} holds Python objects (an object array), which vaekit never unpickles; save a numeric array"
 
 
-def _check_npy_header(f, size: int, what: str) -> None:
+def _check_npy_header(f, size: int, what: str, memory: bool = True) -> None:
     """Read the ``.npy`` header at the start of ``f`` (a file of ``size`` bytes) and refuse, before anything
     is allocated, an object array, a header whose shape needs more bytes than the file holds (a header
     claiming terabytes escaped as a MemoryError) and an array beyond the memory available."""
@@ -128,8 +128,9 @@ def _check_npy_header(f, size: int, what: str) -> None:
     if need > have:
         raise DataError(f"{what} is truncated or damaged: its header says shape {list(shape)} of {dtype} "
                         f"({format_bytes(need)}) but the file holds {format_bytes(max(have, 0))}; save the array again")
-    check_memory(need + count * 4, f"{what} (shape {list(shape)}, {dtype}, loaded as float32)",
-                 "load a smaller subset of it")
+    if memory:  # not for a memory-mapped read (vaekit.data.outofcore)
+        check_memory(need + count * 4, f"{what} (shape {list(shape)}, {dtype}, loaded as float32)",
+                     "load a smaller subset of it, or read it memory-mapped (--mmap, from a .npy or a folder of shards)")
 
 
 def _check_npz_members(path: Path) -> None:
@@ -220,8 +221,9 @@ def _to_nchw(x: np.ndarray, path: Path) -> np.ndarray:
     )
 
 
-def _check_x(x: np.ndarray, path: Path) -> None:
-    """Refuse an ``x`` that is not numeric, has the wrong number of axes, is empty or holds NaN/inf."""
+def _check_x(x: np.ndarray, path: Path, finite: bool = True) -> None:
+    """Refuse an ``x`` that is not numeric, has the wrong number of axes, is empty or holds NaN/inf (unless
+    ``finite`` is False: the streaming reader checks that chunk by chunk)."""
     if x.dtype.kind not in "biuf":
         raise DataError(f"x in {path} has dtype {x.dtype}; save a numeric (int, float or bool) array")
     if x.ndim not in (2, 3, 4):
@@ -230,7 +232,7 @@ def _check_x(x: np.ndarray, path: Path) -> None:
         )
     if x.shape[0] == 0 or x.size == 0:
         raise DataError(f"x in {path} is empty (shape {list(x.shape)}); give at least one example")
-    if x.dtype.kind == "f":
+    if finite and x.dtype.kind == "f":
         bad = int((~np.isfinite(x)).sum())
         if bad:
             raise DataError(f"x in {path} has {bad} NaN or infinite value(s); fill or drop them")

@@ -156,6 +156,18 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
     return nbytes <= DEVICE_SHARE * free
 
 
+def may_pin(t: torch.Tensor | None) -> bool:
+    """Whether to copy ``t`` into pinned host memory: when it takes at most half of the memory available. A
+    split larger than that (a memory-mapped one: ``--mmap``) stays pageable where it is, and each batch is
+    gathered from it and copied over (synchronously)."""
+    from ..data._common import available_memory
+
+    if t is None:
+        return False
+    avail = available_memory()
+    return avail is None or tensor_bytes(t) <= avail // 2
+
+
 def to_device(obj, device: torch.device):
     """A batch (a tensor, a dataclass of tensors, or a tuple/list of those) on ``device``; from pinned memory
     the copies are asynchronous (``non_blocking``)."""

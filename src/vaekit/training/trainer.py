@@ -25,7 +25,7 @@ from torch import nn
 from ..config import TrainConfig
 from . import distributed
 from .parts import (beta_at, compile_networks, fits_on_device, load_optimizer_state, make_optimizer,
-                    make_scheduler, optimizer_state, tensor_bytes, to_device)
+                    make_scheduler, may_pin, optimizer_state, tensor_bytes, to_device)
 from ..data.dataset import Split
 from ..errors import TrainingError
 from ..core.objectives import Objective
@@ -263,7 +263,7 @@ class Trainer:
     def _on_device(self, split: Split, may_stay: bool = False) -> Split:
         if may_stay and not fits_on_device(tensor_bytes(split.x, split.c, split.mask), self.device):
             self._host_train = True  # pinned host memory, one batch at a time to the device (parts.to_device)
-            pin = (lambda t: t if t is None else t.pin_memory()) if self.device.type == "cuda" else (lambda t: t)
+            pin = (lambda t: t.pin_memory() if may_pin(t) else t) if self.device.type == "cuda" else (lambda t: t)
             return dataclasses.replace(split, x=pin(split.x), c=pin(split.c),
                                        mask=None if split.mask is None else pin(split.mask.to(split.x.dtype)))
         x = split.x.to(self.device)  # a Split subclass keeps its own fields (interactions: the CSR matrices)

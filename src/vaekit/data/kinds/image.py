@@ -19,7 +19,10 @@ class ImageKind(DataKind):
     def claims(self, source: str, path: Path | None) -> bool:
         from ..builtin import BUILTIN_NAMES
 
-        return (path is None and source.strip().lower() in BUILTIN_NAMES) or (path is not None and path.is_dir())
+        from ..outofcore import is_shard_folder
+
+        return (path is None and source.strip().lower() in BUILTIN_NAMES) or (
+            path is not None and path.is_dir() and not is_shard_folder(path))
 
     def load(self, source: str, path: Path | None, *, image_size: int | None = None, cache_dir: Any = None,
              download: bool = True, **_: Any) -> Dataset:
