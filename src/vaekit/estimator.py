@@ -29,6 +29,25 @@ class EstimatorNotFittedError(UsageError, NotFittedError):
     """A method that needs a fitted estimator was called before ``fit`` (or ``load``)."""
 
 
+def save_estimator_run(est: Any, class_name: str, path: str | os.PathLike, overwrite: bool,
+                       history: list[dict]) -> Path:
+    """A fitted estimator's run directory (``config.json`` with its parameters under ``"estimator"``,
+    ``model.safetensors``, ``metrics.jsonl``: the layout of ``vaekit train --out``), written under the run's lock."""
+    import contextlib
+
+    from .runs import METRICS, WEIGHTS, atomic_write_text, json_text, prepare_run_dir, save_tensors
+
+    out = Path(path)
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in est.get_params().items()}
+    params["random_state"] = _seed(est.random_state)
+    info = {**est.trained_.info, "estimator": {"class": class_name, "params": params}}
+    with contextlib.ExitStack() as held:  # the run's lock, until every file is written
+        prepare_run_dir(out, overwrite, info, held)
+        save_tensors(out / WEIGHTS, est.trained_.model.state_dict())
+        atomic_write_text(out / METRICS, "".join(json_text(r) + "\n" for r in history))
+    return out
+
+
 def _seed(random_state: Any) -> int:
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
         return int(random_state)
@@ -213,20 +232,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write a run directory (``config.json`` + ``model.safetensors`` + ``metrics.jsonl``, the layout of
         ``vaekit train --out``), readable by :meth:`load`, :func:`vaekit.load` and the CLI."""
-        import contextlib
-
-        from .runs import METRICS, WEIGHTS, atomic_write_text, json_text, prepare_run_dir, save_tensors
-
         self._check_fitted()
-        out = Path(path)
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        params["random_state"] = _seed(self.random_state)
-        info = {**self.trained_.info, "estimator": {"class": "vaekit.VAE", "params": params}}
-        with contextlib.ExitStack() as held:  # the run's lock, until every file is written
-            prepare_run_dir(out, overwrite, info, held)
-            save_tensors(out / WEIGHTS, self.trained_.model.state_dict())
-            atomic_write_text(out / METRICS, "".join(json_text(r) + "\n" for r in getattr(self, "history_", [])))
-        return out
+        return save_estimator_run(self, "vaekit.VAE", path, overwrite, getattr(self, "history_", []))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "VAE":

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .errors import DataError, RunError, UsageError
-from .estimator import EstimatorNotFittedError, _seed
+from .estimator import EstimatorNotFittedError, _seed, save_estimator_run
 
 __all__ = ["Recommender"]
 
@@ -225,20 +225,8 @@ class Recommender(BaseEstimator):
         """Write a run directory (``config.json`` with the id maps, ``model.safetensors``, ``metrics.jsonl``,
         the layout of ``vaekit train --out``), readable by :meth:`load`, :func:`vaekit.load` and the CLI
         (``vaekit recommend`` names items by their column numbers)."""
-        import contextlib
-
-        from .runs import METRICS, WEIGHTS, atomic_write_text, json_text, prepare_run_dir, save_tensors
-
         self._check_fitted()
-        out = Path(path)
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        params["random_state"] = _seed(self.random_state)
-        info = {**self.trained_.info, "estimator": {"class": "vaekit.Recommender", "params": params}}
-        with contextlib.ExitStack() as held:  # the run's lock, until every file is written
-            prepare_run_dir(out, overwrite, info, held)
-            save_tensors(out / WEIGHTS, self.trained_.model.state_dict())
-            atomic_write_text(out / METRICS, "".join(json_text(r) + "\n" for r in self.history_))
-        return out
+        return save_estimator_run(self, "vaekit.Recommender", path, overwrite, self.history_)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "Recommender":

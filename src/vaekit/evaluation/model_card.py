@@ -249,10 +249,24 @@ def _usage(name: str, info: dict) -> list[str]:
            f"The weights are `{WEIGHTS}` (safetensors: tensors only, no code); every other file is JSON, PNG or this "
            "Markdown. vaekit never unpickles a file: a pickle (`torch.save` output, `.pt`/`.pth`/`.pkl`) in place of "
            "the weights is refused with a one-line error naming why, and other files in the folder are ignored.", "",
-           f"_This card was written by vaekit from `{CONFIG}`, `{RESULTS}` and `{EVALUATION}`; `vaekit report` "
-           "rewrites it. To keep your own notes, delete its first line (then vaekit neither replaces nor removes "
-           f"the file, and writes its card to `{CARD_FALLBACK}`)._", ""]
+           *card_written_by()]
     return out
+
+
+def card_written_by() -> list[str]:
+    """The last lines of every card (VAE, recommender, series, sequence): which files it was written from and how
+    to keep one's own notes instead."""
+    return [f"_This card was written by vaekit from `{CONFIG}`, `{RESULTS}` and `{EVALUATION}`; `vaekit report` "
+            "rewrites it. To keep your own notes, delete its first line (then vaekit neither replaces nor removes "
+            f"the file, and writes its card to `{CARD_FALLBACK}`)._", ""]
+
+
+def family_card_safety() -> list[str]:
+    """The Safety section of the cards of runs without a VAE's PNG figures (recommender, series, sequence runs),
+    followed by :func:`card_written_by`."""
+    return ["## Safety", "",
+            f"The weights are `{WEIGHTS}` (safetensors: tensors only, no code); every other file is JSON, HTML or "
+            "this Markdown. vaekit never unpickles a file.", "", *card_written_by()]
 
 
 def _optional_json(path: Path) -> dict | None:

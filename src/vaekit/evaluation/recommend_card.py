@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runs import CARD_FALLBACK, CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
+from ..runs import CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
 
 __all__ = ["recommend_card", "write_recommend_report", "METRIC_NAMES"]
 
@@ -84,7 +84,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def recommend_card(name: str, info: dict, results: dict | None, ev: dict | None) -> str:
     """The Markdown card of a recommendation run named ``name`` with ``config.json`` = ``info``."""
-    from .model_card import _config
+    from .model_card import _config, family_card_safety
 
     cfg = info.get("config", {})
     fam = cfg.get("family", "mult-vae")
@@ -140,12 +140,7 @@ def recommend_card(name: str, info: dict, results: dict | None, ev: dict | None)
             f"vaekit recommend {name} --data history.csv --k 20 --out recs.csv   # user,item,score,rank",
             f"vaekit evaluate {name}        # NDCG@100, Recall@20/50, coverage on the test users",
             f"vaekit report {name}          # rewrites report.html, evaluation.json and this card",
-            "```", "", "## Safety", "",
-            f"The weights are `{WEIGHTS}` (safetensors: tensors only, no code); every other file is JSON, HTML or "
-            "this Markdown. vaekit never unpickles a file.", "",
-            f"_This card was written by vaekit from `{CONFIG}`, `{RESULTS}` and `{EVALUATION}`; `vaekit report` "
-            "rewrites it. To keep your own notes, delete its first line (then vaekit neither replaces nor removes "
-            f"the file, and writes its card to `{CARD_FALLBACK}`)._", ""]
+            "```", "", *family_card_safety()]
     return "\n".join(out)
 
 

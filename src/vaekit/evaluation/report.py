@@ -61,6 +61,24 @@ def pyplot():
 
 
 
+def train_val_curve(metrics: list[dict], title: str) -> bytes | None:
+    """One panel: training and validation loss per epoch (families whose metrics.jsonl has no recon/KL/β
+    columns: series, sequences); None before the first epoch."""
+    rows = [m for m in metrics if "train_loss" in m]
+    if not rows:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ep = [m["epoch"] for m in rows]
+    ax.plot(ep, [m["train_loss"] for m in rows], "o-", label="training")
+    if any("val_loss" in m for m in rows):
+        ax.plot(ep, [m.get("val_loss") for m in rows], "o-", label="validation (early stopping watches it)")
+    ax.set(title=title, xlabel="epoch")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig_png(fig)
+
+
 def loss_curves(metrics: list[dict]) -> bytes:
     """Three panels: train/validation −ELBO; reconstruction and KL; β and learning rate, per epoch
     (semi-supervised M2 runs log other terms: :func:`m2_curves`)."""

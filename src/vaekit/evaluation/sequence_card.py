@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..runs import CARD_FALLBACK, CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
+from ..runs import CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
 
 __all__ = ["sequence_card", "write_sequence_report", "collapsed", "COLLAPSE_KL"]
 
@@ -92,7 +92,7 @@ def _molecule_defs(ev: dict | None) -> list[str]:
 
 def sequence_card(name: str, info: dict, results: dict | None, ev: dict | None) -> str:
     """The Markdown card of a seq-vae run named ``name`` with ``config.json`` = ``info``."""
-    from .model_card import _config
+    from .model_card import _config, family_card_safety
 
     cfg, d = info.get("config", {}), info.get("data", {})
     tok = d.get("tokenizer", "smiles")
@@ -142,32 +142,15 @@ def sequence_card(name: str, info: dict, results: dict | None, ev: dict | None) 
             f"vaekit sample {name} -n 1000 --out samples.smi [--temperature 0.7]",
             f"vaekit evaluate {name} [--samples 1000] [--fcd]   # the metrics above",
             f"vaekit report {name}          # rewrites report.html, {EVALUATION} and this card", "```", "",
-            "## Safety", "",
-            f"The weights are `{WEIGHTS}` (safetensors: tensors only, no code); every other file is JSON, HTML or "
-            "this Markdown. vaekit never unpickles a file.", "",
-            f"_This card was written by vaekit from `{CONFIG}`, `{RESULTS}` and `{EVALUATION}`; `vaekit report` "
-            "rewrites it. To keep your own notes, delete its first line (then vaekit neither replaces nor removes "
-            f"the file, and writes its card to `{CARD_FALLBACK}`)._", ""]
+            *family_card_safety()]
     return "\n".join(out)
 
 
 def _curve_png(metrics: list[dict]) -> bytes | None:
     """Training and validation −ELBO per string per epoch."""
-    rows = [m for m in metrics if "train_loss" in m]
-    if not rows:
-        return None
-    from .report import fig_png, pyplot
+    from .report import train_val_curve
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ep = [m["epoch"] for m in rows]
-    ax.plot(ep, [m["train_loss"] for m in rows], "o-", label="training")
-    if any("val_loss" in m for m in rows):
-        ax.plot(ep, [m.get("val_loss") for m in rows], "o-", label="validation (early stopping watches it)")
-    ax.set(title="−ELBO per string (nats)", xlabel="epoch")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig_png(fig)
+    return train_val_curve(metrics, "−ELBO per string (nats)")
 
 
 def write_sequence_report(run: Path, info: dict, ev: dict | None, figures: dict[str, tuple[str, bytes]],

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..runs import CARD_FALLBACK, CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
+from ..runs import CARD_MARK, CONFIG, EVALUATION, METRICS, RESULTS, WEIGHTS, atomic_write_text
 
 __all__ = ["series_card", "write_series_report", "FORECAST_METRICS"]
 
@@ -119,7 +119,7 @@ def data_facts(info: dict) -> list[list[str]]:
 
 def series_card(name: str, info: dict, results: dict | None, ev: dict | None) -> str:
     """The Markdown card of a series run named ``name`` with ``config.json`` = ``info``."""
-    from .model_card import _config
+    from .model_card import _config, family_card_safety
 
     cfg, s = info.get("config", {}), info.get("series", {})
     fam = cfg.get("family", "series-vae")
@@ -189,32 +189,15 @@ def series_card(name: str, info: dict, results: dict | None, ev: dict | None) ->
                 f"vaekit impute {name} --data series.csv --out filled.csv"]
     out += [f"vaekit evaluate {name}        # the metrics above, on the test period",
             f"vaekit report {name}          # rewrites report.html, evaluation.json and this card",
-            "```", "", "## Safety", "",
-            f"The weights are `{WEIGHTS}` (safetensors: tensors only, no code); every other file is JSON, HTML or "
-            "this Markdown. vaekit never unpickles a file.", "",
-            f"_This card was written by vaekit from `{CONFIG}`, `{RESULTS}` and `{EVALUATION}`; `vaekit report` "
-            "rewrites it. To keep your own notes, delete its first line (then vaekit neither replaces nor removes "
-            f"the file, and writes its card to `{CARD_FALLBACK}`)._", ""]
+            "```", "", *family_card_safety()]
     return "\n".join(out)
 
 
 def curve_png(metrics: list[dict]) -> bytes | None:
     """Training and validation loss (−ELBO per window, or −IWAE) per epoch."""
-    rows = [m for m in metrics if "train_loss" in m]
-    if not rows:
-        return None
-    from .report import fig_png, pyplot
+    from .report import train_val_curve
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ep = [m["epoch"] for m in rows]
-    ax.plot(ep, [m["train_loss"] for m in rows], "o-", label="training")
-    if any("val_loss" in m for m in rows):
-        ax.plot(ep, [m.get("val_loss") for m in rows], "o-", label="validation (early stopping watches it)")
-    ax.set(title="loss per window (nats, standardized units)", xlabel="epoch")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig_png(fig)
+    return train_val_curve(metrics, "loss per window (nats, standardized units)")
 
 
 def write_series_report(run: Path, info: dict, ev: dict | None, figures: dict[str, tuple[str, bytes]]) -> Path:
