@@ -4,13 +4,18 @@ published rows.
 
     python -m bench.molecules [--wheel molsets-0.3.1-py3-none-any.whl] [--n-train 250000] [--n-samples 30000]
                               [--n-test 176074] [--models train,ngram] [--no-fcd] [--scaffold-test]
+    python -m bench.molecules --write-train train.smi          # the training subset, for `vaekit train`
+    python -m bench.molecules --models ngram,smiles-vae=runs/smi,selfies-vae=runs/sf   # score trained runs
 
 The data come from the molsets wheel (see bench/molecules_data.py; not a dependency, only its CSVs are read).
 Models: ``train`` (MOSES's "Train" row: molecules drawn from the training subset itself, a ceiling; novelty 0
 by construction), ``ngram`` (MOSES's character n-gram baseline, bench/ngram.py), and ``smiles-vae`` /
 ``selfies-vae`` (vaekit's ``seq-vae`` family with its defaults, ``--vae-epochs`` epochs on the training subset,
-samples at temperature 1; SELFIES samples are decoded to SMILES). Novelty is against the training
-subset the generators saw. FCD costs ≈ 20 ms per molecule on one CPU core (reference set and valid samples).
+samples at temperature 1; SELFIES samples are decoded to SMILES); ``smiles-vae=RUN`` samples a run trained
+beforehand (e.g. by ``vaekit train --data train.smi --family seq-vae ...`` on the file ``--write-train`` writes,
+which can take several processes and sessions: ``--resume``), its training time read from the run's metrics.
+Novelty is against the training subset the generators saw. The test set's statistics are kept in a cache
+(bench/molecules_reference.py) and computed once. FCD costs ≈ 20 ms per molecule on one CPU core (reference set and valid samples).
 Needs ``pip install 'vaekit[molecules]'``.
 """
 
@@ -44,9 +49,28 @@ PUBLISHED = {
 }
 
 
+def sample_run(run: str, n: int, seed: int) -> tuple[list[str], float, float]:
+    """(samples, training seconds summed over the run's epochs, sampling seconds) of a trained seq-vae run."""
+    import json
+    from pathlib import Path
+
+    import vaekit
+
+    path = Path(run)
+    if not (path / "metrics.jsonl").is_file():
+        fail(f"{run} is not a trained run directory (no metrics.jsonl); train one with vaekit train first")
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    model = vaekit.load(path)
+    t0 = time.perf_counter()
+    samples = model.sample_strings(n, temperature=1.0, seed=seed)
+    return samples, float(sum(r.get("seconds", 0.0) for r in rows)), time.perf_counter() - t0
+
+
 def sample_model(name: str, train: list[str], n: int, seed: int, order: int,
                  vae_epochs: int = 1) -> tuple[list[str], float, float]:
     """(samples, training seconds, sampling seconds) of one generator."""
+    if "=" in name:
+        return sample_run(name.split("=", 1)[1], n, seed)
     if name in ("smiles-vae", "selfies-vae"):
         import tempfile
         from pathlib import Path
@@ -100,26 +124,41 @@ def main(argv=None) -> dict:
     p.add_argument("--scaffold-test", action="store_true", help="also score against the scaffold test set (TestSF)")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the RDKit parts")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--write-train", default=None, metavar="PATH",
+                   help="write the training subset (one SMILES per line) to PATH and stop")
+    p.add_argument("--reference-cache", default=None, help="where the test set's statistics are kept (default "
+                                                          "~/.cache/vaekit/molsets/reference)")
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m.partition("=")[0] not in MODELS
+               or ("=" in m and (not m.partition("=")[0].endswith("-vae") or not m.partition("=")[2]))]
     if unknown:
-        fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)} (the -vae ones also as "
+             "smiles-vae=RUN_DIR)")
 
     from vaekit.errors import UsageError
-    from vaekit.evaluation.molecules import canonical_valid, molecule_metrics, reference_stats
+    from vaekit.evaluation.molecules import canonical_valid, molecule_metrics
+
+    from .molecules_reference import cached_reference
 
     try:
         wheel = molsets_wheel(args.wheel, args.cache_dir)
         t0 = time.perf_counter()
         train = subset(read_split(wheel, "train"), args.n_train, args.seed)
+        if args.write_train:
+            from pathlib import Path
+
+            Path(args.write_train).write_text("\n".join(train) + "\n")
+            print(f"wrote {len(train)} training molecules to {args.write_train}")
+            return {}
         test = subset(read_split(wheel, "test"), args.n_test, args.seed)
         test_sf = subset(read_split(wheel, "test_scaffolds"), args.n_test, args.seed) if args.scaffold_test else None
         train_canonical = set(canonical_valid(train, args.n_jobs))
         t_data = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ref = reference_stats(test, fcd=args.fcd, n_jobs=args.n_jobs)
-        ref_sf = (reference_stats(test_sf, fcd=args.fcd, properties=False, n_jobs=args.n_jobs, what="the TestSF set")
+        ref = cached_reference(test, fcd=args.fcd, n_jobs=args.n_jobs, cache_dir=args.reference_cache)
+        ref_sf = (cached_reference(test_sf, fcd=args.fcd, properties=False, n_jobs=args.n_jobs,
+                                   cache_dir=args.reference_cache, what="the TestSF set")
                   if test_sf is not None else None)
         t_ref = time.perf_counter() - t0
         print(f"data {t_data:.1f} s ({len(train)} train, {len(test)} test), reference statistics {t_ref:.1f} s",
@@ -131,6 +170,7 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             m = molecule_metrics(samples, train_canonical, ref, fcd=args.fcd, n_jobs=args.n_jobs,
                                  test_scaffolds=ref_sf, train_is_canonical=True)
+            name = name.replace("=", " ")
             rows[name] = {**m, "train_s": t_train, "sample_s": t_sample, "metrics_s": time.perf_counter() - t0,
                           "samples_per_s": len(samples) / t_sample if t_sample > 0 else math.nan}
             print(f"{name}: valid {m['valid']:.3f}, FCD/Test {m.get('FCD/Test', math.nan):.3f}, "

@@ -50,3 +50,25 @@ def test_ngram_counts_and_samples():
     assert counts["CCO"] > counts["CCN"]  # 2 : 1 in the data
     smooth = NGram(order=10, l_smooth=1.0, max_len=20).fit(train).generate(50, seed=1)
     assert all(set(s) <= set("CON1c") and len(s) <= 19 for s in smooth)
+
+
+def test_reference_statistics_cache_round_trips(tmp_path):
+    """The test set's statistics read back from the cache (no pickle) score a generated set exactly as the
+    statistics computed in memory; another set of molecules does not reuse them."""
+    pytest.importorskip("rdkit")
+    pytest.importorskip("fcd_torch")
+    from bench.molecules_reference import cached_reference
+    from vaekit.evaluation.molecules import molecule_metrics
+
+    ref = ["CCO", "CCN", "c1ccccc1", "CC(=O)O", "c1ccncc1", "CCOC(=O)c1ccccc1", "O=C1CCCN1", "Cc1ccc(O)cc1",
+           "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "c1ccc2ccccc2c1"]
+    gen = ["CCO", "CCCO", "c1ccccc1O", "CC(=O)N", "C1CCNCC1", "c1ccoc1"]
+    fresh = cached_reference(ref, cache_dir=tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npz")
+    again = cached_reference(ref, cache_dir=tmp_path)  # read back
+    assert again["fps"].dtype == fresh["fps"].dtype and (again["fps"] == fresh["fps"]).all()
+    assert again["frag"] == fresh["frag"] and again["scaf"] == fresh["scaf"]
+    assert molecule_metrics(gen, ref, again) == molecule_metrics(gen, ref, fresh)
+    cached_reference(ref[:-1], cache_dir=tmp_path, fcd=False, properties=False)
+    assert len(list(tmp_path.iterdir())) == 4  # a different set writes its own files
