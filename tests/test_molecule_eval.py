@@ -126,6 +126,15 @@ def test_optimize_marks_a_training_molecule_spelled_anew_as_not_novel(mol_run):
     assert novel == {"CCCCCCCCCCCCOCCCCCCCC": True, "OCC": False}
 
 
+def test_optimize_ranks_each_molecule_once_whatever_its_spelling():
+    """'CCO' and 'OCC' are one molecule: ranked once, under the first spelling; unreadable strings drop out."""
+    pytest.importorskip("rdkit")
+    from vaekit.tasks.optimize import rank_molecules
+
+    ranked = rank_molecules(["CCO", "OCC", "c1ccccc1", "C(", "C1=CC=CC=C1"], [0.5, 0.5, 2.0, float("nan"), 2.0])
+    assert ranked == [("c1ccccc1", 2.0), ("CCO", 0.5)]
+
+
 def test_report_of_a_molecule_run_has_drawings_properties_path_and_card(mol_run):
     pytest.importorskip("rdkit")
     d, _ = mol_run

@@ -145,16 +145,22 @@ def _optimize(trained, prop, starts, steps, lr, fit_molecules, seed, vocabulary,
     scores = rdkit_property_values(prop, decoded)
     final = scores[-len(first):]
     valid_final = [v for v in final if math.isfinite(v)]
-    best: dict[str, float] = {}
-    for s, v in zip(decoded, scores):
-        if math.isfinite(v):
-            best[s] = v
-    ranked = sorted(best.items(), key=lambda sv: -sv[1])
+    ranked = rank_molecules(decoded, scores)
     i_best = int(values.argmax())
     return OptimizeResult(prop, ranked, (strings[i_best], float(values[i_best])),
                           len(valid_final) / len(final), float(values[first].mean()),
                           sum(valid_final) / len(valid_final) if valid_final else math.nan, r2,
                           [_canonical_or_self(s) not in train_set for s, _ in ranked])
+
+
+def rank_molecules(smiles: list[str], scores: list[float]) -> list[tuple[str, float]]:
+    """(SMILES, score) of each distinct molecule that scored, best first: two spellings of one molecule (the
+    same canonical SMILES) count once, under the first spelling decoded."""
+    best: dict[str, tuple[str, float]] = {}
+    for s, v in zip(smiles, scores):
+        if math.isfinite(v):
+            best.setdefault(_canonical_or_self(s), (s, v))
+    return sorted(best.values(), key=lambda sv: -sv[1])
 
 
 def _canonical_or_self(smiles: str) -> str:
