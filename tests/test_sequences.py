@@ -180,8 +180,8 @@ def test_seq_vae_defaults_are_the_scaled_moses_settings():
     from vaekit.families.seq_vae import SeqVAEFamily
 
     cfg = SeqVAEFamily().defaults(TrainConfig(family="seq-vae", latent_dim=8))
-    assert (cfg.hidden, cfg.latent_dim, cfg.batch_size, cfg.decoder_layers, cfg.grad_clip) == \
-        ([128, 256], 8, 512, 2, 50)
+    assert (cfg.hidden, cfg.latent_dim, cfg.batch_size, cfg.lr, cfg.decoder_layers, cfg.grad_clip) == \
+        ([128, 256], 8, 64, 2e-3, 2, 50)
 
 
 # -- the CLI -----------------------------------------------------------------------------------------------------
