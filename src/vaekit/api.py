@@ -123,6 +123,10 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
     kind_options.setdefault("audio", audio_options(cfg)["audio"])  # spectrogram settings, if the data is audio
     if cfg.mmap and in_memory is None:  # data larger than memory: vaekit.data.outofcore
         kind_options["mmap_plan"] = (cfg.seed, cfg.val_fraction, cfg.test_fraction)
+        if resume and cache_dir is None:  # the cache folder training used (config.json's data.mmap_cache)
+            from .data.mapped_reads import run_cache_dir
+
+            cache_dir = run_cache_dir(info)
     ds = in_memory if in_memory is not None else \
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)
@@ -325,7 +329,7 @@ def _eval_data(trained: "TrainedVAE", data: Any, split: str, seed: int, cache_di
     cfg = trained.config
     if data is None or isinstance(data, (str, os.PathLike)):
         source = cfg.data if data is None else os.fspath(data)
-        ds = trained.load_data(source, cache_dir=cache_dir)
+        ds = trained.load_data(source, cache_dir=cache_dir, mapped=True)  # --mmap runs: the cache, not memory
         same = trained.run_dir is not None and (trained.run_dir / RESULTS).is_file() and \
             ds.fingerprint() == trained.info["data"].get("fingerprint")  # results.json's numbers apply
         parts = kind_of(ds.kind).split(ds, cfg)

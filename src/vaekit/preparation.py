@@ -45,7 +45,8 @@ class Prepared:
                 **({"users": ds.interactions.users, "items": ds.interactions.items,
                     "interactions": int(ds.interactions.matrix.nnz)}
                    if ds.interactions is not None else {}),
-                **({"audio": ds.audio} if ds.audio is not None else {})}
+                **({"audio": ds.audio} if ds.audio is not None else {}),
+                **({"mmap_cache": ds.split_order.cache} if getattr(ds.split_order, "cache", None) else {})}
 
 
 def prepare(cfg: TrainConfig, ds: Dataset, resolve_likelihood: bool = True) -> Prepared:

@@ -28,7 +28,7 @@ def run_quality(trained, data: Any = None, split: str = "test", sampler: str = "
     if trained.model.cond_dim:
         return {"skipped": "conditional run: its samples depend on the condition (not measured)"}
     source = trained.config.data if data is None else os.fspath(data)
-    ds = trained.load_data(source, cache_dir=cache_dir)
+    ds = trained.load_data(source, cache_dir=cache_dir, mapped=True)  # a --mmap run's own data: its cache
     if ds.y is None or not bool((ds.y >= 0).any()):
         return {"skipped": f"{source} has no labels, and vaekit's feature classifier is trained on them"}
     kind = kind_of(ds.kind)

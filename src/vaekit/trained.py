@@ -112,8 +112,10 @@ class TrainedVAE:
 
     @torch.no_grad()
     def _batched(self, fn: Callable, x: torch.Tensor, c: torch.Tensor | None, batch_size: int = 1024) -> torch.Tensor:
+        from .data.mapped_reads import row_chunks
+
         return torch.cat([fn(x[i: i + batch_size], None if c is None else c[i: i + batch_size]).cpu()
-                          for i in range(0, len(x), batch_size)])
+                          for i in row_chunks(x, batch_size)])
 
     def check_columns(self, columns: list[str] | None, source: str) -> None:
         """A one-line DataError when a table's feature columns differ from the training table's."""
@@ -383,8 +385,14 @@ class TrainedVAE:
 
         return decode_latent(self, z, temperature, seed)
 
-    def load_data(self, source: str, **kwargs: Any) -> Dataset:
-        """Load ``source`` the way this run's training data was loaded (same image size, label column)."""
+    def load_data(self, source: str, *, mapped: bool = False, **kwargs: Any) -> Dataset:
+        """Load ``source`` the way this run's training data was loaded (same image size, label column).
+        ``mapped`` (for callers that take the run's splits): a ``--mmap`` run's own data is opened through its
+        split-ordered memory-mapped cache instead of read into memory (:mod:`vaekit.data.mapped_reads`)."""
+        if mapped and kwargs.get("image_size", self.config.image_size) == self.config.image_size:
+            from .data.mapped_reads import run_data_options
+
+            kwargs.update(run_data_options(self.config, self.info, source, kwargs.get("cache_dir")))
         for k, v in self.kind.load_options(self.config, self.info).items():
             kwargs.setdefault(k, v)
         return load_source(source, **kwargs)

@@ -81,7 +81,7 @@ def _scored_data(trained: Any, data: str, split: str, kw: dict) -> Any:
 
     from ..data.kinds import kind_of
 
-    ds = trained.load_data(data, **kw)
+    ds = trained.load_data(data, **kw, mapped=split != "all")  # a --mmap run's own data: its cache
     if split != "all":
         part = kind_of(ds.kind).split(ds, trained.config)[("train", "validation", "test").index(split)]
         ds.x, ds.y, ds.test_x, ds.test_y = part.x, part.y, None, None
@@ -131,7 +131,7 @@ def _threshold(trained: Any, run: Path, data: str, scores: np.ndarray, method: s
         return threshold(scores, contamination), f"{contamination:g} of the scored examples below it"
     cfg = trained.config
     try:
-        ref = trained.load_data(cfg.data, **({"image_size": image_size} if image_size else {}))
+        ref = trained.load_data(cfg.data, **({"image_size": image_size} if image_size else {}), mapped=True)
     except DataError as err:
         raise DataError(f"the threshold is a quantile of the validation split of the run's data {cfg.data!r}, "
                         f"which cannot be loaded ({str(err).rstrip('.')}); pass --contamination C to "

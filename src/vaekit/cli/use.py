@@ -101,7 +101,7 @@ def reconstruct(
     from ..api import load_vae as load
 
     trained = load(run)
-    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}), mapped=split != "all")
     ds = pick_split(trained, ds, split, data)
     keep = n or (32 if out.suffix.lower() == ".png" else len(ds.x))
     ds.x, ds.y = ds.x[:keep], (ds.y[:keep] if ds.y is not None else None)
@@ -138,7 +138,7 @@ def encode(
     from ..api import load_vae as load
 
     trained = load(run)
-    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}), mapped=split != "all")
     ds = pick_split(trained, ds, split, data)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     xm, c = trained.dataset_inputs(ds)
@@ -171,7 +171,7 @@ def denoise(
     from ..api import load_vae as load
 
     trained = load(run)
-    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}))
+    ds = trained.load_data(data, **({"image_size": image_size} if image_size else {}), mapped=split != "all")
     ds = pick_split(trained, ds, split, data)
     from ..data.kinds import kind_of
 

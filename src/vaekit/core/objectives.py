@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.batch import Batch
+from ..data.mapped_reads import row_chunks
 from .inference import draw, in_eval_mode, log_normal_std, log_weights, prior_log_prob
 
 
@@ -166,7 +167,7 @@ def elbo_parts(model, x: torch.Tensor, batch_size: int = 1024, c: torch.Tensor |
     (observed entries only where ``mask`` is given)."""
     dev = next(model.parameters()).device
     recon, kl = [], []
-    for i in range(0, len(x), batch_size):
+    for i in row_chunks(x, batch_size):  # range(); a memory-mapped x is read ahead in large requests
         rows = slice(i, i + batch_size)
         b = Batch(x[rows], condition=None if c is None else c[rows], mask=None if mask is None else mask[rows])
         out = elbo_loss(model, b.to(dev))

@@ -43,6 +43,7 @@ class SplitOrder:
     holding original example ``i`` (``y`` and attributes stay in the original order)."""
 
     position: torch.Tensor  # int64 [N]
+    cache: str | None = None  # the cache file (recorded in config.json: the run's commands re-open it)
 
     def take(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """``x``'s rows for original examples ``idx``: a view when they lie contiguously in order (the split the
@@ -307,7 +308,11 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
         # batches touch scattered rows: without this every page fault reads ahead read_ahead_kb (8 MB here)
         # around the row, and a training epoch under a memory limit read 20x the file
         mapping.madvise(mmap.MADV_RANDOM)
-    return Dataset(x=torch.from_numpy(x), kind=meta["kind"], name=name or str(path), split_order=SplitOrder(position),
+    from .mapped_reads import register
+
+    register(x)  # sequential passes over its splits read ahead in large requests (mapped_reads.row_chunks)
+    return Dataset(x=torch.from_numpy(x), kind=meta["kind"], name=name or str(path),
+                   split_order=SplitOrder(position, cache=str(data)),
                    known_fingerprint=meta["fingerprint"], known_in_unit=meta.get("in_unit_interval"), **kwargs)
 
 

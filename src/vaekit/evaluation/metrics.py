@@ -21,6 +21,8 @@ from .._memory import release_free_memory
 from ..core.inference import chunking, draw, in_eval_mode, log_weights, posterior_draws  # noqa: F401
 from ..core.objectives import elbo_parts, elbo_summary, evaluate_elbo  # noqa: F401 (re-exported: vaekit.evaluation API)
 from ..core.vae import VAE, gaussian_kl
+from ..data.dataset import in_unit_interval
+from ..data.mapped_reads import row_chunks
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2015)
 
@@ -70,7 +72,7 @@ def importance_bounds(model: VAE, x: torch.Tensor, k: int, rows_per_chunk: int =
     n_ex, s_chunk = chunking(len(x), k, rows_per_chunk)
     iw_out, elbo_out = [], []
     calls = 0
-    for i in range(0, len(x), n_ex):
+    for i in row_chunks(x, n_ex):  # range(); a memory-mapped x is read ahead in large requests
         xb = x[i: i + n_ex].to(dev)
         b = len(xb)
         cb = _rows(c, i, n_ex, dev)
@@ -104,7 +106,7 @@ def reconstruction_errors(model: VAE, x: torch.Tensor, batch_size: int = 1024,
     mean (model units: standardized columns for tables)."""
     dev = _device(model)
     out = []
-    for i in range(0, len(x), batch_size):
+    for i in row_chunks(x, batch_size):
         xb = x[i: i + batch_size].to(dev)
         rec = model.reconstruct(xb, _rows(c, i, batch_size, dev))
         out.append(((rec - xb) ** 2).flatten(1).sum(1).cpu())
@@ -117,11 +119,17 @@ def posterior_stats(model: VAE, x: torch.Tensor, batch_size: int = 1024,
     """Posterior means and log-variances ``[N, latent_dim]`` of q(z|x) for every example."""
     dev = _device(model)
     mus, logvars = [], []
-    for i in range(0, len(x), batch_size):
+    for i in row_chunks(x, batch_size):
         mu, logvar = model.posterior_params(x[i: i + batch_size].to(dev), _rows(c, i, batch_size, dev))
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
     return torch.cat(mus), torch.cat(logvars)
+
+
+def _all_chunks(x: torch.Tensor, rows: int, test: Callable[[torch.Tensor], bool]) -> bool:
+    """Whether ``test`` holds for every chunk of ``rows`` rows of ``x`` (stops at the first that fails): a check over
+    all values with temporaries of one chunk, not of ``x`` (a memory-mapped split may be larger than memory)."""
+    return all(test(x[i: i + rows]) for i in row_chunks(x, rows))
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, torch.Tensor]:
@@ -156,8 +164,8 @@ def reconstruction_error(model: VAE, x: torch.Tensor, batch_size: int = 1024,
     dev = _device(model)
     se = 0.0
     bce = 0.0
-    unit = bool(((x >= 0) & (x <= 1)).all())
-    for i in range(0, len(x), batch_size):
+    unit = _all_chunks(x, batch_size, in_unit_interval)  # no [N, D] boolean temporary (a mapped split: no copy)
+    for i in row_chunks(x, batch_size):
         xb = x[i: i + batch_size].to(dev)
         mb = _rows(mask, i, batch_size, dev)
         rec = model.reconstruct(xb, _rows(c, i, batch_size, dev))
@@ -281,7 +289,8 @@ def _evaluation_warnings(model: VAE, x: torch.Tensor, n_active: int, binarized: 
     w = collapse_warning(n_active, model.latent_dim)
     if w:
         warnings.append(w)
-    if model.likelihood.name == "bernoulli" and not binarized and bool(((x > 0) & (x < 1)).any()):
+    if model.likelihood.name == "bernoulli" and not binarized and \
+            not _all_chunks(x, 1024, lambda b: not bool(((b > 0) & (b < 1)).any())):
         warnings.append("Bernoulli likelihood on continuous targets in [0, 1]: the number is a cross-entropy, "
                         "not a normalized log-likelihood; train and evaluate with --binarize dynamic or static "
                         "for values comparable with the literature")
