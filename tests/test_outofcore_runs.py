@@ -140,3 +140,24 @@ def test_two_processes_train_a_mapped_run_like_one(npy, tmp_path, monkeypatch):
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5)
     assert len(list((tmp_path / "c2" / "outofcore").glob("*.npy"))) == 1
     assert not list((tmp_path / "c2" / "outofcore").glob(".tmp-*"))
+
+
+def test_score_pads_only_the_last_block_with_the_same_numbers():
+    """`score` of a mapped split: the whole blocks are scored in place (no padded copy of the split), with the
+    numbers of padding it all (every network call has the same rows as before)."""
+    from vaekit.config import make_config
+    from vaekit.core.vae import build_model
+    from vaekit.evaluation.metrics import importance_bounds, reconstruction_errors
+    from vaekit.tasks.anomaly import common_noise, score_examples
+
+    torch.manual_seed(0)
+    model = build_model(make_config(latent_dim=2, hidden=[16], likelihood="bernoulli"), (12,), 0)
+    for score, k, n, block in (("iwae", 512, 10, 4), ("elbo", 512, 9, 4), ("recon", 1, 300, 256)):
+        x = torch.rand(n, 12)
+        padded = torch.cat([x, x[:1].expand((-n) % block, 12)])
+        if score == "recon":
+            ref = -reconstruction_errors(model, padded, batch_size=256)[:n].double().numpy()
+        else:
+            iw, elbo = importance_bounds(model, padded, k, rows_per_chunk=2048, noise=common_noise(k, 2, 0))
+            ref = (iw if score == "iwae" else elbo)[:n].double().numpy()
+        np.testing.assert_array_equal(score_examples(model, x, score, k, 0), ref)

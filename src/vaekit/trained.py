@@ -270,9 +270,13 @@ class TrainedVAE:
         from .tasks.anomaly import log_det, score_examples
 
         x = np.ascontiguousarray(x, dtype=np.float32)
-        bad = ~np.isfinite(x) & (~np.isnan(x) if self.config.missing == "mask" else True)
-        if bad.any():
-            raise DataError(f"{int(bad.any(axis=tuple(range(1, x.ndim))).sum())} row(s) hold infinite values"
+        bad_rows = 0
+        for i in range(0, len(x), 4096):  # temporaries of a chunk, not of x (a memory-mapped split)
+            part = x[i: i + 4096]
+            bad = ~np.isfinite(part) & (~np.isnan(part) if self.config.missing == "mask" else True)
+            bad_rows += int(bad.any(axis=tuple(range(1, x.ndim))).sum())
+        if bad_rows:
+            raise DataError(f"{bad_rows} row(s) hold infinite values"
                             + ("" if self.config.missing == "mask" else " or NaN (missing cells: score them with a "
                                "run trained with --missing mask)") + "; drop or fix them")
         t = torch.from_numpy(x).reshape(len(x), *self.shape)

@@ -102,7 +102,7 @@ def _scored_arrays(trained: Any, ds: Any, run: Path, data: str, method: str, nor
 
     from ..tasks.anomaly import anomaly_labels
 
-    if bool(torch.isnan(ds.x).any()) and method == "recon":
+    if method == "recon" and any(bool(torch.isnan(ds.x[i: i + 4096]).any()) for i in range(0, len(ds.x), 4096)):
         raise UsageError(f"{data} has {int(torch.isnan(ds.x).any(1).sum())} row(s) with missing cells: score them "
                          f"with --score iwae or elbo (the density of the observed cells), or fill them first "
                          f"(vaekit impute {run} --data {data} --out completed.csv)")

@@ -12,7 +12,8 @@ permutation of :func:`~vaekit.data.dataset.split_dataset`): the validation rows 
 The cache lives in ``<cache dir>/outofcore/<key>.npy`` (+ ``.json``), ``key`` hashing the source files'
 names, sizes and modification times, ``--image-size``, the seed and the split fractions: a changed file makes
 a new cache. It is written to a temporary name and renamed (atomic). The map is advised ``MADV_RANDOM``:
-batches fault their rows without the kernel's readaround.
+batches fault their rows without the kernel's readaround; sequential passes over a split read ahead in large
+requests instead (:mod:`vaekit.data.mapped_reads`, which also re-opens a run's cache for its commands).
 """
 
 from __future__ import annotations
@@ -308,9 +309,11 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
         # batches touch scattered rows: without this every page fault reads ahead read_ahead_kb (8 MB here)
         # around the row, and a training epoch under a memory limit read 20x the file
         mapping.madvise(mmap.MADV_RANDOM)
+    from .._memory import fixed_mmap_threshold
     from .mapped_reads import register
 
     register(x)  # sequential passes over its splits read ahead in large requests (mapped_reads.row_chunks)
+    fixed_mmap_threshold()  # big temporaries (batches, activations) go back to the OS when freed: a bounded heap
     return Dataset(x=torch.from_numpy(x), kind=meta["kind"], name=name or str(path),
                    split_order=SplitOrder(position, cache=str(data)),
                    known_fingerprint=meta["fingerprint"], known_in_unit=meta.get("in_unit_interval"), **kwargs)

@@ -85,16 +85,22 @@ def score_examples(model: VAE, x: torch.Tensor, score: str = "iwae", k: int = 10
     n = len(x)
     rows = ROWS_PER_CHUNK if score != "recon" else RECON_BATCH
     block = max(1, rows // min(k, rows)) if score != "recon" else rows
-    pad = (-n) % block
-    if pad:
-        x = torch.cat([x, x[:1].expand(pad, *x.shape[1:])])
-        c = None if c is None else torch.cat([c, c[:1].expand(pad, *c.shape[1:])])
-        mask = None if mask is None else torch.cat([mask, mask[:1].expand(pad, *mask.shape[1:])])
+    whole, pad = n - n % block, (-n) % block
+    parts = [[_rows(t, 0, whole) for t in (x, c, mask)]] if whole or not pad else []
+    if pad:  # the last block alone, padded: the whole blocks are scored in place (a mapped split: no copy)
+        parts.append([None if t is None else torch.cat([t[whole:], t[:1].expand(pad, *t.shape[1:])])
+                      for t in (x, c, mask)])
     if score == "recon":
-        return -reconstruction_errors(model, x, batch_size=rows, c=c)[:n].double().numpy()
-    iw, elbo = importance_bounds(model, x, k, rows_per_chunk=rows, c=c,
-                                 noise=common_noise(k, model.latent_dim, seed), mask=mask)
-    return (iw if score == "iwae" else elbo)[:n].double().numpy() + log_det
+        return -torch.cat([reconstruction_errors(model, xp, batch_size=rows, c=cp)
+                           for xp, cp, _ in parts])[:n].double().numpy()
+    noise = common_noise(k, model.latent_dim, seed)
+    bounds = [importance_bounds(model, xp, k, rows_per_chunk=rows, c=cp, noise=noise, mask=mp)
+              for xp, cp, mp in parts]
+    return torch.cat([b[0 if score == "iwae" else 1] for b in bounds])[:n].double().numpy() + log_det
+
+
+def _rows(t: torch.Tensor | None, a: int, b: int) -> torch.Tensor | None:
+    return None if t is None else t[a:b]
 
 
 def describe(score: str, k: int, standardized: bool) -> str:
