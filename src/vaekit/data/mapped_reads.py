@@ -76,8 +76,8 @@ def row_chunks(x: torch.Tensor, size: int) -> Iterator[int]:
     a memory-mapped cache, the rows ahead of the chunk in use (up to :data:`READ_AHEAD_BYTES` past it) are read
     ahead in large requests first, so the pass reads the file in big sequential pieces instead of 4 KB faults."""
     n = len(x)
-    mapped = n > 0 and _mapping_of(x[:1]) is not None
-    row = max(1, x[:1].numel() * x.element_size()) if n else 1
+    mapped = n > 0 and torch.is_tensor(x) and _mapping_of(x[:1]) is not None
+    row = max(1, x[:1].numel() * x.element_size()) if mapped else 1
     window = max(size, READ_AHEAD_BYTES // row)
     asked = 0  # rows asked for so far
     for i in range(0, n, size):
