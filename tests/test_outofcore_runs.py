@@ -161,3 +161,21 @@ def test_score_pads_only_the_last_block_with_the_same_numbers():
             iw, elbo = importance_bounds(model, padded, k, rows_per_chunk=2048, noise=common_noise(k, 2, 0))
             ref = (iw if score == "iwae" else elbo)[:n].double().numpy()
         np.testing.assert_array_equal(score_examples(model, x, score, k, 0), ref)
+
+
+def test_resume_reads_the_cache_folder_the_run_recorded(npy, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "default"))
+    out = tmp_path / "run"
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def stop(row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        vaekit.train(data=str(npy), out=out, mmap=True, cache_dir=str(tmp_path / "chosen"), on_epoch_end=stop,
+                     report=False, **SETTINGS)
+    vaekit.train(out=out, resume=True, report=False)  # no --cache-dir: the one config.json records
+    assert json.loads((out / "trainer_state.json").read_text())["finished"]
+    assert not (tmp_path / "default").exists()
