@@ -131,7 +131,8 @@ def _train(held: contextlib.ExitStack, data: str | Dataset | None, out: str | os
         load_source(cfg.data, image_size=cfg.image_size, label_column=cfg.label_column, cache_dir=cache_dir,
                     allow_missing=cfg.missing == "mask", **kind_options)
     if cfg.mmap and ds.split_order is None:
-        raise UsageError(f"--mmap reads a .npy file or a folder of .npy/.npz shards, not {cfg.data}; drop --mmap")
+        raise UsageError(f"--mmap reads a .npy file, a folder of .npy/.npz shards or a folder of images, not "
+                         f"{cfg.data}; drop --mmap")
     prep = prepare(cfg, ds, resolve_likelihood=not resume)
     # a torchrun world is joined once every rank has its data (errors before this are said by rank 0 alone)
     dist, dist_device = distributed.start(cfg.batch_size, resolve_device(cfg.device, cfg.precision), dist_backend,

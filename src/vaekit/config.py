@@ -47,8 +47,8 @@ class TrainConfig(BaseModel):
     test_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="fraction of the data held out for testing")
     # data larger than memory (vaekit.data.outofcore): a split-ordered memory-mapped cache on disk
     mmap: bool = Field(default=False,
-        description="read a .npy or a folder of .npy/.npz shards memory-mapped (data larger than memory), "
-                    "through a split-ordered cache in --cache-dir")
+        description="read a .npy, a folder of .npy/.npz shards or a folder of images memory-mapped (data larger "
+                    "than memory), through a split-ordered cache in --cache-dir (images decoded once)")
     # missing table cells: "error" refuses them; "mask" trains on incomplete rows, the likelihood counting
     # observed cells only (MIWAE, Mattei & Frellsen 2019)
     missing: MissingName = Field(default="error",

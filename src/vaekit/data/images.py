@@ -135,6 +135,13 @@ def _to_array(im: Image.Image, image_size: int | None, path: Path | str = "image
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+def size_error(first: Path, first_hw: tuple[int, ...], other: Path, other_hw: tuple[int, ...]) -> DataError:
+    """The error for two images of different sizes (``*_hw``: height, width) read without ``--image-size``."""
+    (h0, w0), (h1, w1) = first_hw, other_hw
+    return DataError(f"images have different sizes: {first} is {w0}x{h0} and {other} is {w1}x{h1}; "
+                     "pass --image-size N (image_size=N) to resize them all to N x N")
+
+
 def load_image_folder(root: Path, *, image_size: int | None = None, name: str | None = None) -> Dataset:
     """Load every image under ``root`` (see the module docstring for the layout rules)."""
     files, labels, classes = list_image_files(root)
@@ -147,12 +154,7 @@ def load_image_folder(root: Path, *, image_size: int | None = None, name: str | 
         first = arrays[0].shape[:2]
         for p, a in zip(files, arrays):
             if a.shape[:2] != first:
-                h0, w0 = first
-                h1, w1 = a.shape[:2]
-                raise DataError(
-                    f"images have different sizes: {files[0]} is {w0}x{h0} and {p} is {w1}x{h1}; "
-                    "pass --image-size N (image_size=N) to resize them all to N x N"
-                )
+                raise size_error(files[0], first, p, a.shape[:2])
     channels = 3 if any(a.shape[2] == 3 for a in arrays) else 1
     if channels == 3:
         arrays = [np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a for a in arrays]

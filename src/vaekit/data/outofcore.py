@@ -7,7 +7,8 @@ float32, uint8 images / 255, NHWC → NCHW, the same one-line refusals), hashes 
 fingerprint as :meth:`Dataset.fingerprint`, and writes row ``perm[j]`` at position ``j`` (``perm`` the seeded
 permutation of :func:`~vaekit.data.dataset.split_dataset`): the validation rows first, then test, then train
 (through :class:`_Buckets`, an external shuffle with sequential I/O only). :class:`SplitOrder` tells ``split_dataset`` where each original row lies, so the splits it returns are views
-(no copy) with the same rows in the same order as in memory: training is unchanged.
+(no copy) with the same rows in the same order as in memory: training is unchanged. Folders of images go through
+the same writer (:func:`write_split_ordered`), decoded a chunk at a time (:mod:`vaekit.data.outofcore_images`).
 
 The cache lives in ``<cache dir>/outofcore/<key>.npy`` (+ ``.json``), ``key`` hashing the source files'
 names, sizes and modification times, ``--image-size``, the seed and the split fractions: a changed file makes
@@ -279,20 +280,18 @@ def _cache_key(paths: list[Path], image_size: int | None, plan: tuple[int, float
 
 def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | os.PathLike | None = None,
                 image_size: int | None = None, name: str | None = None) -> Dataset:
-    """A ``.npy`` file or a folder of shards as a :class:`Dataset` whose ``x`` is a split-ordered memory map
-    (see the module docstring); ``plan`` is (seed, val_fraction, test_fraction) of the run."""
+    """A ``.npy`` file, a folder of shards or a folder of images (:mod:`~vaekit.data.outofcore_images`) as a
+    :class:`Dataset` whose ``x`` is a split-ordered memory map (see the module docstring); ``plan`` is (seed,
+    val_fraction, test_fraction) of the run."""
     from .builtin import default_cache_dir
     from .dataset import split_indices
 
-    folder = path if path.is_dir() else None
-    paths = shard_files(path) if folder is not None else [path]
-    if folder is None and path.suffix.lower() != ".npy":
-        raise DataError(f"--mmap reads a .npy file or a folder of .npy/.npz shards, not {path}; save x with np.save "
-                        "(or split it into shards), or drop --mmap")
-    xs, y_raw, y_names = _parts(paths, True, folder)
-    n = sum(len(x) for x in xs)
-    kwargs: dict = {}
-    _labels(kwargs, y_raw, y_names, n, path)
+    if path.is_dir() and not is_shard_folder(path):  # decoded once into the cache: vaekit.data.outofcore_images
+        from .outofcore_images import image_source
+
+        paths, n, kwargs, write = image_source(path, image_size)
+    else:
+        paths, n, kwargs, write = _array_source(path, image_size)
     seed, val_fraction, test_fraction = plan
     perm = torch.cat(split_indices(n, val_fraction, test_fraction, seed)) if n >= 3 else torch.arange(n)
     position = torch.empty(n, dtype=torch.int64)
@@ -302,7 +301,7 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
     data, meta_path = root / f"{key}.npy", root / f"{key}.json"
     meta = _read_meta(meta_path)
     if meta is None or not data.is_file():
-        meta = _write_cache(xs, path, image_size, position.numpy(), root, data, meta_path, kwargs)
+        meta = write(position.numpy(), root, data, meta_path)
     x = np.load(data, mmap_mode="c", allow_pickle=False)
     mapping = getattr(x, "_mmap", None)
     if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
@@ -319,6 +318,24 @@ def load_mapped(path: Path, *, plan: tuple[int, float, float], cache_dir: str | 
                    known_fingerprint=meta["fingerprint"], known_in_unit=meta.get("in_unit_interval"), **kwargs)
 
 
+def _array_source(path: Path, image_size: int | None) -> tuple[list[Path], int, dict, object]:
+    """A ``.npy`` file or a folder of shards for :func:`load_mapped`: (the files the cache key covers, the number
+    of rows, the Dataset's label fields, ``write(position, root, data, meta_path)`` writing the cache)."""
+    folder = path if path.is_dir() else None
+    paths = shard_files(path) if folder is not None else [path]
+    if folder is None and path.suffix.lower() != ".npy":
+        raise DataError(f"--mmap reads a .npy file, a folder of .npy/.npz shards or a folder of images, not {path}; "
+                        "save x with np.save (or split it into shards), or drop --mmap")
+    xs, y_raw, y_names = _parts(paths, True, folder)
+    n = sum(len(x) for x in xs)
+    kwargs: dict = {}
+    _labels(kwargs, y_raw, y_names, n, path)
+
+    def write(position: np.ndarray, root: Path, data: Path, meta_path: Path) -> dict:
+        return _write_cache(xs, path, image_size, position, root, data, meta_path, kwargs)
+    return paths, n, kwargs, write
+
+
 def _read_meta(path: Path) -> dict | None:
     try:
         meta = json.loads(path.read_text())
@@ -332,7 +349,22 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, posi
     """Check and hash the source in order (:func:`_stream`) while bucketing its rows, then write ``data`` (a
     float32 ``.npy`` holding source row ``i`` at ``position[i]``) and its ``.json``, both atomically."""
     _, shape, kind = _converter(xs[0], where, image_size)
-    n = sum(len(x) for x in xs)
+
+    def stream(sink) -> tuple[hashlib._Hash, bool]:
+        h, _, in_unit = _stream(xs, where, image_size, keep=False, sink=sink)
+        return h, in_unit
+    return write_split_ordered(stream, sum(len(x) for x in xs), shape, kind, where, position, root, data, meta_path,
+                               kwargs)
+
+
+def write_split_ordered(stream, n: int, shape: tuple[int, ...], kind: str, where: Path, position: np.ndarray,
+                        root: Path, data: Path, meta_path: Path, kwargs: dict) -> dict:
+    """The cache writer of every source (arrays, shards, image folders): ``stream(sink)`` converts, checks and
+    hashes the source's ``n`` rows (float32, per-example ``shape``) in source order, handing each chunk to
+    ``sink(first_row, rows)``, and returns (the hash fed as :meth:`Dataset.fingerprint` feeds ``x``, whether every
+    value lies in [0, 1]); the rows go through the external shuffle (:class:`_Buckets`) into ``data``, source row
+    ``i`` at ``position[i]``, and the metadata into ``meta_path`` (both written atomically). An exception from
+    ``stream`` leaves nothing behind."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-", suffix=".npy")
@@ -343,7 +375,7 @@ def _write_cache(xs: list[np.ndarray], where: Path, image_size: int | None, posi
         with tempfile.TemporaryDirectory(dir=root, prefix=".tmp-") as scratch:
             buckets = _Buckets(Path(scratch), position, 4 * int(np.prod(shape)))
             try:
-                h, _, in_unit = _stream(xs, where, image_size, keep=False, sink=buckets.add)
+                h, in_unit = stream(buckets.add)
                 with open(tmp, "wb") as f:
                     np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(np.float32).str,
                                                              "fortran_order": False, "shape": (n, *shape)})

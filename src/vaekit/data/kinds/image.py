@@ -25,11 +25,17 @@ class ImageKind(DataKind):
             path is not None and path.is_dir() and not is_shard_folder(path))
 
     def load(self, source: str, path: Path | None, *, image_size: int | None = None, cache_dir: Any = None,
-             download: bool = True, **_: Any) -> Dataset:
+             download: bool = True, mmap_plan: tuple[int, float, float] | None = None, **_: Any) -> Dataset:
+        """A built-in dataset or a folder of images; a folder with ``mmap_plan`` (seed, validation and test
+        fractions: ``--mmap``) is decoded once into a split-ordered memory map (vaekit.data.outofcore_images)."""
         from .._common import resize_images
         from ..builtin import load_builtin
         from ..images import load_image_folder
 
+        if path is not None and mmap_plan is not None:
+            from ..outofcore import load_mapped
+
+            return load_mapped(path, plan=mmap_plan, cache_dir=cache_dir, image_size=image_size, name=source)
         if path is not None:
             return load_image_folder(path, image_size=image_size, name=source)
         ds = load_builtin(source.strip().lower(), cache_dir=cache_dir, download=download)
