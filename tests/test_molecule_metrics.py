@@ -216,3 +216,29 @@ def test_molecule_figures_are_pngs():
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(png)).size[0] > 400
     with pytest.raises(UsageError, match="unknown molecular property"):
         property_histograms_png(GEN, GEN, names=("tpsa",))
+
+
+def test_chemnet_activations_do_not_keep_chemnets_whole_output(monkeypatch):
+    """ChemNet returns its last step as a view of the LSTM's whole output sequence; kept as is, every batch's
+    sequence stayed alive until the end (a 176k-molecule reference set was OOM-killed at 22 GB). Each batch's
+    activations must be copied out, so earlier batches' sequences are freed while later ones run."""
+    pytest.importorskip("fcd_torch")
+    import torch
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from vaekit.evaluation import molecules as M
+
+    made: list = []
+    alive_at_call: list[int] = []
+
+    class FakeChemNet:
+        def __call__(self, x):
+            alive_at_call.append(sum(not r.expired() for r in made))
+            seq = torch.randn(len(x), 50, 512)  # [B, T, 512]: the whole sequence; the last step is returned
+            made.append(StorageWeakRef(seq.untyped_storage()))
+            return seq[:, -1]
+
+    monkeypatch.setattr(M, "_chemnet", lambda: FakeChemNet())
+    acts = M.chemnet_activations(["CCO", "CCN", "c1ccccc1", "CC(=O)O"], batch_size=1)
+    assert acts.shape == (4, 512)
+    assert alive_at_call == [0, 0, 0, 0]  # without the copy: [0, 1, 2, 3]

@@ -244,7 +244,9 @@ def chemnet_activations(smiles: Sequence[str], batch_size: int = FCD_BATCH) -> n
     with torch.no_grad(), quiet_rdkit():
         for start in range(0, len(data), batch_size):
             batch = np.stack([data[i] for i in range(start, min(start + batch_size, len(data)))])
-            out.append(model(torch.from_numpy(batch).transpose(1, 2).float()).numpy())
+            # a copy: ChemNet's output is a view into its LSTM's whole output sequence (≈ 180 MB a batch of
+            # 512), which .numpy() alone would keep alive until the end (176k molecules: 60 GB)
+            out.append(model(torch.from_numpy(batch).transpose(1, 2).float()).numpy().copy())
     return np.concatenate(out) if out else np.zeros((0, 512))
 
 
