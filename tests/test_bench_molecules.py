@@ -72,3 +72,37 @@ def test_reference_statistics_cache_round_trips(tmp_path):
     assert molecule_metrics(gen, ref, again) == molecule_metrics(gen, ref, fresh)
     cached_reference(ref[:-1], cache_dir=tmp_path, fcd=False, properties=False)
     assert len(list(tmp_path.iterdir())) == 4  # a different set writes its own files
+
+
+def test_moses_precomputed_statistics_load_without_running_code(tmp_path):
+    """MOSES's test_stats.npz is a pickle: arrays and Counters load, anything else (a callable) is refused."""
+    import io
+    import pickle
+
+    import numpy as np
+
+    from bench.molecules_reference import compare_with_moses, moses_stats
+
+    def wheel_with(obj, name):
+        buf = io.BytesIO()
+        np.save(buf, np.array(obj, dtype=object), allow_pickle=True)
+        npz = io.BytesIO()
+        with zipfile.ZipFile(npz, "w") as z:
+            z.writestr("stats.npy", buf.getvalue())
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("moses/dataset/data/test_stats.npz", npz.getvalue())
+        return path
+
+    mu, sigma = np.arange(3.0), np.eye(3)
+    fps = np.eye(2, 8, dtype=np.uint8)
+    theirs = {"FCD": {"mu": mu, "sigma": sigma}, "SNN": {"fps": fps}, "Frag": {"frag": Counter({"C": 2})},
+              "Scaf": {"scaf": Counter({"c1ccccc1": 1})}}
+    got = moses_stats(wheel_with(theirs, "ok.whl"))
+    assert np.array_equal(got["FCD"]["sigma"], sigma) and got["Frag"]["frag"] == Counter({"C": 2})
+    mine = {"fcd": {"mu": mu, "sigma": sigma}, "fps": fps, "frag": Counter({"C": 5}), "scaf": Counter({"CC": 1})}
+    cmp = compare_with_moses(mine, got)
+    assert cmp["FCD(vaekit, MOSES)"] == pytest.approx(0.0, abs=1e-9) and cmp["Frag cosine"] == pytest.approx(1.0)
+    assert cmp["Scaf cosine"] == 0.0 and cmp["fingerprint bits equal"] == 1.0
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        moses_stats(wheel_with({"FCD": print}, "bad.whl"))
