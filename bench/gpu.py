@@ -3,31 +3,19 @@ with the data resident on the device, in fp32, `--precision bf16`, `--compile` a
 own matmul rate measured in the same process; 1 vs N processes (`vaekit train --nproc N`, NCCL) where the
 machine has several GPUs.
 
-    python -m bench.gpu [--device cuda] [--budget-s 270] [--box-s 30] [--epochs 3]
-                        [--variants fp32,bf16,compile,bf16+compile] [--data auto|fashion-mnist|synthetic]
-                        [--image-size 64] [--batch-size 128] [--conv-batch-size 128] [--n-train N]
-                        [--nproc N] [--ddp-batch-size 1024]
+    python -m bench.gpu [--device cuda] [--budget-s 270] [--box-s 30] [--epochs 3] [--variants fp32,bf16,
+        compile,bf16+compile] [--models mlp,conv] [--data auto|fashion-mnist|synthetic] [--image-size 64]
+        [--batch-size 128] [--conv-batch-size 128] [--n-train N] [--nproc N] [--ddp-batch-size 1024]
 
-Where a GPU is lent (the `device` tool), in one command that brings the result back even when cut short:
+Where a GPU is lent (the `device` tool), one command that brings the result back even when cut short (its image
+has torch but not pydantic: carry Python 3.12 wheels of pydantic, pydantic-core, annotated-types,
+typing-inspection and typing-extensions in `.whl`, as the device README says):
 
-    timeout 300 python -m bench.gpu; cp bench/results/gpu.json $OUT/
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 timeout -k 30 300 python3 -m bench.gpu; cp bench/results/gpu.json $OUT/
 
-Matmul: TFLOP/s of an n×n @ n×n product (n = 8192 on CUDA), fp32 with TF32 off, fp32 with TF32 on, and bf16,
-timed with CUDA events after warm-up products, ~0.5 s each. Training: one `Trainer.fit` per configuration
-(fresh model, seed 0), `1 + --epochs` epochs; examples/s = training examples × timed epochs / the seconds the
-Trainer's history gives them (its validation pass over `--n-val` examples included; the first epoch, which
-pays CUDA start-up and compilation, is left out and reported as `warmup_s`). A configuration stops after the
-epoch that passes `--box-s`; one that would start with less than its reserve of `--budget-s` left is skipped
-(eager ones first, then the 1 vs N runs, then the compiled ones), and the result file is rewritten after each,
-so a run cut short keeps what it measured. FLOPs: `torch.utils.flop_counter.FlopCounterMode` over one
-forward + backward of the objective (optimizer and validation not counted), per example; achieved TFLOP/s =
-that × examples/s, divided by the matmul rate of the step's precision (fp32 steps: the rate at torch's TF32
-setting for matmuls during the run, which is recorded; cuDNN convolutions may use TF32 regardless).
-Data: Fashion-MNIST when vaekit can load it without downloading (`--image-size` resize for the conv VAE),
-else uniform noise in [0, 1] of the same shape ("synthetic"); the file says which. `--device cpu` runs the same
-code (used by the tests with tiny sizes); its numbers say nothing about a GPU. Fashion-MNIST on a machine
-without it: carry its four IDX .gz files and copy them into /usr/share/datasets/fashion-mnist (the system
-copy vaekit checks by content) before the command; synthetic data of the same shape costs the same FLOPs.
+Prints a table and writes bench/results/gpu.json after every configuration (a run cut short keeps what it
+measured); what each number is: bench/README.md, "gpu". `--device cpu` runs the same code (the tests, tiny sizes).
 """
 
 from __future__ import annotations
@@ -36,7 +24,6 @@ import argparse
 import contextlib
 import copy
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -58,11 +45,6 @@ def fail(message: str) -> None:
     """A user mistake: one line on stderr, exit code 2 (the project's rule)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, seconds: float) -> float:
@@ -87,9 +69,7 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, seconds: flo
             torch.mm(a, b, out=out)
         return time.perf_counter() - t0
 
-    for _ in range(3):
-        torch.mm(a, b, out=out)
-    sync(device)
+    timed(3)  # warm-up (cuBLAS heuristics, clocks); not counted
     reps, dt = 1, timed(1)
     while dt < seconds and reps < 1 << 20:
         reps = max(reps * 2, int(reps * seconds / max(dt, 1e-9) * 1.1))
@@ -205,14 +185,13 @@ def run_config(model: str, variant: str, train_x: torch.Tensor, val_x: torch.Ten
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     out["vs"] = "bf16" if precision == "bf16" else "tf32" if tf32 else "fp32"
     out["of_matmul"] = out["achieved_tflops"] / mm[out["vs"]]
-    out["of_each_matmul"] = {k: out["achieved_tflops"] / v for k, v in mm.items()}
     print(f"{model} {variant}: {eps:,.0f} examples/s, {out['achieved_tflops']:.3g} TFLOP/s ({100 * out['of_matmul']:.1f}%"
           f" of {out['vs']} matmul), warm-up {out['warmup_s']:.1f} s, data {out['data_route']}", flush=True)
     if device.type == "cuda":
         out["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     del trainer, net
     if compiled:
-        torch._dynamo.reset()
+        torch._dynamo.reset()  # free the compiled graphs before the next configuration
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
@@ -228,14 +207,23 @@ def cli_run(nproc: int, data_args: list[str], args: argparse.Namespace, device: 
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)  # its ranks: one group
+    log = out.with_suffix(".stderr")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        if proc.wait(timeout=max(timeout, 1.0)):
-            raise subprocess.CalledProcessError(proc.returncode, cmd[:4])
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the ranks it started, none left on the GPUs
-        proc.wait()
-        raise
+        code = proc.wait(timeout=max(timeout, 1.0))
+    finally:  # cut short (time-out, SIGTERM): the launcher stops its ranks (each in its own session) on SIGTERM
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if code:
+        said = log.read_text(errors="replace").strip().splitlines()
+        raise RuntimeError(f"vaekit train{f' --nproc {nproc}' if nproc > 1 else ''} exited with {code}: "
+                           f"{said[-1] if said else 'no message'}")
     rows = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines() if s.strip()]
     n_train = json.loads((out / "config.json").read_text())["data"]["n_train"]
     timed = rows[1:]
@@ -285,9 +273,13 @@ def main(argv: list[str] | None = None) -> dict:
         fail("--epochs must be at least 1 (the warm-up epoch comes on top)")
     t_start = time.perf_counter()
     left = lambda: args.budget_s - (time.perf_counter() - t_start)  # noqa: E731
+    from vaekit.errors import UsageError
     from vaekit.training.parts import resolve_device
 
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except UsageError as err:
+        fail(str(err))
     variants = [v for v in args.variants.split(",") if v]
     models = [m for m in args.models.split(",") if m]
     bad = [v for v in variants if v not in VARIANTS] + [m for m in models if m not in ("mlp", "conv")]
@@ -359,18 +351,17 @@ def report(payload: dict, args: argparse.Namespace) -> None:
     C.print_table(f"bench.gpu on {payload['device_name']}: training examples/s, warm-up epoch excluded", rows,
                   ("model", "variant", "data on", "ex/s", "MFLOP/ex", "TFLOP/s", "of mm", "mm", "warm-up s"))
     n = payload["matmul_n"]
-    C.print_table(f"matmul {n}x{n} @ {n}x{n}, TFLOP/s", list(payload["matmul_tflops"].items()),
-                  ("dtype", "TFLOP/s"))
+    print(f"matmul {n}x{n} @ {n}x{n}: " + ", ".join(f"{k} {v:,.4g}" for k, v in payload["matmul_tflops"].items())
+          + " TFLOP/s (fp32: TF32 off; tf32: on)")
     if payload["ddp"]:
         d = payload["ddp"]
-        C.print_table(f"1 vs {d['runs'][-1]['processes']} processes: {d['config']}",
-                      [(r["processes"], r["examples_per_s"], r["warmup_s"]) for r in d["runs"]],
-                      ("processes", "examples/s", "warm-up s"))
-        print(f"speed-up {d['speedup']:.2f}x")
+        print(f"{d['config']}: " + ", ".join(f"{r['processes']} process(es) {r['examples_per_s']:,.0f} examples/s"
+                                            for r in d["runs"]) + f"; speed-up {d['speedup']:.2f}x")
     for s in payload["skipped"] + payload["failed"]:
         print(f"skipped or failed: {s['what']}: {s['why']}")
     print(f"wrote {C.RESULTS_DIR / 'gpu.json'} ({payload['elapsed_s']:.0f} s of {args.budget_s:.0f} s budget)")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: unwind, so a running launcher is stopped
     main()
