@@ -185,8 +185,9 @@ def run_config(model: str, variant: str, train_x: torch.Tensor, val_x: torch.Ten
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     out["vs"] = "bf16" if precision == "bf16" else "tf32" if tf32 else "fp32"
     out["of_matmul"] = out["achieved_tflops"] / mm[out["vs"]]
-    print(f"{model} {variant}: {eps:,.0f} examples/s, {out['achieved_tflops']:.3g} TFLOP/s ({100 * out['of_matmul']:.1f}%"
-          f" of {out['vs']} matmul), warm-up {out['warmup_s']:.1f} s, data {out['data_route']}", flush=True)
+    print(f"{model} {variant}: {eps:,.0f} examples/s, {out['achieved_tflops']:.3g} TFLOP/s "
+          f"({100 * out['of_matmul']:.1f}% of {out['vs']} matmul), warm-up {out['warmup_s']:.1f} s, "
+          f"data {out['data_route']}", flush=True)
     if device.type == "cuda":
         out["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     del trainer, net
