@@ -117,6 +117,51 @@ def run_limited(cmd: list[str], group: Path, env: dict, timeout: float, watch: d
             "peak_rss": usage.ru_maxrss * 1024, "peak_anon": peak_anon[0], "last_error": err[-1] if err else ""}
 
 
+def add_run_options(p: argparse.ArgumentParser, timeout: float) -> None:
+    """The options of the training runs, shared with bench.outofcore_images."""
+    p.add_argument("--limit-gb", type=float, default=1.0, help="memory limit of the training process (GB)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--hidden", default="8", help="hidden layer sizes (small: the question is memory, not compute)")
+    p.add_argument("--again", action="store_true", help="also a second --mmap run, reusing the cache")
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds a run may take before it is killed")
+    p.add_argument("--in-memory", action="store_true", help="also run without --mmap under the same limit")
+    p.add_argument("--tmp", default=None, help="folder for the data and cache (default: the system's temp dir)")
+
+
+def train_command(data: Path, args: argparse.Namespace, cache: Path) -> list[str]:
+    """``vaekit train`` of ``data`` with the bench's small model (the question is memory, not compute)."""
+    return [sys.executable, "-m", "vaekit", "train", "--data", str(data), "--epochs", str(args.epochs),
+            "--hidden", args.hidden, "--latent-dim", "4", "--batch-size", str(args.batch_size),
+            "--no-early-stopping", "--report-iwae-k", "0", "--cache-dir", str(cache), "-q"]
+
+
+def measure(label: str, cmd: list[str], group: Path, peak_file: str, env: dict, timeout: float,
+            watch: dict | None = None) -> dict:
+    """:func:`run_limited` with the cgroup's peak charge (reset first where cgroup v1 allows) and a label."""
+    if peak_file == "memory.max_usage_in_bytes":
+        (group / peak_file).write_text("0")
+    r = run_limited(cmd, group, env, timeout, watch)
+    try:
+        r["cgroup_peak"] = int((group / peak_file).read_text())
+    except (OSError, ValueError):
+        r["cgroup_peak"] = None
+    r["label"] = label
+    return r
+
+
+def remove_cgroup(group: Path | None) -> None:
+    """Remove the bench's cgroup once its processes are gone (it is busy for a moment after they exit)."""
+    if group is None:
+        return
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def _s(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
@@ -124,16 +169,9 @@ def _s(v: float | None) -> str:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gb", type=float, default=3.0, help="size of the float32 array (GB, 1e9 bytes)")
-    p.add_argument("--limit-gb", type=float, default=1.0, help="memory limit of the training process (GB)")
     p.add_argument("--dim", type=int, default=4096, help="values per row")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--hidden", default="8", help="hidden layer sizes (small: the question is memory, not compute)")
-    p.add_argument("--again", action="store_true", help="also a second --mmap run, reusing the cache")
-    p.add_argument("--timeout", type=float, default=420.0, help="seconds a run may take before it is killed")
     p.add_argument("--no-evaluate", action="store_true", help="skip `vaekit evaluate` of the first run")
-    p.add_argument("--in-memory", action="store_true", help="also run without --mmap under the same limit")
-    p.add_argument("--tmp", default=None, help="folder for the data and cache (default: the system's temp dir)")
+    add_run_options(p, timeout=420.0)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench.outofcore needs root (it creates a memory cgroup)")
@@ -146,10 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         n, size = write_array(work / "big.npy", int(args.gb * 1e9), args.dim)
         group, limit_file, peak_file = make_cgroup(limit)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "VAEKIT_CACHE": str(work / "cache")}
-        base = [sys.executable, "-m", "vaekit", "train", "--data", str(work / "big.npy"), "--epochs", str(args.epochs),
-                "--hidden", args.hidden, "--latent-dim", "4", "--batch-size", str(args.batch_size),
-                "--no-early-stopping",
-                "--report-iwae-k", "0", "--cache-dir", str(work / "cache"), "-q"]
+        base = train_command(work / "big.npy", args, work / "cache")
         runs = [("mmap, first (writes the cache)", ["--mmap"])]
         if not args.no_evaluate:
             runs.append(("vaekit evaluate (of the first run)", None))
@@ -158,7 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
         if args.in_memory:
             runs.append(("in memory", []))
         for i, (label, extra) in enumerate(runs):
-            (group / peak_file).write_text("0") if peak_file == "memory.max_usage_in_bytes" else None
             out = work / f"run{i}"
             if extra is None:  # re-reads the first run's data through its cache, as `vaekit report` would
                 cmd = [sys.executable, "-m", "vaekit", "evaluate", str(work / "run0"), "--iwae-k", "0",
@@ -168,12 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
                 cmd = base + extra + ["--out", str(out)]
                 watch = {"cache": (work / "cache" / "outofcore", "[!.]*.npy"), "results": (out, "results.json"),
                          "report": (out, "report.html")}
-            r = run_limited(cmd, group, env, args.timeout, watch)
-            try:
-                r["cgroup_peak"] = int((group / peak_file).read_text())
-            except (OSError, ValueError):
-                r["cgroup_peak"] = None
-            r["label"] = label
+            r = measure(label, cmd, group, peak_file, env, args.timeout, watch)
             try:
                 r["epoch_s"] = [round(json.loads(line)["seconds"], 1)
                                 for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -183,13 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
             if i > 0 or args.no_evaluate:
                 shutil.rmtree(out, ignore_errors=True)
     finally:
-        if group is not None:
-            for _ in range(50):
-                try:
-                    group.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        remove_cgroup(group)
         shutil.rmtree(work, ignore_errors=True)
     mb = 1e6
     print_table(f"vaekit train over a {size / 1e9:.2f} GB float32 .npy ({n} x {args.dim}) under a "

@@ -9,8 +9,8 @@ are written to a temporary folder and dropped from the page cache; then `vaekit 
 process inside a memory cgroup limited to ``--limit-gb`` (root only). The first run decodes the folder once, a
 chunk at a time, into vaekit's split-ordered cache, then trains; ``--again``: a second run reuses the cache;
 ``--in-memory``: the same run without ``--mmap`` (it holds every decoded image: expected killed, or refused).
-Reported per run: its wall time, when it finished writing the cache (seconds from its start, from the cache
-file's modification time), the peak RSS, the sampled peak anonymous memory and the cgroup's peak charge.
+Reported per run: its wall time, when the cache was in place (seconds from its start: it is renamed into
+place once written), the peak RSS, the sampled peak anonymous memory and the cgroup's peak charge.
 Everything written (images, cache, runs, cgroup) is removed at the end.
 """
 
@@ -22,13 +22,12 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import print_table, write_result
-from bench.outofcore import make_cgroup, run_limited
+from bench.outofcore import add_run_options, make_cgroup, measure, remove_cgroup, train_command
 
 
 def write_images(folder: Path, n: int, px: int, classes: int = 10) -> int:
@@ -54,14 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=40000, help="number of PNGs")
     p.add_argument("--px", type=int, default=64, help="side of each PNG (pixels)")
-    p.add_argument("--limit-gb", type=float, default=1.0, help="memory limit of the training process (GB)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--hidden", default="8", help="hidden layer sizes (small: the question is memory, not compute)")
-    p.add_argument("--again", action="store_true", help="also a second --mmap run, reusing the cache")
-    p.add_argument("--timeout", type=float, default=280.0, help="seconds a run may take before it is killed")
-    p.add_argument("--in-memory", action="store_true", help="also run without --mmap under the same limit")
-    p.add_argument("--tmp", default=None, help="folder for the images and cache (default: the system's temp dir)")
+    add_run_options(p, timeout=280.0)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("bench.outofcore_images needs root (it creates a memory cgroup)")
@@ -74,36 +66,23 @@ def main(argv: list[str] | None = None) -> dict:
         size = write_images(work / "images", args.images, args.px)
         group, _, peak_file = make_cgroup(int(args.limit_gb * 1e9))
         env = {**os.environ, "OMP_NUM_THREADS": "1", "VAEKIT_CACHE": str(work / "cache")}
-        base = [sys.executable, "-m", "vaekit", "train", "--data", str(work / "images"), "--epochs", str(args.epochs),
-                "--hidden", args.hidden, "--latent-dim", "4", "--batch-size", str(args.batch_size),
-                "--no-early-stopping", "--report-iwae-k", "0", "--cache-dir", str(work / "cache"), "-q"]
+        base = train_command(work / "images", args, work / "cache")
         runs = [("mmap, first (decodes into the cache)", ["--mmap"])]
         if args.again:
             runs.append(("mmap, again (cache reused)", ["--mmap"]))
         if args.in_memory:
             runs.append(("in memory", []))
         for i, (label, extra) in enumerate(runs):
-            (group / peak_file).write_text("0") if peak_file == "memory.max_usage_in_bytes" else None
-            started = time.time()
-            r = run_limited(base + extra + ["--out", str(work / f"run{i}")], group, env, args.timeout)
-            written = [f.stat().st_mtime for f in (work / "cache").glob("outofcore/*.npy")
-                       if f.stat().st_mtime >= started]
-            r["cache_written_s"] = max(written) - started if written else None
-            try:
-                r["cgroup_peak"] = int((group / peak_file).read_text())
-            except (OSError, ValueError):
-                r["cgroup_peak"] = None
-            r["label"] = label
+            cache = (work / "cache" / "outofcore", "[!.]*.npy")  # renamed into place once written
+            fresh = extra and not (cache[0].is_dir() and any(cache[0].glob(cache[1])))
+            watch = {"cache_written": cache} if fresh else None  # a reused cache is not timed
+            r = measure(label, base + extra + ["--out", str(work / f"run{i}")], group, peak_file, env, args.timeout,
+                        watch)
+            r.setdefault("cache_written_s", None)
             rows.append(r)
             shutil.rmtree(work / f"run{i}", ignore_errors=True)
     finally:
-        if group is not None:
-            for _ in range(50):
-                try:
-                    group.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        remove_cgroup(group)
         shutil.rmtree(work, ignore_errors=True)
     mb = 1e6
     print_table(f"vaekit train over {args.images} {args.px}x{args.px} RGB PNGs ({size / 1e9:.2f} GB; "
