@@ -12,25 +12,25 @@ import ctypes
 import ctypes.util
 import sys
 from functools import lru_cache
+from typing import Any
 
 
-@lru_cache(maxsize=1)
-def _malloc_trim():
+@lru_cache(maxsize=None)
+def _libc(name: str, argtypes: tuple, restype: Any) -> Any:
+    """glibc's function ``name`` with its C signature, or None off Linux or where the C library lacks it."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.malloc_trim
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
+    fn.argtypes, fn.restype = list(argtypes), restype
     return fn
 
 
 def release_free_memory() -> None:
     """Return free heap pages to the OS where the C library can (a no-op elsewhere)."""
-    fn = _malloc_trim()
+    fn = _libc("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
     if fn is not None:
         fn(0)
 
@@ -44,14 +44,5 @@ def fixed_mmap_threshold(nbytes: int = 1 << 20) -> bool:
     chunks stay). For processes that must stay under a memory limit (``--mmap``): a 3 GB run under a 1 GB
     cgroup was OOM-killed once with 962 MB of anonymous memory, about twice the usual peak (likely that heap).
     Whether it applied (False off glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return bool(fn(M_MMAP_THRESHOLD, int(nbytes)))
-
+    fn = _libc("mallopt", (ctypes.c_int, ctypes.c_int), ctypes.c_int)
+    return fn is not None and bool(fn(M_MMAP_THRESHOLD, int(nbytes)))
